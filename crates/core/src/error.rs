@@ -1,0 +1,134 @@
+//! Typed errors of the state machine.
+//!
+//! [`TxError`] is what a user sees when a transaction is refused: each variant has a stable,
+//! machine-readable [`TxError::code`] (used by the HTTP API and CLI) and a message that names the
+//! offending value. [`StateError`] is a fault of the node itself (storage), never of the sender.
+
+use crate::address::Address;
+use crate::token::Amount;
+
+/// A failure to read state: the node's storage is broken, not the transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state read failed: {0}")]
+pub struct StateError(pub String);
+
+/// Why a transaction was refused. Refusal never leaves partial state behind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// The bytes are not one canonical borsh-encoded transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// The encoding exceeds [`crate::limits::TX_BYTES_MAX`].
+    #[error("transaction is {size} bytes, the limit is {max}")]
+    Oversized {
+        /// Encoded size in bytes.
+        size: u64,
+        /// Limit in bytes.
+        max: u64,
+    },
+    /// The signature does not verify against the signer's key.
+    #[error("bad signature for signer {signer}")]
+    BadSignature {
+        /// Claimed signer.
+        signer: Address,
+    },
+    /// The transaction was signed for another chain.
+    #[error("wrong chain id {got:?}, this chain is {expected:?}")]
+    WrongChainId {
+        /// Chain id in the transaction.
+        got: String,
+        /// Chain id of this node.
+        expected: String,
+    },
+    /// The nonce was already used.
+    #[error("stale nonce {got} for {account}: the next nonce is {expected}")]
+    StaleNonce {
+        /// Signer.
+        account: Address,
+        /// Nonce in the transaction.
+        got: u64,
+        /// Next nonce the account accepts.
+        expected: u64,
+    },
+    /// The nonce is ahead of the account's next nonce (earlier transactions are missing).
+    #[error("future nonce {got} for {account}: the next nonce is {expected}")]
+    FutureNonce {
+        /// Signer.
+        account: Address,
+        /// Nonce in the transaction.
+        got: u64,
+        /// Next nonce the account accepts.
+        expected: u64,
+    },
+    /// The signer (fee payer) has never received funds.
+    #[error("unknown account {0}: it has never received funds")]
+    UnknownAccount(Address),
+    /// The account cannot cover the amount plus fee.
+    #[error("insufficient funds in {account}: balance {balance}, needs {needed}")]
+    InsufficientFunds {
+        /// Account that is short.
+        account: Address,
+        /// Its balance in base units.
+        balance: Amount,
+        /// Base units required.
+        needed: Amount,
+    },
+    /// The fee is below the chain's minimum for this transaction's size.
+    #[error("fee {fee} is below the minimum {min} for this transaction")]
+    FeeTooLow {
+        /// Offered fee.
+        fee: Amount,
+        /// Minimum fee.
+        min: Amount,
+    },
+    /// An amount computation would overflow or underflow.
+    #[error("arithmetic overflow in {0}")]
+    Overflow(&'static str),
+    /// The message is well-formed but not allowed (e.g. zero amount, self transfer).
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// The node's mempool is full; retry later or raise the fee.
+    #[error("mempool full ({capacity} transactions): retry later or pay a higher fee")]
+    MempoolFull {
+        /// Capacity in transactions.
+        capacity: u32,
+    },
+    /// The transaction is already known.
+    #[error("transaction {0} is already known")]
+    Duplicate(String),
+    /// Storage failed while executing; the transaction's effects were discarded.
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+impl TxError {
+    /// A stable, machine-readable code; never changes once released.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::Malformed(_) => "malformed",
+            TxError::Oversized { .. } => "oversized",
+            TxError::BadSignature { .. } => "bad_signature",
+            TxError::WrongChainId { .. } => "wrong_chain_id",
+            TxError::StaleNonce { .. } => "stale_nonce",
+            TxError::FutureNonce { .. } => "future_nonce",
+            TxError::UnknownAccount(_) => "unknown_account",
+            TxError::InsufficientFunds { .. } => "insufficient_funds",
+            TxError::FeeTooLow { .. } => "fee_too_low",
+            TxError::Overflow(_) => "overflow",
+            TxError::InvalidMessage(_) => "invalid_message",
+            TxError::MempoolFull { .. } => "mempool_full",
+            TxError::Duplicate(_) => "duplicate",
+            TxError::State(_) => "internal",
+        }
+    }
+}
+
+/// Adds two amounts, naming the computation on overflow.
+pub fn add(a: Amount, b: Amount, what: &'static str) -> Result<Amount, TxError> {
+    a.checked_add(b).ok_or(TxError::Overflow(what))
+}
+
+/// Subtracts two amounts, naming the computation on underflow.
+pub fn sub(a: Amount, b: Amount, what: &'static str) -> Result<Amount, TxError> {
+    a.checked_sub(b).ok_or(TxError::Overflow(what))
+}

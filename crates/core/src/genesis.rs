@@ -1,0 +1,163 @@
+//! Genesis: the chain's first state, read from a TOML file.
+//!
+//! # Format
+//! ```toml
+//! chain_id = "poi-devnet"
+//! genesis_time_ms = 1767225600000
+//! validators = ["poi1..."]          # ed25519 keys of the validators, as addresses
+//!
+//! [params]                          # optional; defaults as in `Params::default`
+//! fee_burn_bps = 5000
+//!
+//! [[accounts]]
+//! address = "poi1..."
+//! balance = "1000poi"              # base units ("1500") or POI ("1.5poi")
+//! ```
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::bank::{self, Account};
+use crate::limits::CHAIN_ID_BYTES_MAX;
+use crate::params::{PARAMS_KEY, Params, ParamsError, amount_string};
+use crate::state::WriteSet;
+use crate::supply;
+use crate::token::Amount;
+
+/// One funded account at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// Account address.
+    pub address: Address,
+    /// Starting balance.
+    #[serde(with = "amount_string")]
+    pub balance: Amount,
+}
+
+/// The genesis file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Chain id; every transaction signs over it.
+    pub chain_id: String,
+    /// Timestamp of the genesis block, ms since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// Validator keys (ed25519 public keys written as addresses), in consensus order.
+    pub validators: Vec<Address>,
+    /// Parameters.
+    #[serde(default)]
+    pub params: Params,
+    /// Funded accounts.
+    #[serde(default)]
+    pub accounts: Vec<GenesisAccount>,
+}
+
+/// Why a genesis file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// Not valid TOML for the genesis schema.
+    #[error("invalid genesis file: {0}")]
+    Parse(String),
+    /// Bad chain id.
+    #[error("invalid chain id {0:?}: use 1-64 characters of a-z, 0-9, '-' and '_'")]
+    ChainId(String),
+    /// No validators.
+    #[error("genesis lists no validators")]
+    NoValidators,
+    /// A validator appears twice or is not a valid ed25519 key.
+    #[error("invalid validator {0}: duplicate or not an ed25519 public key")]
+    Validator(Address),
+    /// An account appears twice.
+    #[error("account {0} appears twice in genesis")]
+    DuplicateAccount(Address),
+    /// The sum of balances overflows.
+    #[error("genesis balances overflow u128")]
+    Overflow,
+    /// Invalid parameters.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+}
+
+impl Genesis {
+    /// Parses and validates a genesis TOML document.
+    pub fn from_toml(text: &str) -> Result<Genesis, GenesisError> {
+        let genesis: Genesis =
+            toml::from_str(text).map_err(|e| GenesisError::Parse(e.to_string()))?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// The TOML form.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("genesis always serialises")
+    }
+
+    /// Checks everything that can be checked without state.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let id_ok = !self.chain_id.is_empty()
+            && self.chain_id.len() <= CHAIN_ID_BYTES_MAX as usize
+            && self
+                .chain_id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(GenesisError::ChainId(self.chain_id.clone()));
+        }
+        if self.validators.is_empty() {
+            return Err(GenesisError::NoValidators);
+        }
+        let mut seen = BTreeSet::new();
+        for validator in &self.validators {
+            let valid_key = ed25519_dalek::VerifyingKey::from_bytes(validator.as_bytes()).is_ok();
+            if !seen.insert(*validator) || !valid_key {
+                return Err(GenesisError::Validator(*validator));
+            }
+        }
+        self.params.validate()?;
+        let mut seen = BTreeSet::new();
+        for account in &self.accounts {
+            if !seen.insert(account.address) {
+                return Err(GenesisError::DuplicateAccount(account.address));
+            }
+        }
+        self.total_supply()?;
+        Ok(())
+    }
+
+    /// Sum of genesis balances.
+    pub fn total_supply(&self) -> Result<Amount, GenesisError> {
+        self.accounts
+            .iter()
+            .try_fold(0u128, |acc, a| acc.checked_add(a.balance))
+            .ok_or(GenesisError::Overflow)
+    }
+
+    /// The state at height 0.
+    pub fn state(&self) -> Result<WriteSet, GenesisError> {
+        self.validate()?;
+        let mut writes = WriteSet::new();
+        writes.insert(
+            PARAMS_KEY.to_vec(),
+            Some(borsh::to_vec(&self.params).expect("encodes")),
+        );
+        let total = self.total_supply()?;
+        writes.insert(
+            supply::GENESIS_KEY.to_vec(),
+            Some(borsh::to_vec(&total).expect("encodes")),
+        );
+        for account in &self.accounts {
+            let record = Account {
+                nonce: 0,
+                balance: account.balance,
+            };
+            writes.insert(
+                bank::account_key(&account.address),
+                Some(borsh::to_vec(&record).expect("encodes")),
+            );
+        }
+        Ok(writes)
+    }
+}

@@ -1,0 +1,107 @@
+//! Chain parameters: values governance may change, stored in state under `params`.
+//!
+//! Owns: the `params` key. Invariants: `fee_burn_bps + fee_treasury_bps <= 10_000`;
+//! `block_txs_max <= limits::BLOCK_TXS_MAX`.
+//!
+//! Stability: ALPHA; governance (a later module) will change these through proposals.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StateError;
+use crate::limits::BLOCK_TXS_MAX;
+use crate::state::Overlay;
+use crate::token::Amount;
+
+/// State key of the parameters.
+pub const PARAMS_KEY: &[u8] = b"params";
+
+/// Basis points in one whole (100%).
+pub const BPS_ONE: u16 = 10_000;
+
+/// Chain parameters.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Flat part of the minimum fee, in base units.
+    #[serde(with = "amount_string")]
+    pub min_fee_base: Amount,
+    /// Per-byte part of the minimum fee, in base units per encoded byte.
+    #[serde(with = "amount_string")]
+    pub min_fee_per_byte: Amount,
+    /// Share of collected fees burned each block, in basis points. Rounds down; the rounding
+    /// remainder goes to the proposer, so no base unit is created or destroyed.
+    pub fee_burn_bps: u16,
+    /// Share of collected fees sent to the treasury, in basis points (rounds down).
+    pub fee_treasury_bps: u16,
+    /// Most transactions a proposer puts in one block.
+    pub block_txs_max: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            min_fee_base: 1_000,
+            min_fee_per_byte: 10,
+            fee_burn_bps: 5_000,
+            fee_treasury_bps: 1_000,
+            block_txs_max: BLOCK_TXS_MAX,
+        }
+    }
+}
+
+/// Why parameters were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    /// Burn plus treasury shares exceed 100%.
+    #[error("fee_burn_bps + fee_treasury_bps = {0}, must be at most 10000")]
+    FeeSharesAbove100(u32),
+    /// Block size above the compiled-in cap.
+    #[error("block_txs_max = {0}, must be between 1 and {BLOCK_TXS_MAX}")]
+    BlockTxs(u32),
+}
+
+impl Params {
+    /// Checks the invariants.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        let shares = u32::from(self.fee_burn_bps) + u32::from(self.fee_treasury_bps);
+        if shares > u32::from(BPS_ONE) {
+            return Err(ParamsError::FeeSharesAbove100(shares));
+        }
+        if self.block_txs_max == 0 || self.block_txs_max > BLOCK_TXS_MAX {
+            return Err(ParamsError::BlockTxs(self.block_txs_max));
+        }
+        Ok(())
+    }
+
+    /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then
+    /// needs an unpayable fee rather than overflowing).
+    pub fn min_fee(&self, encoded_len: u64) -> Amount {
+        self.min_fee_per_byte
+            .saturating_mul(Amount::from(encoded_len))
+            .saturating_add(self.min_fee_base)
+    }
+
+    /// Reads the parameters from state.
+    pub fn load(state: &Overlay<'_>) -> Result<Params, StateError> {
+        state
+            .get_borsh(PARAMS_KEY)?
+            .ok_or_else(|| StateError("params missing from state (no genesis?)".into()))
+    }
+}
+
+/// `u128` amounts as decimal strings in TOML/JSON (TOML integers are 64-bit).
+pub mod amount_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the amount as a decimal string.
+    pub fn serialize<S: Serializer>(amount: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(amount)
+    }
+
+    /// Reads base units (`"1500"`) or POI (`"1.5poi"`).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::token::parse_amount(&text).map_err(serde::de::Error::custom)
+    }
+}

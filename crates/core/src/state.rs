@@ -1,0 +1,260 @@
+//! The state seam: how the state machine reads committed state and stages writes.
+//!
+//! [`StateReader`] is implemented by `poi-store` (redb + JMT) and by [`MemState`] (genesis checks,
+//! simulation, tests). Execution never writes to the reader: it stages writes in an [`Overlay`]
+//! with two layers, the block's accepted writes and the current transaction's pending writes, so a
+//! failed transaction is discarded whole and the block's write set is handed back to be committed
+//! atomically.
+//!
+//! Invariant: a key is only ever written by the module that owns its prefix (see
+//! [`crate::module`]).
+
+use std::collections::BTreeMap;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::error::StateError;
+
+/// Staged changes: `None` deletes the key. Ordered, so iteration is deterministic.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Read access to committed state.
+pub trait StateReader: Sync {
+    /// The value stored under `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+
+    /// Visits every key starting with `prefix` in ascending order until `visit` returns false.
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError>;
+}
+
+/// A plain in-memory state, the reference implementation of [`StateReader`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemState(pub BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl MemState {
+    /// Applies a write set.
+    pub fn apply(&mut self, writes: &WriteSet) {
+        for (key, value) in writes {
+            match value {
+                Some(value) => self.0.insert(key.clone(), value.clone()),
+                None => self.0.remove(key),
+            };
+        }
+    }
+}
+
+impl StateReader for MemState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        for (key, value) in self.0.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) || !visit(key, value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Staged writes over a [`StateReader`]: block layer plus transaction layer.
+pub struct Overlay<'a> {
+    base: &'a dyn StateReader,
+    block: WriteSet,
+    tx: WriteSet,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty overlay over `base`.
+    pub fn new(base: &'a dyn StateReader) -> Self {
+        Self {
+            base,
+            block: WriteSet::new(),
+            tx: WriteSet::new(),
+        }
+    }
+
+    /// The committed state underneath.
+    pub fn base(&self) -> &'a dyn StateReader {
+        self.base
+    }
+
+    /// Reads through the transaction layer, then the block layer, then the base.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(value) = self.tx.get(key) {
+            return Ok(value.clone());
+        }
+        if let Some(value) = self.block.get(key) {
+            return Ok(value.clone());
+        }
+        self.base.get(key)
+    }
+
+    /// Stages `value` under `key` in the transaction layer.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.tx.insert(key, Some(value));
+    }
+
+    /// Stages a deletion of `key` in the transaction layer.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.tx.insert(key, None);
+    }
+
+    /// Reads and borsh-decodes a value; a value that does not decode is a storage fault.
+    pub fn get_borsh<T: BorshDeserialize>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode(key, &bytes).map(Some),
+        }
+    }
+
+    /// Borsh-encodes and stages a value.
+    pub fn put_borsh<T: BorshSerialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.put(
+            key,
+            borsh::to_vec(value).expect("borsh encoding into a Vec cannot fail"),
+        );
+    }
+
+    /// Keeps the current transaction's writes (moves them into the block layer).
+    pub fn commit_tx(&mut self) {
+        let staged = std::mem::take(&mut self.tx);
+        self.block.extend(staged);
+    }
+
+    /// Drops the current transaction's writes.
+    pub fn discard_tx(&mut self) {
+        self.tx.clear();
+    }
+
+    /// The accepted writes of the block so far. Panics if a transaction is still open, because
+    /// handing out a write set with a half-applied transaction would break atomicity.
+    pub fn into_writes(self) -> WriteSet {
+        assert!(
+            self.tx.is_empty(),
+            "write set taken with an open transaction"
+        );
+        self.block
+    }
+
+    /// The accepted writes so far (block layer).
+    pub fn writes(&self) -> &WriteSet {
+        &self.block
+    }
+
+    /// Visits keys under `prefix` as this overlay sees them, ascending.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        self.base.scan_prefix(prefix, &mut |k, v| {
+            merged.insert(k.to_vec(), v.to_vec());
+            true
+        })?;
+        for layer in [&self.block, &self.tx] {
+            for (key, value) in layer.range(prefix.to_vec()..) {
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                match value {
+                    Some(value) => merged.insert(key.clone(), value.clone()),
+                    None => merged.remove(key),
+                };
+            }
+        }
+        for (key, value) in &merged {
+            if !visit(key, value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a stored value, reporting the key on failure.
+pub fn decode<T: BorshDeserialize>(key: &[u8], bytes: &[u8]) -> Result<T, StateError> {
+    borsh::from_slice(bytes)
+        .map_err(|e| StateError(format!("corrupt value under key {}: {e}", hex::encode(key))))
+}
+
+impl StateReader for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Overlay::get(self, key)
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        Overlay::scan_prefix(self, prefix, visit)
+    }
+}
+
+/// Reads and decodes a borsh value from any state.
+pub fn read_borsh<T: BorshDeserialize>(
+    state: &dyn StateReader,
+    key: &[u8],
+) -> Result<Option<T>, StateError> {
+    match state.get(key)? {
+        None => Ok(None),
+        Some(bytes) => decode(key, &bytes).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discarded_transaction_leaves_nothing() {
+        let mut base = MemState::default();
+        base.0.insert(b"a".to_vec(), b"1".to_vec());
+        let mut overlay = Overlay::new(&base);
+        overlay.put(b"a".to_vec(), b"2".to_vec());
+        overlay.put(b"b".to_vec(), b"3".to_vec());
+        assert_eq!(overlay.get(b"a").unwrap(), Some(b"2".to_vec()));
+        overlay.discard_tx();
+        assert_eq!(overlay.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert!(overlay.into_writes().is_empty());
+    }
+
+    #[test]
+    fn committed_transactions_layer_and_scan_merges() {
+        let mut base = MemState::default();
+        base.0.insert(b"p/1".to_vec(), b"x".to_vec());
+        base.0.insert(b"p/2".to_vec(), b"y".to_vec());
+        base.0.insert(b"q/1".to_vec(), b"z".to_vec());
+        let mut overlay = Overlay::new(&base);
+        overlay.delete(b"p/1".to_vec());
+        overlay.put(b"p/3".to_vec(), b"w".to_vec());
+        overlay.commit_tx();
+        let mut seen = Vec::new();
+        overlay
+            .scan_prefix(b"p/", &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                true
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (b"p/2".to_vec(), b"y".to_vec()),
+                (b"p/3".to_vec(), b"w".to_vec())
+            ]
+        );
+        let writes = overlay.into_writes();
+        assert_eq!(writes.get(b"p/1".as_slice()), Some(&None));
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the state machine over the in-memory reference state.
+
+mod chain;
+mod determinism;
