@@ -1,1 +1,17 @@
-//! placeholder
+//! Run a poi validator: mempool, commonware simplex consensus, block execution and the HTTP API.
+//!
+//! The [`ledger::Ledger`] owns chain state (store, state machine, mempool, not-yet-final blocks);
+//! [`consensus`] drives it through [`service::LedgerApp`] (`build_block`, `verify_block`,
+//! `finalize`); the [`api`] serves it over HTTP; [`service::run`] runs all three in one process.
+//!
+//! Stability: ALPHA.
+
+pub mod api;
+pub mod consensus;
+pub mod error;
+pub mod events;
+pub mod home;
+pub mod ledger;
+pub mod mempool;
+pub mod metrics;
+pub mod service;

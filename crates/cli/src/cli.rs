@@ -1,0 +1,226 @@
+//! Command-line definitions. Every flag has a one-line help and a long help.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// poi: a network where AI work is the proof.
+#[derive(Debug, Parser)]
+#[command(name = "poi", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Global {
+    /// Node home directory (config, genesis, keys, data).
+    ///
+    /// Defaults to $POI_HOME, then ~/.poi. `poi devnet` without --home uses a new temporary
+    /// directory.
+    #[arg(long, global = true, env = "POI_HOME")]
+    pub(crate) home: Option<PathBuf>,
+    /// API endpoint of a running node, e.g. http://127.0.0.1:7070.
+    ///
+    /// Defaults to the api_addr in HOME/config.toml.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) node: Option<String>,
+    /// Print machine-readable JSON instead of human text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Read key passwords from this file (first line) instead of $POI_PASSWORD or a prompt.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Manage keys in the encrypted keystore (HOME/keys).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Sign and submit transactions.
+    #[command(subcommand)]
+    Tx(TxCmd),
+    /// Read chain state from a node.
+    #[command(subcommand)]
+    Query(QueryCmd),
+    /// Initialise or start a node.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Start a single-validator local chain with funded test accounts; runs until Ctrl-C.
+    Devnet(DevnetArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Generate a new key.
+    New {
+        /// Key name (letters, digits, '-' and '_').
+        name: String,
+        /// Store the key unencrypted. Only for throwaway devnet keys.
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// List key names, one per line.
+    List,
+    /// Show a key's address and public key.
+    Show {
+        /// Key name.
+        name: String,
+        /// Print only the address.
+        #[arg(long)]
+        address: bool,
+    },
+    /// Import a 32-byte ed25519 seed (64 hex digits) read from a file or standard input.
+    Import {
+        /// Key name.
+        name: String,
+        /// File holding the hex seed; standard input if absent.
+        #[arg(long, value_name = "FILE")]
+        seed_file: Option<PathBuf>,
+        /// Store the key unencrypted. Only for throwaway devnet keys.
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// Print a key's secret seed as hex. Anyone with it controls the account.
+    Export {
+        /// Key name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TxCmd {
+    /// Transfer tokens.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// Name of the sending key (fee payer).
+    #[arg(long)]
+    pub(crate) from: String,
+    /// Recipient address (poi1...) or key name.
+    #[arg(long)]
+    pub(crate) to: String,
+    /// Amount: base units (1500) or POI (1.5poi).
+    #[arg(long)]
+    pub(crate) amount: String,
+    /// Fee in base units or POI; defaults to the chain's minimum for this transaction.
+    #[arg(long)]
+    pub(crate) fee: Option<String>,
+    /// Return after the node admits the transaction instead of waiting for its block.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    /// Seconds to wait for the transaction to be committed.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueryCmd {
+    /// An account's balance and nonce.
+    Account {
+        /// Address (poi1...) or key name.
+        address: String,
+        /// Include and check a Merkle proof of the account against the block's state root.
+        #[arg(long)]
+        prove: bool,
+    },
+    /// A block by height or hash (default: latest).
+    Block {
+        /// Height, 64-hex hash or "latest".
+        #[arg(default_value = "latest")]
+        id: String,
+    },
+    /// A transaction's status and receipt.
+    Tx {
+        /// Transaction hash (hex).
+        hash: String,
+    },
+    /// Supply: genesis, minted, burned, circulating.
+    Supply,
+    /// Chain parameters.
+    Params,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCmd {
+    /// Create a home directory: config, genesis and a new validator key.
+    Init(InitArgs),
+    /// Start the node in HOME; runs until Ctrl-C and resumes where it stopped.
+    Start {
+        /// Override the API address from config.toml.
+        #[arg(long)]
+        api_addr: Option<SocketAddr>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Chain id (a-z, 0-9, '-', '_').
+    #[arg(long, default_value = "poi-local")]
+    pub(crate) chain_id: String,
+    /// HTTP API address.
+    #[arg(long, default_value = poi_node::home::API_ADDR_DEFAULT)]
+    pub(crate) api_addr: SocketAddr,
+    /// Consensus p2p address.
+    #[arg(long, default_value = poi_node::home::P2P_ADDR_DEFAULT)]
+    pub(crate) p2p_addr: SocketAddr,
+    /// Milliseconds between blocks.
+    #[arg(long, default_value_t = poi_node::home::BLOCK_INTERVAL_MS_DEFAULT)]
+    pub(crate) block_interval_ms: u64,
+    /// Fund an account at genesis: ADDRESS=AMOUNT (repeatable), e.g. poi1...=1000poi.
+    #[arg(long, value_name = "ADDRESS=AMOUNT")]
+    pub(crate) fund: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevnetArgs {
+    /// HTTP API address.
+    #[arg(long, default_value = poi_node::home::API_ADDR_DEFAULT)]
+    pub(crate) api_addr: SocketAddr,
+    /// Consensus p2p address.
+    #[arg(long, default_value = poi_node::home::P2P_ADDR_DEFAULT)]
+    pub(crate) p2p_addr: SocketAddr,
+    /// Funded test accounts to create (1..=26).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=26))]
+    pub(crate) accounts: u8,
+    /// Milliseconds between blocks.
+    #[arg(long, default_value_t = poi_node::home::BLOCK_INTERVAL_MS_DEFAULT)]
+    pub(crate) block_interval_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_acceptance_commands() {
+        let cli = Cli::try_parse_from([
+            "poi", "tx", "send", "--home", "/d", "--from", "alice", "--to", "poi1x", "--amount",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.home, Some(PathBuf::from("/d")));
+        let cli =
+            Cli::try_parse_from(["poi", "keys", "show", "alice", "--home", "/d", "--address"])
+                .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Keys(KeysCmd::Show { address: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["poi", "devnet", "--accounts", "0"]).is_err());
+        assert!(Cli::try_parse_from(["poi", "devnet", "--api-addr", "nope"]).is_err());
+    }
+}

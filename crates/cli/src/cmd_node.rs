@@ -1,0 +1,195 @@
+//! `poi node init|start` and `poi devnet`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use poi_core::Address;
+use poi_core::genesis::{Genesis, GenesisAccount};
+use poi_core::params::Params;
+use poi_core::token::{BASE_UNITS_PER_POI, format_poi, parse_amount};
+use poi_node::home::{Home, NodeConfig};
+use poi_node::service::{self, ReadyInfo, RunOptions};
+
+use crate::cli::{DevnetArgs, Global, InitArgs, NodeCmd};
+use crate::client::home;
+use crate::keystore::{Keystore, Protection};
+
+/// Names of devnet test accounts, in creation order.
+const DEVNET_NAMES: [&str; 26] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "quentin", "rupert", "sybil", "trent", "ursula", "victor", "walter",
+    "xavier", "yolanda", "zoe", "arthur", "beth",
+];
+
+/// POI each devnet account starts with.
+const DEVNET_BALANCE_POI: u128 = 1_000_000;
+
+fn random_seed() -> anyhow::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(seed)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn validator_address(seed: &[u8; 32]) -> Address {
+    Address(poi_node::consensus::validator_public_key(seed))
+}
+
+pub(crate) fn run_node(global: &Global, cmd: NodeCmd) -> anyhow::Result<()> {
+    init_logging();
+    let home = home(global);
+    match cmd {
+        NodeCmd::Init(args) => init(&home, args),
+        NodeCmd::Start { api_addr } => {
+            if !home.is_initialized() {
+                bail!(
+                    "{} is not a poi home. Consider `poi node init --home {0}` or `poi devnet --home {0}`",
+                    home.root().display()
+                );
+            }
+            let options = RunOptions {
+                api_addr,
+                on_ready: Some(print_ready),
+            };
+            Ok(service::run(&home, options)?)
+        }
+    }
+}
+
+fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
+    let mut accounts = Vec::new();
+    for entry in &args.fund {
+        let (address, amount) = entry
+            .split_once('=')
+            .with_context(|| format!("--fund {entry:?}: expected ADDRESS=AMOUNT"))?;
+        let address: Address = address.parse()?;
+        accounts.push(GenesisAccount {
+            address,
+            balance: parse_amount(amount)?,
+        });
+    }
+    let seed = random_seed()?;
+    let genesis = Genesis {
+        chain_id: args.chain_id,
+        genesis_time_ms: now_ms(),
+        validators: vec![validator_address(&seed)],
+        params: Params::default(),
+        accounts,
+    };
+    let config = NodeConfig {
+        api_addr: args.api_addr,
+        p2p_addr: args.p2p_addr,
+        block_interval_ms: args.block_interval_ms,
+    };
+    home.init(&config, &genesis, seed)?;
+    println!(
+        "initialised {} (chain {})",
+        home.root().display(),
+        genesis.chain_id
+    );
+    println!("validator: {}", validator_address(&seed));
+    println!(
+        "start it with: poi node start --home {}",
+        home.root().display()
+    );
+    Ok(())
+}
+
+pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()> {
+    init_logging();
+    let root = match &global.home {
+        Some(root) => root.clone(),
+        None => {
+            let dir = std::env::temp_dir().join(format!("poi-devnet-{}", std::process::id()));
+            PathBuf::from(dir)
+        }
+    };
+    let home = Home::new(root);
+    let keystore = Keystore::open(&home.keys_dir())?;
+    if home.is_initialized() {
+        println!("resuming the devnet in {}", home.root().display());
+    } else {
+        let seed = random_seed()?;
+        let mut accounts = Vec::new();
+        for name in DEVNET_NAMES.iter().take(usize::from(args.accounts)) {
+            let info = match keystore.info(name) {
+                Ok(info) => info,
+                Err(_) => keystore.generate(name, Protection::InsecurePlaintext)?,
+            };
+            accounts.push(GenesisAccount {
+                address: Address(info.public_key),
+                balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
+            });
+        }
+        let genesis = Genesis {
+            chain_id: "poi-devnet".into(),
+            genesis_time_ms: now_ms(),
+            validators: vec![validator_address(&seed)],
+            params: Params::default(),
+            accounts,
+        };
+        let config = NodeConfig {
+            api_addr: args.api_addr,
+            p2p_addr: args.p2p_addr,
+            block_interval_ms: args.block_interval_ms,
+        };
+        home.init(&config, &genesis, seed)?;
+        println!("created a devnet in {}", home.root().display());
+    }
+    let genesis = home.genesis()?;
+    let config = home.config()?;
+    println!("chain:     {}", genesis.chain_id);
+    println!("API:       http://{}", args.api_addr);
+    println!("events:    http://{}/events", args.api_addr);
+    println!("consensus: {} (1 validator)", config.p2p_addr);
+    println!(
+        "keys (plaintext, devnet only) in {}:",
+        home.keys_dir().display()
+    );
+    for key in keystore.list()? {
+        let address = Address(key.public_key);
+        let balance = genesis
+            .accounts
+            .iter()
+            .find(|a| a.address == address)
+            .map_or(0, |a| a.balance);
+        println!("  {:<8} {address}  {}", key.name, format_poi(balance));
+    }
+    println!(
+        "try:       poi tx send --home {} --from alice --to <address> --amount 1.5poi",
+        home.root().display()
+    );
+    println!(
+        "stop with Ctrl-C; resume with: poi node start --home {}",
+        home.root().display()
+    );
+    let options = RunOptions {
+        api_addr: Some(args.api_addr),
+        on_ready: Some(print_ready),
+    };
+    Ok(service::run(&home, options)?)
+}
+
+fn print_ready(info: &ReadyInfo) {
+    println!(
+        "node ready: chain {} at height {}, state root {}, API http://{}",
+        info.chain_id,
+        info.height,
+        hex::encode(info.state_root),
+        info.api_addr
+    );
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,poi_node=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,99 @@
+//! `poi tx ...`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use poi_core::Address;
+use poi_core::bank::BankMsg;
+use poi_core::params::Params;
+use poi_core::token::parse_amount;
+use poi_core::tx::{Msg, TxBody};
+use serde_json::json;
+
+use crate::cli::{Global, SendArgs, TxCmd};
+use crate::client::Api;
+use crate::{cmd_keys, output};
+
+/// How often to ask whether a submitted transaction is committed.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+pub(crate) fn run(global: &Global, cmd: TxCmd) -> anyhow::Result<()> {
+    match cmd {
+        TxCmd::Send(args) => send(global, args),
+    }
+}
+
+fn send(global: &Global, args: SendArgs) -> anyhow::Result<()> {
+    let amount = parse_amount(&args.amount)?;
+    let to = cmd_keys::resolve_address(global, &args.to)?;
+    let key = cmd_keys::unlock(global, &args.from)?;
+    let from = Address::from_public_key(&key.verifying_key());
+    let api = Api::resolve(global)?;
+    let status = api.get("/status")?;
+    let chain_id = status["chain_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("node sent no chain id"))?;
+    let account = api.get(&format!("/accounts/{from}"))?;
+    let nonce = account["next_nonce"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("node sent no nonce"))?;
+    let params: Params =
+        serde_json::from_value(api.get("/params")?).context("cannot read params")?;
+    let mut body = TxBody {
+        chain_id: chain_id.to_string(),
+        signer: from,
+        nonce,
+        fee: 0,
+        msg: Msg::Bank(BankMsg::Transfer { to, amount }),
+    };
+    body.fee = match &args.fee {
+        Some(fee) => parse_amount(fee)?,
+        // The fee field has a fixed width, so the size (and minimum fee) does not depend on it.
+        None => params.min_fee(body.clone().sign(&key).encoded_len()),
+    };
+    let tx = body.sign(&key);
+    let submitted = api.post("/txs", &json!({ "tx": hex::encode(tx.encode()) }))?;
+    let hash = submitted["hash"].as_str().unwrap_or_default().to_string();
+    if args.no_wait {
+        if global.json {
+            output::json(&submitted);
+        } else {
+            println!("submitted {hash} (pending)");
+        }
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    loop {
+        let status = api.get(&format!("/txs/{hash}"))?;
+        if status["status"] == "committed" {
+            let outcome = &status["receipt"]["outcome"];
+            if global.json {
+                output::json(&status);
+            }
+            if outcome["status"] != "success" {
+                bail!(
+                    "transaction {hash} was included in block {} but failed: {} ({})",
+                    status["height"],
+                    outcome["message"].as_str().unwrap_or("?"),
+                    outcome["code"].as_str().unwrap_or("?")
+                );
+            }
+            if !global.json {
+                println!(
+                    "committed {hash} in block {}: sent {} to {to}, fee {}",
+                    status["height"],
+                    poi_core::token::format_poi(amount),
+                    poi_core::token::format_poi(tx.body.fee)
+                );
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "transaction {hash} still pending after {}s; check later with `poi query tx {hash}`",
+                args.timeout_secs
+            );
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}

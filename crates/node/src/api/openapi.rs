@@ -1,0 +1,120 @@
+//! The OpenAPI 3.1 description of the API, written by hand so it says what the handlers do.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    })
+}
+
+fn ok_json(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+/// `GET /openapi.json`.
+pub(super) async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+/// The document.
+pub(super) fn spec() -> Value {
+    let any = json!({ "type": "object" });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "poi node API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Amounts are decimal strings of base units (1 POI = 10^9). Hashes are hex."
+        },
+        "paths": {
+            "/health": { "get": { "summary": "Liveness", "responses": {
+                "200": ok_json("Node is up", json!({"type": "object", "properties": {
+                    "status": {"type": "string"}, "height": {"type": "integer"}}}))
+            }}},
+            "/status": { "get": { "summary": "Chain id, tip, mempool size, validators",
+                "responses": { "200": ok_json("Status", any.clone()) }}},
+            "/txs": { "post": {
+                "summary": "Submit a signed transaction",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["tx"],
+                    "properties": { "tx": { "type": "string", "description": "hex of the borsh-encoded Tx" } }
+                }}}},
+                "responses": {
+                    "202": ok_json("Admitted to the mempool", json!({"type": "object", "properties": {
+                        "hash": {"type": "string"}, "status": {"const": "pending"}}})),
+                    "400": error_response("bad_json or bad_hex"),
+                    "409": error_response("duplicate"),
+                    "413": error_response("oversized or body_too_large"),
+                    "422": error_response("malformed, bad_signature, wrong_chain_id, stale_nonce, unknown_account, insufficient_funds, fee_too_low, overflow, invalid_message"),
+                    "503": error_response("mempool_full")
+                }
+            }},
+            "/txs/{hash}": { "get": {
+                "summary": "Transaction status and receipt (events)",
+                "parameters": [{ "name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok_json("pending, or committed with its receipt", any.clone()),
+                    "400": error_response("bad_hash"),
+                    "404": error_response("not_found")
+                }
+            }},
+            "/accounts/{address}": { "get": {
+                "summary": "Account balance and nonce, optionally with a Merkle proof",
+                "parameters": [
+                    { "name": "address", "in": "path", "required": true, "schema": {"type": "string"}},
+                    { "name": "prove", "in": "query", "required": false, "schema": {"type": "boolean"},
+                      "description": "include a JMT proof of the account record against state_root" }
+                ],
+                "responses": {
+                    "200": ok_json("Account", json!({"type": "object", "properties": {
+                        "address": {"type": "string"}, "balance": {"type": "string"},
+                        "nonce": {"type": "integer"}, "next_nonce": {"type": "integer"},
+                        "height": {"type": "integer"}, "state_root": {"type": "string"},
+                        "proof": {"type": "object"}}})),
+                    "400": error_response("bad_address or bad_query")
+                }
+            }},
+            "/blocks/latest": { "get": { "summary": "Latest committed block",
+                "responses": { "200": ok_json("Block", json!({"$ref": "#/components/schemas/Block"})) }}},
+            "/blocks/{id}": { "get": {
+                "summary": "Block by height or by 64-hex hash",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok_json("Block", json!({"$ref": "#/components/schemas/Block"})),
+                    "400": error_response("bad_block_id or bad_hash"),
+                    "404": error_response("not_found")
+                }
+            }},
+            "/supply": { "get": { "summary": "Supply breakdown", "responses": {
+                "200": ok_json("Supply", json!({"type": "object", "properties": {
+                    "genesis": {"type": "string"}, "minted": {"type": "string"},
+                    "burned": {"type": "string"}, "burned_by_reason": {"type": "object"},
+                    "total": {"type": "string"}, "circulating": {"type": "string"}}}))
+            }}},
+            "/params": { "get": { "summary": "Chain parameters",
+                "responses": { "200": ok_json("Params", any.clone()) }}},
+            "/events": { "get": { "summary": "Server-sent events: one `block` event per committed block with its receipts",
+                "responses": { "200": { "description": "text/event-stream" }}}},
+            "/metrics": { "get": { "summary": "Prometheus metrics",
+                "responses": { "200": { "description": "OpenMetrics text" }}}},
+            "/openapi.json": { "get": { "summary": "This document",
+                "responses": { "200": ok_json("OpenAPI", any) }}}
+        },
+        "components": { "schemas": {
+            "Error": { "type": "object", "required": ["error"], "properties": { "error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": { "code": {"type": "string"}, "message": {"type": "string"} }
+            }}},
+            "Block": { "type": "object", "required": ["height", "hash", "state_root"], "properties": {
+                "height": {"type": "integer"}, "hash": {"type": "string"},
+                "parent_hash": {"type": "string"}, "state_root": {"type": "string"},
+                "timestamp_ms": {"type": "integer"}, "proposer": {"type": "string"},
+                "tx_count": {"type": "integer"}, "txs": {"type": "array", "items": {"type": "string"}},
+                "header": {"type": "object"}, "block_events": {"type": "array"}
+            }}
+        }}
+    })
+}

@@ -1,0 +1,244 @@
+//! The driver actor: turns simplex's requests into [`Application`] calls.
+//!
+//! Owns: the application handle, the block channel sender, proposal pacing and the latest
+//! finalized digest. Invariants:
+//! - the actor loop never awaits the application or a timer; each proposal, verification and
+//!   broadcast runs in its own child task, so one slow block never delays another request or
+//!   the delivery of a finalization;
+//! - a proposal's digest is released no earlier than `block_interval` after simplex asked for
+//!   it (the pause happens in the proposal's task, not in the actor);
+//! - an application call is dropped (cancelled) as soon as simplex drops the request;
+//! - [`Application::finalized`] runs in one task, one call at a time, with strictly increasing
+//!   views within a run; finalizations that arrive while a call is in progress are coalesced
+//!   into the newest one.
+
+use super::{
+    Application, Digest,
+    config::MAILBOX_SIZE,
+    ingress::{Mailbox, Message},
+};
+use commonware_actor::mailbox::{self, Receiver as MailboxReceiver};
+use commonware_consensus::{
+    simplex::{Plan, types::Context},
+    types::View,
+};
+use commonware_cryptography::ed25519::PublicKey;
+use commonware_macros::{select, select_loop};
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::{Clock, Handle, Metrics, Spawner};
+use commonware_utils::channel::{oneshot, watch};
+use std::time::{Duration, SystemTime};
+use tracing::{debug, info, warn};
+
+/// The consensus context of a proposal or verification request.
+type ConsensusContext = Context<Digest, PublicKey>;
+
+/// What the actor needs besides its runtime context.
+pub(crate) struct Config<A, S> {
+    /// The application blocks come from.
+    pub(crate) app: A,
+    /// Minimum time from a proposal request to releasing its digest.
+    pub(crate) block_interval: Duration,
+    /// Number of validators besides this one (zero: nobody to send blocks to).
+    pub(crate) other_validators: usize,
+    /// Longest block sent on the block channel, in bytes.
+    pub(crate) max_block_bytes: u32,
+    /// Sending half of the block channel.
+    pub(crate) block_sender: S,
+}
+
+/// The actor. Create with [`Actor::new`], then [`Actor::start`] it before the engine.
+pub(crate) struct Actor<A, S> {
+    cfg: Config<A, S>,
+    mailbox: MailboxReceiver<Message>,
+    /// Newest finalized digest, read by the finalizer task.
+    finalized: watch::Sender<Option<Digest>>,
+    /// View of the newest finalization handed to the finalizer in this run.
+    finalized_view: View,
+}
+
+impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
+    /// Creates the actor and the mailbox simplex talks to.
+    pub(crate) fn new(metrics: impl Metrics, cfg: Config<A, S>) -> (Self, Mailbox) {
+        let (sender, receiver) = mailbox::new(metrics, MAILBOX_SIZE);
+        let (finalized, _) = watch::channel(None);
+        let actor = Self {
+            cfg,
+            mailbox: receiver,
+            finalized,
+            finalized_view: View::zero(),
+        };
+        (actor, Mailbox::new(sender))
+    }
+
+    /// Spawns the actor, its finalizer and the block receiver under `context`.
+    pub(crate) fn start<E, R>(self, context: E, blocks: R) -> Handle<()>
+    where
+        E: Spawner + Clock + Metrics,
+        R: Receiver<PublicKey = PublicKey>,
+    {
+        context.spawn(move |context| self.run(context, blocks))
+    }
+
+    async fn run<E, R>(mut self, context: E, blocks: R)
+    where
+        E: Spawner + Clock + Metrics,
+        R: Receiver<PublicKey = PublicKey>,
+    {
+        // Children of this task: they stop when the actor stops.
+        let latest = self.finalized.subscribe();
+        let app = self.cfg.app.clone();
+        context
+            .child("finalizer")
+            .spawn(move |_| deliver_finalized(app, latest));
+        let app = self.cfg.app.clone();
+        context
+            .child("blocks")
+            .spawn(move |_| receive_blocks(app, blocks));
+
+        select_loop! {
+            context,
+            on_stopped => {
+                debug!("runtime stopping, consensus driver exits");
+            },
+            Some(message) = self.mailbox.recv() else break => {
+                self.handle(&context, message);
+            },
+        }
+    }
+
+    fn handle<E: Spawner + Clock>(&mut self, context: &E, message: Message) {
+        match message {
+            Message::Propose {
+                context: ctx,
+                response,
+            } => {
+                let release_at = context.current() + self.cfg.block_interval;
+                self.propose(context, ctx, release_at, response);
+            }
+            Message::Verify {
+                context: ctx,
+                payload,
+                response,
+            } => {
+                self.verify(context, ctx, payload, response);
+            }
+            Message::Broadcast { payload, plan } => self.broadcast(context, payload, plan),
+            Message::Finalized { view, payload } => {
+                if view <= self.finalized_view {
+                    // Replayed or out of order: an ancestor of what was already delivered.
+                    return;
+                }
+                self.finalized_view = view;
+                self.finalized.send_replace(Some(payload));
+                debug!(view = view.get(), digest = %hex::encode(payload.0), "finalized");
+            }
+        }
+    }
+
+    /// Builds a block in a child task and releases its digest at `release_at`.
+    fn propose<E: Spawner + Clock>(
+        &self,
+        context: &E,
+        ctx: ConsensusContext,
+        release_at: SystemTime,
+        mut response: oneshot::Sender<Digest>,
+    ) {
+        let app = self.cfg.app.clone();
+        let parent = ctx.parent.1;
+        let view = ctx.round.view().get();
+        context.child("propose").spawn(move |clock| async move {
+            let built = select! {
+                _ = response.closed() => None,
+                built = app.propose(parent.0, view) => built,
+            };
+            let Some(digest) = built else {
+                debug!(view, "proposal declined or abandoned");
+                return;
+            };
+            select! {
+                _ = response.closed() => {
+                    debug!(view, "proposal abandoned while paced");
+                },
+                _ = clock.sleep_until(release_at) => {
+                    let _ = response.send(Digest(digest));
+                },
+            }
+        });
+    }
+
+    /// Asks the application for a verdict in a child task.
+    fn verify<E: Spawner>(
+        &self,
+        context: &E,
+        ctx: ConsensusContext,
+        payload: Digest,
+        mut response: oneshot::Sender<bool>,
+    ) {
+        let app = self.cfg.app.clone();
+        let parent = ctx.parent.1;
+        context.child("verify").spawn(move |_| async move {
+            select! {
+                _ = response.closed() => {},
+                valid = app.verify(parent.0, payload.0) => {
+                    let _ = response.send(valid);
+                },
+            }
+        });
+    }
+
+    fn broadcast<E: Spawner>(&self, context: &E, payload: Digest, plan: Plan<PublicKey>) {
+        if self.cfg.other_validators == 0 {
+            return;
+        }
+        let recipients = match plan {
+            // `prepare` is never answered with a staged candidate, so `Prepare` does not occur;
+            // if it did, sending on both plans would only duplicate a message.
+            Plan::Prepare { .. } | Plan::Propose { .. } => Recipients::All,
+            Plan::Forward { recipients, .. } => recipients,
+        };
+        let app = self.cfg.app.clone();
+        let mut sender = self.cfg.block_sender.clone();
+        let max_bytes = self.cfg.max_block_bytes as usize;
+        context.child("broadcast").spawn(move |_| async move {
+            let Some(bytes) = app.block_bytes(payload.0).await else {
+                warn!(digest = %hex::encode(payload.0), "asked to broadcast an unknown block");
+                return;
+            };
+            if bytes.len() > max_bytes {
+                // The p2p layer panics on oversized payloads; peers could not accept it anyway.
+                warn!(len = bytes.len(), max_bytes, "block too large to broadcast");
+                return;
+            }
+            let sent = sender.send(recipients, bytes, false);
+            debug!(peers = sent.len(), "block sent");
+        });
+    }
+}
+
+/// Hands the newest finalized digest to the application, one call at a time.
+async fn deliver_finalized<A: Application>(app: A, mut latest: watch::Receiver<Option<Digest>>) {
+    while latest.changed().await.is_ok() {
+        let newest = *latest.borrow_and_update();
+        if let Some(digest) = newest {
+            app.finalized(digest.0).await;
+        }
+    }
+}
+
+/// Feeds blocks received from peers to the application.
+async fn receive_blocks<A, R>(app: A, mut blocks: R)
+where
+    A: Application,
+    R: Receiver<PublicKey = PublicKey>,
+{
+    loop {
+        match blocks.recv().await {
+            Ok((_peer, bytes)) => app.receive_block(bytes.as_ref().to_vec()).await,
+            Err(error) => {
+                info!(%error, "block channel closed");
+                return;
+            }
+        }
+    }
+}

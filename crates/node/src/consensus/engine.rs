@@ -1,0 +1,368 @@
+//! Wiring: simplex engine, driver actor, p2p network and the process entry point.
+//!
+//! Owns: the p2p channel layout ([`CHANNEL_VOTES`] .. [`CHANNEL_BLOCKS`]), the simplex
+//! [`Config`](commonware_consensus::simplex::Config) built from a [`ConsensusConfig`], the
+//! supervision of the running parts, and [`run`]'s runtime and shutdown. Invariants: the config
+//! is validated before anything is spawned; the actor starts before the engine; every part runs
+//! under one supervising task, so the [`Handle`] returned by [`start`] or
+//! [`start_with_channels`] resolves (and aborting it stops everything) when any part ends.
+
+use super::{
+    Application, ConsensusConfig, Digest,
+    actor::{self, Actor},
+    config::{
+        MAILBOX_SIZE, NetworkProfile, PAGE_CACHE_PAGES, Prepared, REPLAY_BUFFER_BYTES,
+        WRITE_BUFFER_BYTES,
+    },
+    error::ConsensusError,
+};
+use commonware_consensus::{
+    simplex::{self, Engine, Floor, ForwardPolicy, SkipBudget, SkipPolicy, elector::RoundRobin},
+    types::{Epoch, ViewDelta},
+};
+use commonware_cryptography::{ChaCha20Poly1305, Sha256, Signer as _, ed25519::PublicKey};
+use commonware_macros::select;
+use commonware_p2p::{
+    AddressableManager as _, Blocker, Receiver, Sender,
+    authenticated::{lookup, peer_set_limit},
+};
+use commonware_parallel::Sequential;
+use commonware_runtime::{
+    BLOB_PAGE_SIZE, Clock, Handle, Metrics, Network, Quota, Resolver, Runner as _, Spawner,
+    Storage, Supervisor as _,
+    buffer::paged::{CacheRef, page_size},
+    tokio,
+};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::{NonZeroDuration, channel::watch};
+use rand_core::CryptoRng;
+use std::{error::Error as StdError, future::Future, sync::Arc, time::Duration};
+use tracing::{error, info, warn};
+
+/// p2p channel carrying individual votes.
+pub const CHANNEL_VOTES: u64 = 0;
+/// p2p channel carrying certificates (notarizations, nullifications, finalizations).
+pub const CHANNEL_CERTIFICATES: u64 = 1;
+/// p2p channel of the certificate resolver (requests and responses).
+pub const CHANNEL_RESOLVER: u64 = 2;
+/// p2p channel carrying encoded blocks ([`Application::block_bytes`] to
+/// [`Application::receive_block`]).
+pub const CHANNEL_BLOCKS: u64 = 3;
+
+/// How far a peer's handshake timestamp may run ahead of our clock.
+const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
+/// Oldest handshake message accepted.
+const HANDSHAKE_AGE_MAX: Duration = Duration::from_secs(10);
+/// How long [`run`] waits for tasks to wind down after a shutdown request.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Delay before re-requesting a certificate after an unanswered fetch.
+const FETCH_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// The four (sender, receiver) pairs consensus uses, one per channel.
+pub struct Channels<S, R> {
+    /// [`CHANNEL_VOTES`].
+    pub votes: (S, R),
+    /// [`CHANNEL_CERTIFICATES`].
+    pub certificates: (S, R),
+    /// [`CHANNEL_RESOLVER`].
+    pub resolver: (S, R),
+    /// [`CHANNEL_BLOCKS`].
+    pub blocks: (S, R),
+}
+
+/// Starts consensus over caller-provided p2p channels (for example commonware's simulated
+/// network in a deterministic test) and returns the handle of the supervising task.
+///
+/// `blocker` is told about misbehaving peers; with `p2p::authenticated` it is the oracle.
+pub fn start_with_channels<E, A, B, S, R>(
+    context: E,
+    cfg: &ConsensusConfig,
+    app: A,
+    blocker: B,
+    channels: Channels<S, R>,
+) -> Result<Handle<()>, ConsensusError>
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng,
+    A: Application,
+    B: Blocker<PublicKey = PublicKey>,
+    S: Sender<PublicKey = PublicKey>,
+    R: Receiver<PublicKey = PublicKey>,
+{
+    let prepared = cfg.prepare()?;
+    Ok(context.spawn(move |context| drive(context, prepared, app, blocker, channels)))
+}
+
+/// Starts the p2p network (`p2p::authenticated::lookup`, one peer set with every validator)
+/// and consensus inside an existing commonware runtime context; returns the handle of the
+/// supervising task. Use [`run`] unless the runtime is already set up.
+pub async fn start<E, A>(
+    context: E,
+    cfg: &ConsensusConfig,
+    app: A,
+) -> Result<Handle<()>, ConsensusError>
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
+    A: Application,
+{
+    let prepared = cfg.prepare()?;
+    // The p2p listener panics when it cannot bind; probe first to report a typed error.
+    let probe = context
+        .bind(cfg.listen)
+        .await
+        .map_err(|source| ConsensusError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    drop(probe);
+    Ok(context.spawn(move |context| drive_networked(context, prepared, app)))
+}
+
+async fn drive_networked<E, A>(context: E, prepared: Prepared, app: A)
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
+    A: Application,
+{
+    let cfg = &prepared.cfg;
+    let handshake = Cups::<_, ChaCha20Poly1305>::new(
+        Sake {
+            signer: prepared.signer.clone(),
+            synchrony_bound: HANDSHAKE_SYNCHRONY_BOUND,
+            max_handshake_age: HANDSHAKE_AGE_MAX,
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let me = prepared.signer.public_key();
+    let max_peers = peer_set_limit(prepared.participants.iter(), &me);
+    let namespace = cfg.p2p_namespace();
+    let profile = match cfg.network {
+        NetworkProfile::Local => lookup::Config::local,
+        NetworkProfile::Production => lookup::Config::recommended,
+    };
+    let p2p_cfg = profile(
+        handshake,
+        &namespace,
+        cfg.listen,
+        max_peers,
+        prepared.max_message_size,
+        MAILBOX_SIZE,
+    );
+    let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
+    if !oracle.track(0, prepared.peers.clone()).accepted() {
+        warn!("p2p oracle refused the validator set");
+    }
+    let quota = Quota::per_second(cfg.messages_per_second);
+    let channels = Channels {
+        votes: network.register(CHANNEL_VOTES, quota),
+        certificates: network.register(CHANNEL_CERTIFICATES, quota),
+        resolver: network.register(CHANNEL_RESOLVER, quota),
+        blocks: network.register(CHANNEL_BLOCKS, quota),
+    };
+    let mut network_task = network.start();
+    let mut consensus_task = context
+        .child("consensus")
+        .spawn(move |context| drive(context, prepared, app, oracle, channels));
+    select! {
+        result = &mut network_task => warn!(?result, "p2p network stopped"),
+        result = &mut consensus_task => warn!(?result, "consensus stopped"),
+    }
+}
+
+/// Runs the driver actor and the simplex engine until either stops.
+async fn drive<E, A, B, S, R>(
+    context: E,
+    prepared: Prepared,
+    app: A,
+    blocker: B,
+    channels: Channels<S, R>,
+) where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng,
+    A: Application,
+    B: Blocker<PublicKey = PublicKey>,
+    S: Sender<PublicKey = PublicKey>,
+    R: Receiver<PublicKey = PublicKey>,
+{
+    let cfg = &prepared.cfg;
+    let genesis = Digest(app.genesis());
+    let (actor, mailbox) = Actor::new(
+        context.child("driver_mailbox"),
+        actor::Config {
+            app,
+            block_interval: cfg.block_interval,
+            other_validators: prepared.other_validators(),
+            max_block_bytes: cfg.max_block_bytes,
+            block_sender: channels.blocks.0,
+        },
+    );
+    let timeouts = cfg.timeouts;
+    let skip = timeouts
+        .skip
+        .map_or(SkipPolicy::Disabled, |timeout| SkipPolicy::Enabled {
+            timeout,
+            budget: SkipBudget::Participants,
+        });
+    // Validated non-zero by `ConsensusConfig::prepare`.
+    let fetch_timeout = NonZeroDuration::new(timeouts.fetch).expect("validated non-zero");
+    let engine_cfg = simplex::Config {
+        scheme: prepared.scheme.clone(),
+        elector: RoundRobin::<Sha256>::default(),
+        blocker,
+        automaton: mailbox.clone(),
+        relay: mailbox.clone(),
+        reporter: mailbox,
+        track_historical_votes: false,
+        strategy: Sequential,
+        partition: cfg.partition(),
+        mailbox_size: MAILBOX_SIZE,
+        epoch: Epoch::new(cfg.epoch),
+        floor: Floor::Genesis(genesis),
+        replay_buffer: REPLAY_BUFFER_BYTES,
+        write_buffer: WRITE_BUFFER_BYTES,
+        page_cache: CacheRef::new(page_size(BLOB_PAGE_SIZE), PAGE_CACHE_PAGES),
+        leader_timeout: timeouts.leader,
+        certification_timeout: timeouts.certification,
+        timeout_retry: timeouts.nullify_retry,
+        view_retention: ViewDelta::new(cfg.view_retention),
+        skip,
+        fetch_timeout,
+        fetch_retry_delay: FETCH_RETRY_DELAY,
+        forward: ForwardPolicy::SilentLeader,
+    };
+    let engine = Engine::new(context.child("engine"), engine_cfg);
+    // The actor must be receiving before the engine replays its journal and sends requests.
+    let mut actor_task = actor.start(context.child("driver"), channels.blocks.1);
+    let mut engine_task = engine.start(channels.votes, channels.certificates, channels.resolver);
+    info!(
+        validators = prepared.participants.len(),
+        epoch = cfg.epoch,
+        "consensus started"
+    );
+    select! {
+        result = &mut actor_task => warn!(?result, "consensus driver stopped"),
+        result = &mut engine_task => warn!(?result, "simplex engine stopped"),
+    }
+}
+
+/// A cloneable request to stop [`run`].
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    requested: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// A handle nobody has triggered yet.
+    pub fn new() -> Self {
+        let (requested, _) = watch::channel(false);
+        Self {
+            requested: Arc::new(requested),
+        }
+    }
+
+    /// Asks [`run`] to stop. Idempotent; callable from any thread or task.
+    pub fn trigger(&self) {
+        self.requested.send_replace(true);
+    }
+
+    /// Whether [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        *self.requested.borrow()
+    }
+
+    /// Resolves once [`Shutdown::trigger`] has been called.
+    pub async fn wait(&self) {
+        let mut requested = self.requested.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = requested.wait_for(|requested| *requested).await;
+    }
+}
+
+/// What [`run`] hands to the application factory.
+pub struct NodeContext {
+    /// A commonware runtime context (for supervised tasks, metrics via `Metrics::encode`, or
+    /// timers). Plain `tokio::spawn` and `tokio::net` work as well: [`run`] executes on a tokio
+    /// multi-thread runtime.
+    pub runtime: tokio::Context,
+    /// Triggers a graceful stop of [`run`] (e.g. from an admin endpoint or a test).
+    pub shutdown: Shutdown,
+}
+
+/// Runs a validator until shutdown: builds commonware's tokio runtime (storage rooted at
+/// `cfg.storage_dir`), calls `app_factory` inside it, then starts the p2p network and
+/// consensus, and blocks the calling thread.
+///
+/// # Embedding
+/// Call from a plain thread (a synchronous `main`), never from inside another tokio runtime:
+/// the runner creates its own multi-thread runtime and blocks on it. Inside `app_factory` the
+/// tokio runtime is current, so the caller may `tokio::spawn` its own tasks (an axum server on a
+/// `tokio::net::TcpListener`, a mempool, ...). Those tasks are not supervised by commonware:
+/// they are dropped when `run` returns.
+///
+/// # Stopping
+/// `run` returns `Ok(())` after [`NodeContext::shutdown`] is triggered or, when
+/// `cfg.stop_on_ctrl_c`, after Ctrl-C. It then signals every commonware task to stop and waits
+/// up to [`SHUTDOWN_TIMEOUT`] for the journal to be closed. It returns
+/// [`ConsensusError::Stopped`] if consensus ends on its own. A panic in any commonware task
+/// propagates out of `run`.
+pub fn run<A, F, Fut, Err>(cfg: ConsensusConfig, app_factory: F) -> Result<(), ConsensusError>
+where
+    A: Application,
+    F: FnOnce(NodeContext) -> Fut,
+    Fut: Future<Output = Result<A, Err>>,
+    Err: Into<Box<dyn StdError + Send + Sync>>,
+{
+    cfg.validate()?;
+    std::fs::create_dir_all(&cfg.storage_dir).map_err(|source| ConsensusError::StorageDir {
+        path: cfg.storage_dir.clone(),
+        source,
+    })?;
+    let runtime_cfg = tokio::Config::new()
+        .with_storage_directory(cfg.storage_dir.clone())
+        .with_worker_threads(cfg.worker_threads);
+    tokio::Runner::new(runtime_cfg).start(|context| async move {
+        let shutdown = Shutdown::new();
+        let node = NodeContext {
+            runtime: context.child("app"),
+            shutdown: shutdown.clone(),
+        };
+        let app = app_factory(node)
+            .await
+            .map_err(|error| ConsensusError::Application(error.into()))?;
+        let mut consensus = start(context.child("node"), &cfg, app).await?;
+        info!(key = %hex::encode(cfg.public_key()), listen = %cfg.listen, "validator running");
+        let outcome = select! {
+            _ = shutdown.wait() => Ok(()),
+            _ = ctrl_c(cfg.stop_on_ctrl_c) => Ok(()),
+            result = &mut consensus => {
+                error!(?result, "consensus ended without a shutdown request");
+                Err(ConsensusError::Stopped)
+            },
+        };
+        info!("stopping validator");
+        let stopped = context.stop(0, Some(SHUTDOWN_TIMEOUT)).await;
+        outcome?;
+        stopped.map_err(|_| ConsensusError::ShutdownTimeout(SHUTDOWN_TIMEOUT))
+    })
+}
+
+/// Resolves on Ctrl-C when `enabled`, never otherwise.
+async fn ctrl_c(enabled: bool) {
+    if enabled {
+        match ::tokio::signal::ctrl_c().await {
+            Ok(()) => {
+                info!("ctrl-c received");
+                return;
+            }
+            Err(error) => warn!(%error, "cannot listen for ctrl-c"),
+        }
+    }
+    std::future::pending::<()>().await;
+}

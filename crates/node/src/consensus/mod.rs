@@ -1,0 +1,122 @@
+//! Order blocks with commonware simplex: the consensus driver of a poi validator.
+//!
+//! Stability: ALPHA; the [`Application`] seam and [`ConsensusConfig`] may still change.
+//! Uses only BETA commonware parts (simplex, ed25519, tokio runtime, `p2p::authenticated`).
+//!
+//! # What this module owns
+//! Consensus moves 32-byte block digests; the application owns blocks. The driver connects
+//! the two: simplex calls a `Mailbox` (`ingress.rs`: its `Automaton`, `Relay` and `Reporter`),
+//! which queues requests to an actor (`actor.rs`) that calls [`Application`] in per-request
+//! tasks and ships block bytes over a fourth p2p channel ([`CHANNEL_BLOCKS`]). `engine.rs`
+//! wires simplex, the actor and the p2p network; [`run`] is the process entry point.
+//!
+//! One validator is the default ([`ConsensusConfig::single`]): quorum 1, each block
+//! notarizes and finalizes locally. N validators is the same code with a longer
+//! [`ConsensusConfig::validators`] list (every validator lists the same set).
+//!
+//! # Invariants
+//! - A digest returned by [`Application::propose`] names a block the application has
+//!   persisted; after a restart simplex may build on it or ask to verify it again.
+//! - Proposals are paced: a digest is released no earlier than
+//!   [`ConsensusConfig::block_interval`] after simplex asked for it; the actor never sleeps.
+//! - [`Application::verify`] answers are permanent; "not yet known" means keep waiting.
+//! - Finality is only what the engine reports as a finalization. [`Application::finalized`] is
+//!   called one call at a time, with strictly increasing views within a run; it may skip
+//!   heights and repeat after a restart, so the application walks parents and is idempotent.
+//! - The consensus journal under [`ConsensusConfig::storage_dir`] must survive restarts:
+//!   it holds this validator's votes, and losing it risks signing conflicting votes.
+//!
+//! # Example
+//! ```no_run
+//! use poi_node::consensus::{ConsensusConfig, run};
+//! # use poi_node::consensus::{Application, BlockDigest};
+//! # #[derive(Clone)] struct MyApp;
+//! # impl MyApp { async fn open() -> Result<Self, std::io::Error> { Ok(Self) } }
+//! # impl Application for MyApp {
+//! #     fn genesis(&self) -> BlockDigest { [0; 32] }
+//! #     async fn propose(&self, _: BlockDigest, _: u64) -> Option<BlockDigest> { None }
+//! #     async fn verify(&self, _: BlockDigest, _: BlockDigest) -> bool { false }
+//! #     async fn block_bytes(&self, _: BlockDigest) -> Option<Vec<u8>> { None }
+//! #     async fn receive_block(&self, _: Vec<u8>) {}
+//! #     async fn finalized(&self, _: BlockDigest) {}
+//! # }
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let listen = "127.0.0.1:7400".parse()?;
+//!     let cfg = ConsensusConfig::single("./data/consensus", [7; 32], listen, b"poi-devnet".to_vec());
+//!     // Blocks this thread until Ctrl-C (or `node.shutdown.trigger()`).
+//!     run(cfg, |node| async move {
+//!         let app = MyApp::open().await?;
+//!         // The tokio runtime is current here: spawn the HTTP API beside consensus.
+//!         tokio::spawn(async move {
+//!             let _listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await;
+//!             // axum::serve(listener, router).await
+//!         });
+//!         let _stop = node.shutdown.clone();
+//!         Ok::<_, std::io::Error>(app)
+//!     })?;
+//!     Ok(())
+//! }
+//! ```
+
+mod actor;
+mod config;
+mod engine;
+mod error;
+mod ingress;
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    BLOCK_INTERVAL_DEFAULT, ConsensusConfig, MAX_BLOCK_BYTES_DEFAULT, NetworkProfile, Timeouts,
+    VALIDATORS_MAX, Validator, validator_public_key,
+};
+pub use engine::{
+    CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES, Channels, NodeContext,
+    SHUTDOWN_TIMEOUT, Shutdown, run, start, start_with_channels,
+};
+pub use error::{ConfigError, ConsensusError};
+
+use std::future::Future;
+
+/// 32-byte block hash, used as the consensus payload.
+pub type BlockDigest = [u8; 32];
+
+/// The digest type simplex orders: a [`BlockDigest`] in commonware's sha256 digest wrapper
+/// (only the 32 bytes matter; they need not be a sha256 hash).
+pub(crate) use commonware_cryptography::sha256::Digest;
+
+/// The application that builds, stores and executes blocks; consensus only orders digests.
+///
+/// Every method may be called concurrently with the others (each request runs in its own
+/// task). A future returned by `propose` or `verify` is dropped (cancelled) when consensus
+/// abandons the request, so both must be cancellation-safe.
+pub trait Application: Clone + Send + Sync + 'static {
+    /// Digest of the genesis block: the parent of the first proposal (the consensus floor).
+    fn genesis(&self) -> BlockDigest;
+
+    /// Builds a block on `parent` for consensus view `view`, persists it, and returns its
+    /// digest, or `None` to decline (the view is then skipped). May wait, e.g. until `parent`
+    /// is executed. The same view may be proposed again after a restart.
+    fn propose(
+        &self,
+        parent: BlockDigest,
+        view: u64,
+    ) -> impl Future<Output = Option<BlockDigest>> + Send;
+
+    /// Permanent verdict on block `digest`, proposed by another validator on `parent`.
+    /// Returns `false` only if the block is invalid forever; while the block (delivered via
+    /// [`Application::receive_block`]) or its parent is missing, keep waiting.
+    fn verify(&self, parent: BlockDigest, digest: BlockDigest)
+    -> impl Future<Output = bool> + Send;
+
+    /// Encoded bytes of a block this node holds, to send to peers.
+    fn block_bytes(&self, digest: BlockDigest) -> impl Future<Output = Option<Vec<u8>>> + Send;
+
+    /// Bytes of a block received from a peer (unauthenticated content: validate it).
+    fn receive_block(&self, bytes: Vec<u8>) -> impl Future<Output = ()> + Send;
+
+    /// `digest` is finalized, and so are all its ancestors. Calls never overlap and their views
+    /// increase within a run; heights may be skipped (walk parents back to the last finalized
+    /// block) and a digest may be reported again after a restart (be idempotent).
+    fn finalized(&self, digest: BlockDigest) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,396 @@
+//! Tests of the consensus driver against a small in-memory chain.
+//!
+//! `Chain` is a real (if tiny) application: block digest = blake3(parent || height), blocks
+//! persist in shared memory that outlives a `run` (standing in for the block store across a
+//! restart), and finalization walks parents and asserts the links.
+
+use super::*;
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, TcpListener},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+use tokio::sync::Notify;
+
+/// Upper bound on one `run` in these tests; the watchdog stops it after this long.
+const RUN_DEADLINE: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    parent: BlockDigest,
+    height: u64,
+}
+
+fn block_digest(parent: &BlockDigest, height: u64) -> BlockDigest {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(parent);
+    hasher.update(&height.to_le_bytes());
+    *hasher.finalize().as_bytes()
+}
+
+#[derive(Default)]
+struct State {
+    blocks: HashMap<BlockDigest, Block>,
+    /// Finalized chain by height; index 0 is genesis.
+    finalized: Vec<BlockDigest>,
+    /// When each height was finalized (index = height - 1).
+    finalized_at: Vec<Instant>,
+    /// Views of every proposal, in order of the calls.
+    proposed_views: Vec<u64>,
+    /// Calls to `finalized`, including idempotent repeats.
+    finalized_calls: u64,
+}
+
+#[derive(Clone)]
+struct Chain {
+    state: Arc<Mutex<State>>,
+    arrived: Arc<Notify>,
+    genesis: BlockDigest,
+}
+
+impl Chain {
+    fn new() -> Self {
+        let genesis = block_digest(&[0; 32], 0);
+        let mut state = State::default();
+        state.blocks.insert(
+            genesis,
+            Block {
+                parent: [0; 32],
+                height: 0,
+            },
+        );
+        state.finalized.push(genesis);
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            arrived: Arc::new(Notify::new()),
+            genesis,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("test state poisoned")
+    }
+
+    fn finalized_height(&self) -> u64 {
+        self.state().finalized.len() as u64 - 1
+    }
+
+    /// Asserts the finalized chain is contiguous from genesis with correct parent links.
+    fn assert_chain(&self) {
+        let state = self.state();
+        assert_eq!(state.finalized[0], self.genesis);
+        for (height, digest) in state.finalized.iter().enumerate().skip(1) {
+            let block = state.blocks[digest];
+            assert_eq!(block.height, height as u64);
+            assert_eq!(block.parent, state.finalized[height - 1]);
+            assert_eq!(*digest, block_digest(&block.parent, block.height));
+        }
+    }
+}
+
+impl Application for Chain {
+    fn genesis(&self) -> BlockDigest {
+        self.genesis
+    }
+
+    async fn propose(&self, parent: BlockDigest, view: u64) -> Option<BlockDigest> {
+        let mut state = self.state();
+        let height = state.blocks.get(&parent)?.height + 1;
+        let digest = block_digest(&parent, height);
+        state.blocks.insert(digest, Block { parent, height });
+        state.proposed_views.push(view);
+        drop(state);
+        self.arrived.notify_waiters();
+        Some(digest)
+    }
+
+    async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(block) = self.state().blocks.get(&digest) {
+                return block.parent == parent;
+            }
+            arrived.await;
+        }
+    }
+
+    async fn block_bytes(&self, digest: BlockDigest) -> Option<Vec<u8>> {
+        let block = *self.state().blocks.get(&digest)?;
+        let mut bytes = block.parent.to_vec();
+        bytes.extend_from_slice(&block.height.to_le_bytes());
+        Some(bytes)
+    }
+
+    async fn receive_block(&self, bytes: Vec<u8>) {
+        let (Ok(parent), Ok(height)) = (bytes[..32].try_into(), bytes[32..].try_into()) else {
+            return;
+        };
+        let block = Block {
+            parent,
+            height: u64::from_le_bytes(height),
+        };
+        let digest = block_digest(&block.parent, block.height);
+        self.state().blocks.insert(digest, block);
+        self.arrived.notify_waiters();
+    }
+
+    async fn finalized(&self, digest: BlockDigest) {
+        let mut state = self.state();
+        state.finalized_calls += 1;
+        let block = state.blocks[&digest];
+        let tip = state.finalized.len() as u64 - 1;
+        if block.height <= tip {
+            // Reported again (replay after restart): must already be on the finalized chain.
+            assert_eq!(
+                state.finalized[block.height as usize], digest,
+                "finality fork"
+            );
+            return;
+        }
+        let mut path = vec![digest];
+        let mut cursor = block;
+        while cursor.height > tip + 1 {
+            path.push(cursor.parent);
+            cursor = state.blocks[&cursor.parent];
+        }
+        assert_eq!(
+            cursor.parent, state.finalized[tip as usize],
+            "finality fork"
+        );
+        let now = Instant::now();
+        for digest in path.into_iter().rev() {
+            state.finalized.push(digest);
+            state.finalized_at.push(now);
+        }
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+fn test_config(dir: &std::path::Path, block_interval: Duration) -> ConsensusConfig {
+    let mut cfg = ConsensusConfig::single(dir, [1; 32], free_port(), b"poi-test".to_vec());
+    cfg.block_interval = block_interval;
+    cfg.stop_on_ctrl_c = false;
+    cfg.worker_threads = 2;
+    cfg
+}
+
+/// Runs `chain` until its finalized height reaches `target` (or the deadline passes).
+fn run_until(cfg: ConsensusConfig, chain: &Chain, target: u64) -> Duration {
+    let started = Instant::now();
+    let app = chain.clone();
+    run(cfg, move |node| async move {
+        let watched = app.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + RUN_DEADLINE;
+            while watched.finalized_height() < target && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            node.shutdown.trigger();
+        });
+        Ok::<_, std::io::Error>(app)
+    })
+    .expect("run stops cleanly");
+    started.elapsed()
+}
+
+fn blocks_per_second(chain: &Chain, first_height: u64) -> f64 {
+    let state = chain.state();
+    let times = &state.finalized_at[first_height as usize - 1..];
+    let span = times[times.len() - 1] - times[0];
+    (times.len() - 1) as f64 / span.as_secs_f64()
+}
+
+#[test]
+fn single_validator_finalizes_contiguous_chain() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = test_config(dir.path(), Duration::from_millis(50));
+    let chain = Chain::new();
+    let app = chain.clone();
+    run(cfg, move |node| async move {
+        // The caller's own tokio tasks and sockets work inside commonware's runtime.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let accepted = tokio::spawn(async move { listener.accept().await.map(|(_, peer)| peer) });
+        let client = tokio::net::TcpStream::connect(addr).await?;
+        let peer = accepted.await.expect("accept task")?;
+        assert_eq!(peer, client.local_addr()?);
+
+        let watched = app.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + RUN_DEADLINE;
+            while watched.finalized_height() < 20 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            node.shutdown.trigger();
+        });
+        Ok::<_, std::io::Error>(app)
+    })
+    .expect("run stops cleanly");
+
+    assert!(
+        chain.finalized_height() >= 20,
+        "only {} finalized",
+        chain.finalized_height()
+    );
+    chain.assert_chain();
+    let rate = blocks_per_second(&chain, 1);
+    eprintln!("paced at 50 ms: {rate:.1} blocks/s");
+    // Pacing holds: 50 ms between blocks caps the rate at 20 blocks/s.
+    assert!(rate <= 21.0, "pacing violated: {rate:.1} blocks/s");
+}
+
+#[test]
+fn restart_resumes_from_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chain = Chain::new();
+
+    run_until(
+        test_config(dir.path(), Duration::from_millis(20)),
+        &chain,
+        20,
+    );
+    let first_height = chain.finalized_height();
+    let (first_views, first_calls) = {
+        let state = chain.state();
+        (state.proposed_views.len(), state.finalized_calls)
+    };
+    let last_view = chain
+        .state()
+        .proposed_views
+        .last()
+        .copied()
+        .expect("proposals made");
+    assert!(first_height >= 20);
+    chain.assert_chain();
+
+    // Same storage directory, same block store: the engine replays its journal.
+    run_until(
+        test_config(dir.path(), Duration::from_millis(20)),
+        &chain,
+        first_height + 20,
+    );
+    let state = chain.state();
+    let resumed_views = &state.proposed_views[first_views..];
+    assert!(!resumed_views.is_empty());
+    // The journal holds the votes: views continue (a view in flight may be proposed again)
+    // rather than starting over at view 1.
+    assert!(
+        resumed_views[0] >= last_view,
+        "restarted at view {} after view {last_view}",
+        resumed_views[0]
+    );
+    assert!(resumed_views.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(state.finalized_calls > first_calls);
+    drop(state);
+    assert!(chain.finalized_height() >= first_height + 20);
+    chain.assert_chain();
+}
+
+#[test]
+fn unpaced_throughput() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chain = Chain::new();
+    let elapsed = run_until(test_config(dir.path(), Duration::ZERO), &chain, 200);
+    assert!(chain.finalized_height() >= 200);
+    chain.assert_chain();
+    let rate = blocks_per_second(&chain, 1);
+    eprintln!("unpaced: {rate:.0} blocks/s ({elapsed:?} for the whole run)");
+}
+
+#[test]
+fn bad_timeouts_are_typed_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = test_config(dir.path(), Duration::from_millis(50));
+    cfg.timeouts.certification = cfg.timeouts.leader;
+    assert!(matches!(
+        cfg.validate(),
+        Err(ConfigError::CertificationNotAfterLeader { .. })
+    ));
+
+    let mut cfg = test_config(dir.path(), Duration::from_millis(50));
+    cfg.timeouts.leader = Duration::ZERO;
+    assert_eq!(cfg.validate(), Err(ConfigError::LeaderTimeoutZero));
+
+    let mut cfg = test_config(dir.path(), Duration::from_millis(50));
+    cfg.timeouts.skip = Some(cfg.timeouts.certification);
+    assert!(matches!(
+        cfg.validate(),
+        Err(ConfigError::SkipTooShort { .. })
+    ));
+
+    let mut cfg = test_config(dir.path(), Duration::from_millis(50));
+    cfg.timeouts.nullify_retry = Duration::ZERO;
+    assert_eq!(cfg.validate(), Err(ConfigError::NullifyRetryZero));
+
+    let mut cfg = test_config(dir.path(), Duration::from_secs(1));
+    cfg.timeouts.leader = Duration::from_secs(1);
+    assert!(matches!(
+        cfg.validate(),
+        Err(ConfigError::BlockIntervalTooLong { .. })
+    ));
+
+    // `run` rejects the config before building a runtime or touching storage.
+    let missing = dir.path().join("never-created");
+    let mut cfg = test_config(&missing, Duration::from_millis(50));
+    cfg.view_retention = 0;
+    let result = run(cfg, |_| async { Ok::<_, std::io::Error>(Chain::new()) });
+    assert!(matches!(
+        result,
+        Err(ConsensusError::Config(ConfigError::ViewRetentionZero))
+    ));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn bad_validator_sets_are_typed_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = test_config(dir.path(), Duration::from_millis(50));
+    base.validate().expect("single validator config is valid");
+
+    let mut cfg = base.clone();
+    cfg.validators.clear();
+    assert_eq!(cfg.validate(), Err(ConfigError::NoValidators));
+
+    let mut cfg = base.clone();
+    cfg.validators.push(cfg.validators[0]);
+    assert!(matches!(
+        cfg.validate(),
+        Err(ConfigError::DuplicateValidator { .. })
+    ));
+
+    let mut cfg = base.clone();
+    cfg.validators[0].public_key = validator_public_key(&[2; 32]);
+    assert!(matches!(
+        cfg.validate(),
+        Err(ConfigError::NotAValidator { .. })
+    ));
+
+    let mut cfg = base.clone();
+    cfg.namespace.clear();
+    assert_eq!(cfg.validate(), Err(ConfigError::EmptyNamespace));
+
+    let mut cfg = base;
+    cfg.max_block_bytes = 0;
+    assert!(matches!(
+        cfg.validate(),
+        Err(ConfigError::MaxBlockBytes { .. })
+    ));
+}
+
+#[test]
+fn shutdown_is_observable_and_idempotent() {
+    let shutdown = Shutdown::new();
+    assert!(!shutdown.is_triggered());
+    let clone = shutdown.clone();
+    clone.trigger();
+    clone.trigger();
+    assert!(shutdown.is_triggered());
+    futures::executor::block_on(shutdown.wait());
+}

@@ -1,0 +1,623 @@
+//! The ledger: the node's authoritative chain state and the blocks around it.
+//!
+//! Owns the store, the state machine, the mempool and the blocks proposed or received but not yet
+//! final. Consensus calls in through [`Ledger::build_block`], [`Ledger::verify_block`] and
+//! [`Ledger::finalize`]; the API reads through [`Ledger::store`] and submits through
+//! [`Ledger::submit`].
+//!
+//! Invariants: a block is executed only on top of the committed tip (its parent), so its prepared
+//! state root is valid exactly when it is finalized next; blocks are committed in height order,
+//! each in one store transaction; every proposed block is written to disk (`proposals/`) before its
+//! digest is handed to consensus, so a restarted node can re-execute a block that consensus
+//! notarized before the crash.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use poi_core::TxError;
+use poi_core::address::Address;
+use poi_core::bank;
+use poi_core::block::{self, Block, BlockHash, BlockHeader};
+use poi_core::chain::{Admission, BlockError, BlockOutcome, Chain, Mode};
+use poi_core::error::StateError;
+use poi_core::event::{Event, Receipt};
+use poi_core::genesis::Genesis;
+use poi_core::params::Params;
+use poi_core::state::{self, StateReader};
+use poi_core::tx::{Tx, TxHash};
+use poi_store::{BlockCommit, Committed, Prepared, Store};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::{NodeError, Result};
+use crate::events::ChainEvent;
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+
+/// Most a proposer's clock may run ahead of ours before we refuse its block.
+pub const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
+
+/// A committed block as stored: the block and the events of its block hooks.
+#[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
+pub struct StoredBlock {
+    /// The block.
+    pub block: Block,
+    /// Events of `begin_block`/`end_block` hooks (e.g. fee distribution).
+    pub block_events: Vec<Event>,
+}
+
+/// Committed state seen through the state-machine seam.
+pub struct StoreState<'a>(pub &'a Store);
+
+impl StateReader for StoreState<'_> {
+    fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, StateError> {
+        self.0.get(key).map_err(|e| StateError(e.to_string()))
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> std::result::Result<(), StateError> {
+        self.0
+            .scan_prefix(prefix, visit)
+            .map_err(|e| StateError(e.to_string()))
+    }
+}
+
+/// A block executed on the tip, waiting for finality.
+struct Pending {
+    block: Block,
+    outcome: BlockOutcome,
+    prepared: Prepared,
+}
+
+/// The chain state of one node.
+pub struct Ledger {
+    chain: Chain,
+    genesis: Genesis,
+    store: Arc<Store>,
+    mempool: Mutex<Mempool>,
+    pending: Mutex<BTreeMap<BlockHash, Pending>>,
+    proposals_dir: PathBuf,
+    tip: watch::Sender<Committed>,
+    events: broadcast::Sender<ChainEvent>,
+    metrics: Metrics,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Ledger {
+    /// Opens the ledger in `data_dir`, committing the genesis block if the store is empty, and
+    /// checks the stored chain matches `genesis`.
+    pub fn open(data_dir: PathBuf, genesis: Genesis, metrics: Metrics) -> Result<Ledger> {
+        genesis
+            .validate()
+            .map_err(|e| NodeError::Genesis(e.to_string()))?;
+        std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::io("create", &data_dir, e))?;
+        let proposals_dir = data_dir.join("proposals");
+        std::fs::create_dir_all(&proposals_dir)
+            .map_err(|e| NodeError::io("create", &proposals_dir, e))?;
+        let store = Arc::new(Store::open(&data_dir.join("state.redb"))?);
+        let chain = Chain::new(genesis.chain_id.clone());
+        let latest = match store.latest() {
+            Some(latest) => latest,
+            None => Self::commit_genesis(&store, &genesis)?,
+        };
+        let stored_genesis = Self::read_block(&store, 0)?
+            .ok_or_else(|| NodeError::Corrupt("genesis block missing".into()))?;
+        if stored_genesis.block.header.chain_id != genesis.chain_id {
+            return Err(NodeError::Genesis(format!(
+                "the data directory holds chain {:?} but genesis.toml says {:?}",
+                stored_genesis.block.header.chain_id, genesis.chain_id
+            )));
+        }
+        let (tip, _) = watch::channel(latest);
+        let (events, _) = broadcast::channel(4096);
+        metrics
+            .height
+            .set(i64::try_from(latest.height).unwrap_or(i64::MAX));
+        Ok(Ledger {
+            chain,
+            genesis,
+            store,
+            mempool: Mutex::new(Mempool::default()),
+            pending: Mutex::new(BTreeMap::new()),
+            proposals_dir,
+            tip,
+            events,
+            metrics,
+        })
+    }
+
+    fn commit_genesis(store: &Store, genesis: &Genesis) -> Result<Committed> {
+        let writes = genesis
+            .state()
+            .map_err(|e| NodeError::Genesis(e.to_string()))?;
+        let prepared = store.prepare(0, &writes)?;
+        let header = BlockHeader {
+            chain_id: genesis.chain_id.clone(),
+            height: 0,
+            parent_hash: [0; 32],
+            proposer: Address::default(),
+            timestamp_ms: genesis.genesis_time_ms,
+            tx_count: 0,
+            tx_root: block::tx_root(&[]),
+            state_root: prepared.state_root(),
+            events_root: block::events_root(&[], &[]),
+        };
+        let stored = StoredBlock {
+            block: Block {
+                header,
+                txs: vec![],
+            },
+            block_events: vec![],
+        };
+        let hash = stored.block.hash();
+        let bytes = borsh::to_vec(&stored).expect("encodes");
+        Ok(store.commit(
+            prepared,
+            BlockCommit {
+                height: 0,
+                hash,
+                bytes,
+                txs: vec![],
+            },
+        )?)
+    }
+
+    /// The state machine.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The genesis this node runs.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The store (committed state, blocks, receipts).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The committed tip.
+    pub fn tip(&self) -> Committed {
+        *self.tip.borrow()
+    }
+
+    /// Watches the committed tip.
+    pub fn watch_tip(&self) -> watch::Receiver<Committed> {
+        self.tip.subscribe()
+    }
+
+    /// Subscribes to committed-block events.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+
+    fn state(&self) -> StoreState<'_> {
+        StoreState(&self.store)
+    }
+
+    fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        self.mempool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, BTreeMap<BlockHash, Pending>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Current parameters.
+    pub fn params(&self) -> Result<Params> {
+        state::read_borsh(&self.state(), poi_core::params::PARAMS_KEY)?
+            .ok_or_else(|| NodeError::Corrupt("params missing".into()))
+    }
+
+    /// An account's committed record and the next nonce counting pending transactions.
+    pub fn account(&self, address: &Address) -> Result<(Option<bank::Account>, u64)> {
+        let account = bank::account(&self.state(), address)?;
+        let committed_nonce = account.map_or(0, |a| a.nonce);
+        Ok((account, self.mempool().next_nonce(address, committed_nonce)))
+    }
+
+    /// Whether a transaction is waiting in the mempool.
+    pub fn is_pending(&self, hash: &TxHash) -> bool {
+        self.mempool().contains(hash)
+    }
+
+    /// Mempool size.
+    pub fn mempool_len(&self) -> usize {
+        self.mempool().len()
+    }
+
+    /// Admits a transaction to the mempool after checking it against committed state.
+    pub fn submit(&self, bytes: &[u8]) -> std::result::Result<TxHash, TxError> {
+        let tx = Tx::decode(bytes)?;
+        let hash = tx.hash();
+        if self
+            .store
+            .tx_record(&hash)
+            .map_err(|e| StateError(e.to_string()))?
+            .is_some()
+        {
+            return Err(TxError::Duplicate(hex::encode(hash)));
+        }
+        // A future nonce is admitted and held in the mempool until the gap closes.
+        let _admission: Admission = self.chain.check_tx(&self.state(), &tx)?;
+        let mut mempool = self.mempool();
+        mempool.insert(tx, hash)?;
+        self.metrics
+            .mempool
+            .set(i64::try_from(mempool.len()).unwrap_or(i64::MAX));
+        self.metrics.txs_admitted.inc();
+        Ok(hash)
+    }
+
+    /// Builds a block on the committed tip (which must be `parent`), executes it, prepares its
+    /// state root and writes it to `proposals/`. Returns the block hash.
+    pub fn build_block(&self, parent: BlockHash, proposer: Address) -> Result<BlockHash> {
+        let tip = self.tip();
+        if tip.block_hash != parent {
+            return Err(NodeError::NotOnTip {
+                parent: hex::encode(parent),
+            });
+        }
+        let parent_block = Self::read_block(&self.store, tip.height)?
+            .ok_or_else(|| NodeError::Corrupt(format!("tip block {} missing", tip.height)))?;
+        let params = self.params()?;
+        let state = self.state();
+        let candidates = self
+            .mempool()
+            .select(params.block_txs_max as usize, |sender| {
+                bank::account(&state, sender)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |a| a.nonce)
+            });
+        let height = tip.height + 1;
+        let timestamp_ms = now_ms().max(parent_block.block.header.timestamp_ms);
+        let ctx = poi_core::block::BlockContext {
+            height,
+            timestamp_ms,
+            proposer,
+        };
+        let started = std::time::Instant::now();
+        let outcome = self
+            .chain
+            .execute_block(&state, &ctx, candidates, Mode::Build)?;
+        {
+            let mut mempool = self.mempool();
+            for (hash, error) in &outcome.rejected {
+                tracing::debug!(tx = %hex::encode(hash), %error, "dropping transaction");
+                mempool.remove(hash);
+            }
+        }
+        let prepared = self.store.prepare(height, &outcome.writes)?;
+        let header = BlockHeader {
+            chain_id: self.genesis.chain_id.clone(),
+            height,
+            parent_hash: parent,
+            proposer,
+            timestamp_ms,
+            tx_count: u32::try_from(outcome.txs.len()).expect("bounded by block_txs_max"),
+            tx_root: poi_core::merkle::root(&outcome.tx_hashes),
+            state_root: prepared.state_root(),
+            events_root: block::events_root(&outcome.receipts, &outcome.block_events),
+        };
+        let block = Block {
+            header,
+            txs: outcome.txs.clone(),
+        };
+        let hash = block.hash();
+        self.write_proposal(&hash, &block)?;
+        self.metrics
+            .block_build_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.pending().insert(
+            hash,
+            Pending {
+                block,
+                outcome,
+                prepared,
+            },
+        );
+        Ok(hash)
+    }
+
+    fn proposal_path(&self, hash: &BlockHash) -> PathBuf {
+        self.proposals_dir
+            .join(format!("{}.block", hex::encode(hash)))
+    }
+
+    fn write_proposal(&self, hash: &BlockHash, block: &Block) -> Result<()> {
+        use std::io::Write;
+        let path = self.proposal_path(hash);
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&block.encode())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(&self.proposals_dir)?.sync_all()
+        };
+        write().map_err(|e| NodeError::io("write", &path, e))
+    }
+
+    /// Encoded bytes of a block we hold (pending, proposed on disk, or committed).
+    pub fn block_bytes(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>> {
+        if let Some(p) = self.pending().get(hash) {
+            return Ok(Some(p.block.encode()));
+        }
+        if let Ok(bytes) = std::fs::read(self.proposal_path(hash)) {
+            return Ok(Some(bytes));
+        }
+        match self.store.height_by_block_hash(hash)? {
+            Some(height) => Ok(Self::read_block(&self.store, height)?.map(|b| b.block.encode())),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a block received from a peer so it can be verified.
+    pub fn receive_block(&self, bytes: &[u8]) -> Result<BlockHash> {
+        let block = Block::decode(bytes).map_err(|e| NodeError::InvalidBlock(e.to_string()))?;
+        let hash = block.hash();
+        self.write_proposal(&hash, &block)?;
+        Ok(hash)
+    }
+
+    /// Re-executes a block whose parent is the committed tip and checks every header field.
+    /// `Ok(false)` is a permanent "invalid"; errors are faults of this node.
+    pub fn verify_block(&self, hash: &BlockHash) -> Result<bool> {
+        if self.pending().contains_key(hash) {
+            return Ok(true);
+        }
+        let Ok(bytes) = std::fs::read(self.proposal_path(hash)) else {
+            return Err(NodeError::UnknownBlock(hex::encode(hash)));
+        };
+        let Ok(block) = Block::decode(&bytes) else {
+            return Ok(false);
+        };
+        match self.execute_received(block, hash) {
+            Ok(pending) => {
+                self.pending().insert(*hash, pending);
+                Ok(true)
+            }
+            Err(NodeError::InvalidBlock(reason)) => {
+                tracing::warn!(block = %hex::encode(hash), %reason, "refusing invalid block");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn execute_received(&self, block: Block, hash: &BlockHash) -> Result<Pending> {
+        let invalid = |why: String| NodeError::InvalidBlock(why);
+        if block.hash() != *hash {
+            return Err(invalid("hash does not match".into()));
+        }
+        let tip = self.tip();
+        let header = &block.header;
+        if header.parent_hash != tip.block_hash || header.height != tip.height + 1 {
+            return Err(NodeError::NotOnTip {
+                parent: hex::encode(header.parent_hash),
+            });
+        }
+        let parent = Self::read_block(&self.store, tip.height)?
+            .ok_or_else(|| NodeError::Corrupt("tip block missing".into()))?;
+        if header.chain_id != self.genesis.chain_id {
+            return Err(invalid(format!("chain id {:?}", header.chain_id)));
+        }
+        if header.timestamp_ms < parent.block.header.timestamp_ms
+            || header.timestamp_ms > now_ms().saturating_add(CLOCK_DRIFT_MAX_MS)
+        {
+            return Err(invalid(format!(
+                "timestamp {} out of range",
+                header.timestamp_ms
+            )));
+        }
+        if header.tx_count as usize != block.txs.len()
+            || header.tx_root != block::tx_root(&block.txs)
+        {
+            return Err(invalid("transaction root or count mismatch".into()));
+        }
+        let outcome = match self.chain.execute_block(
+            &self.state(),
+            &header.context(),
+            block.txs.clone(),
+            Mode::Verify,
+        ) {
+            Ok(outcome) => outcome,
+            Err(BlockError::State(e)) => return Err(e.into()),
+            Err(e @ BlockError::Invariant(_)) => return Err(NodeError::Halt(e.to_string())),
+            Err(e) => return Err(invalid(e.to_string())),
+        };
+        if block::events_root(&outcome.receipts, &outcome.block_events) != header.events_root {
+            return Err(invalid("events root mismatch".into()));
+        }
+        let prepared = self.store.prepare(header.height, &outcome.writes)?;
+        if prepared.state_root() != header.state_root {
+            return Err(invalid("state root mismatch".into()));
+        }
+        Ok(Pending {
+            block,
+            outcome,
+            prepared,
+        })
+    }
+
+    /// Commits the finalized block `hash` (and any uncommitted ancestors we hold). Idempotent:
+    /// finalizations replayed after a restart are ignored.
+    pub fn finalize(&self, hash: &BlockHash) -> Result<()> {
+        if self.store.height_by_block_hash(hash)?.is_some() {
+            return Ok(());
+        }
+        // Walk back to the tip through blocks we hold.
+        let tip = self.tip();
+        let mut chain = vec![*hash];
+        loop {
+            let last = *chain.last().expect("non-empty");
+            let header = match self.pending().get(&last) {
+                Some(p) => p.block.header.clone(),
+                None => {
+                    let bytes = std::fs::read(self.proposal_path(&last))
+                        .map_err(|_| NodeError::UnknownBlock(hex::encode(last)))?;
+                    Block::decode(&bytes)
+                        .map_err(|e| NodeError::Corrupt(e.to_string()))?
+                        .header
+                }
+            };
+            if header.parent_hash == tip.block_hash {
+                break;
+            }
+            if header.height <= tip.height + 1 {
+                return Err(NodeError::Halt(format!(
+                    "finalized block {} at height {} does not extend our tip",
+                    hex::encode(last),
+                    header.height
+                )));
+            }
+            chain.push(header.parent_hash);
+        }
+        for hash in chain.iter().rev() {
+            self.commit_one(hash)?;
+        }
+        Ok(())
+    }
+
+    fn commit_one(&self, hash: &BlockHash) -> Result<()> {
+        let pending = self.pending().remove(hash);
+        let pending = match pending {
+            Some(p) if p.prepared.height() == self.tip().height + 1 => p,
+            _ => {
+                let bytes = std::fs::read(self.proposal_path(hash))
+                    .map_err(|_| NodeError::UnknownBlock(hex::encode(hash)))?;
+                let block = Block::decode(&bytes).map_err(|e| NodeError::Corrupt(e.to_string()))?;
+                self.execute_received(block, hash).map_err(|e| match e {
+                    NodeError::InvalidBlock(why) => NodeError::Halt(format!(
+                        "finalized block {} is invalid here: {why}",
+                        hex::encode(hash)
+                    )),
+                    other => other,
+                })?
+            }
+        };
+        let Pending {
+            block,
+            outcome,
+            prepared,
+        } = pending;
+        let receipts: Vec<([u8; 32], Vec<u8>)> = outcome
+            .receipts
+            .iter()
+            .map(|r| (r.tx_hash, borsh::to_vec(r).expect("encodes")))
+            .collect();
+        let stored = StoredBlock {
+            block,
+            block_events: outcome.block_events.clone(),
+        };
+        let header = stored.block.header.clone();
+        let bytes = borsh::to_vec(&stored).expect("encodes");
+        let committed = self.store.commit(
+            prepared,
+            BlockCommit {
+                height: header.height,
+                hash: *hash,
+                bytes,
+                txs: receipts,
+            },
+        )?;
+        assert_eq!(
+            committed.state_root, header.state_root,
+            "store root differs from header"
+        );
+        self.after_commit(&stored, &outcome.receipts, committed);
+        Ok(())
+    }
+
+    fn after_commit(&self, stored: &StoredBlock, receipts: &[Receipt], committed: Committed) {
+        let header = &stored.block.header;
+        {
+            let state = self.state();
+            let mut mempool = self.mempool();
+            let senders: std::collections::BTreeSet<Address> =
+                stored.block.txs.iter().map(|tx| tx.body.signer).collect();
+            for sender in senders {
+                let nonce = bank::account(&state, &sender)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |a| a.nonce);
+                mempool.prune_sender(&sender, nonce);
+            }
+            self.metrics
+                .mempool
+                .set(i64::try_from(mempool.len()).unwrap_or(i64::MAX));
+        }
+        // Pending blocks at or below this height can never be committed now.
+        self.pending()
+            .retain(|_, p| p.block.header.height > header.height);
+        self.prune_proposals(header.height);
+        self.metrics
+            .height
+            .set(i64::try_from(header.height).unwrap_or(i64::MAX));
+        self.metrics.txs_committed.inc_by(receipts.len() as u64);
+        self.tip.send_replace(committed);
+        let _ = self
+            .events
+            .send(ChainEvent::block(&stored.block, committed, receipts));
+    }
+
+    fn prune_proposals(&self, committed_height: u64) {
+        let Ok(entries) = std::fs::read_dir(&self.proposals_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let height = Block::decode(&bytes).map(|b| b.header.height).unwrap_or(0);
+            if height <= committed_height {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// A committed block by height.
+    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>> {
+        Self::read_block(&self.store, height)
+    }
+
+    fn read_block(store: &Store, height: u64) -> Result<Option<StoredBlock>> {
+        match store.block_by_height(height)? {
+            None => Ok(None),
+            Some(bytes) => borsh::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| NodeError::Corrupt(format!("block {height}: {e}"))),
+        }
+    }
+
+    /// A committed receipt.
+    pub fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>> {
+        match self.store.tx_record(hash)? {
+            None => Ok(None),
+            Some(record) => borsh::from_slice(&record.bytes)
+                .map(Some)
+                .map_err(|e| NodeError::Corrupt(format!("receipt: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Running a node: the ledger, consensus and the API in one process.
+//!
+//! [`run`] blocks the calling thread (a plain `main`, not inside a tokio runtime) until Ctrl-C or
+//! a halt. Consensus reaches the ledger through [`LedgerApp`], which waits for a block's parent
+//! to be committed before building or verifying on it and runs block execution off the async
+//! threads.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use poi_core::Address;
+use poi_store::Committed;
+
+use crate::consensus::{self, Application, BlockDigest, ConsensusConfig, Shutdown};
+use crate::error::{NodeError, Result};
+use crate::home::Home;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+
+/// How long a proposal or verification waits for its parent to be committed.
+pub const PARENT_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// Consensus' view of the ledger.
+#[derive(Clone)]
+pub struct LedgerApp {
+    ledger: Arc<Ledger>,
+    proposer: Address,
+    genesis: BlockDigest,
+    shutdown: Shutdown,
+    halted: Arc<Mutex<Option<String>>>,
+}
+
+impl LedgerApp {
+    /// Wraps `ledger`; `proposer` is this validator's address.
+    pub fn new(ledger: Arc<Ledger>, proposer: Address, shutdown: Shutdown) -> Result<Self> {
+        let genesis = ledger
+            .block(0)?
+            .ok_or_else(|| NodeError::Corrupt("genesis block missing".into()))?
+            .block
+            .hash();
+        Ok(Self {
+            ledger,
+            proposer,
+            genesis,
+            shutdown,
+            halted: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Waits until `parent` is the committed tip. False if it never will be (an older block)
+    /// or it takes too long.
+    async fn parent_is_tip(&self, parent: BlockDigest) -> bool {
+        let mut tip = self.ledger.watch_tip();
+        let wait = async {
+            loop {
+                let current: Committed = *tip.borrow_and_update();
+                if current.block_hash == parent {
+                    return true;
+                }
+                if self
+                    .ledger
+                    .store()
+                    .height_by_block_hash(&parent)
+                    .ok()
+                    .flatten()
+                    .is_some()
+                {
+                    return false;
+                }
+                if tip.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(PARENT_WAIT_MAX, wait)
+            .await
+            .unwrap_or(false)
+    }
+
+    fn halt(&self, reason: String) {
+        tracing::error!(%reason, "halting node");
+        let mut halted = self.halted.lock().unwrap_or_else(|p| p.into_inner());
+        halted.get_or_insert(reason);
+        self.shutdown.trigger();
+    }
+}
+
+impl Application for LedgerApp {
+    fn genesis(&self) -> BlockDigest {
+        self.genesis
+    }
+
+    async fn propose(&self, parent: BlockDigest, view: u64) -> Option<BlockDigest> {
+        if !self.parent_is_tip(parent).await {
+            tracing::debug!(view, parent = %hex::encode(parent), "declining: parent is not the tip");
+            return None;
+        }
+        let ledger = Arc::clone(&self.ledger);
+        let proposer = self.proposer;
+        match tokio::task::spawn_blocking(move || ledger.build_block(parent, proposer)).await {
+            Ok(Ok(hash)) => Some(hash),
+            Ok(Err(error)) => {
+                tracing::warn!(view, %error, "cannot build a block");
+                None
+            }
+            Err(error) => {
+                self.halt(format!("block builder panicked: {error}"));
+                None
+            }
+        }
+    }
+
+    async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
+        if !self.parent_is_tip(parent).await {
+            // Not building on our tip: cannot be executed here (yet). Never approve blindly.
+            return false;
+        }
+        let ledger = Arc::clone(&self.ledger);
+        loop {
+            let ledger = Arc::clone(&ledger);
+            match tokio::task::spawn_blocking(move || ledger.verify_block(&digest)).await {
+                Ok(Ok(valid)) => return valid,
+                Ok(Err(NodeError::UnknownBlock(_))) => {
+                    // The block's bytes have not arrived yet; consensus cancels us if it gives up.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Err(NodeError::Halt(reason))) => {
+                    self.halt(reason);
+                    return false;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot verify block");
+                    return false;
+                }
+                Err(error) => {
+                    self.halt(format!("block verifier panicked: {error}"));
+                    return false;
+                }
+            }
+        }
+    }
+
+    async fn block_bytes(&self, digest: BlockDigest) -> Option<Vec<u8>> {
+        self.ledger.block_bytes(&digest).ok().flatten()
+    }
+
+    async fn receive_block(&self, bytes: Vec<u8>) {
+        if let Err(error) = self.ledger.receive_block(&bytes) {
+            tracing::debug!(%error, "ignoring block from peer");
+        }
+    }
+
+    async fn finalized(&self, digest: BlockDigest) {
+        let ledger = Arc::clone(&self.ledger);
+        match tokio::task::spawn_blocking(move || ledger.finalize(&digest)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(NodeError::Halt(reason))) => self.halt(reason),
+            Ok(Err(error)) => {
+                tracing::error!(%error, block = %hex::encode(digest), "cannot commit finalized block")
+            }
+            Err(error) => self.halt(format!("commit panicked: {error}")),
+        }
+    }
+}
+
+/// Options for [`run`] beyond the home directory.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides `config.toml`'s API address.
+    pub api_addr: Option<std::net::SocketAddr>,
+    /// Called once the API is listening (e.g. to print endpoints).
+    pub on_ready: Option<fn(&ReadyInfo)>,
+}
+
+/// What a started node reports.
+#[derive(Debug, Clone)]
+pub struct ReadyInfo {
+    /// API address actually bound.
+    pub api_addr: std::net::SocketAddr,
+    /// Committed height at start.
+    pub height: u64,
+    /// State root at start.
+    pub state_root: [u8; 32],
+    /// Chain id.
+    pub chain_id: String,
+}
+
+/// Runs the node in `home` until Ctrl-C. Blocks the calling thread.
+pub fn run(home: &Home, options: RunOptions) -> Result<()> {
+    let mut config = home.config()?;
+    if let Some(addr) = options.api_addr {
+        config.api_addr = addr;
+    }
+    let genesis = home.genesis()?;
+    let seed = home.node_seed()?;
+    let public = consensus::validator_public_key(&seed);
+    let proposer = Address(public);
+    if !genesis.validators.contains(&proposer) {
+        return Err(NodeError::Config(format!(
+            "this node's key {proposer} is not a validator in genesis.toml"
+        )));
+    }
+    let mut consensus_cfg = ConsensusConfig::single(
+        home.consensus_dir(),
+        seed,
+        config.p2p_addr,
+        genesis.chain_id.as_bytes().to_vec(),
+    );
+    consensus_cfg.block_interval = config.block_interval();
+    let data_dir = home.data_dir();
+    let halted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let halted_in = Arc::clone(&halted);
+    let result = consensus::run(consensus_cfg, move |node| async move {
+        let ledger = Arc::new(Ledger::open(data_dir, genesis.clone(), Metrics::default())?);
+        let listener = tokio::net::TcpListener::bind(config.api_addr)
+            .await
+            .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.api_addr)))?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let tip = ledger.tip();
+        let shutdown = node.shutdown.clone();
+        let app = LedgerApp::new(Arc::clone(&ledger), proposer, shutdown.clone())?;
+        let app_halted = Arc::clone(&app.halted);
+        let api_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let stop = async move { api_shutdown.wait().await };
+            if let Err(error) = crate::api::serve_on(ledger, listener, stop).await {
+                tracing::error!(%error, "API server failed");
+            }
+        });
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            let reason = app_halted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(reason) = reason {
+                *halted_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+            }
+        });
+        let info = ReadyInfo {
+            api_addr,
+            height: tip.height,
+            state_root: tip.state_root,
+            chain_id: genesis.chain_id.clone(),
+        };
+        tracing::info!(api = %api_addr, height = tip.height, "node ready");
+        if let Some(on_ready) = options.on_ready {
+            on_ready(&info);
+        }
+        Ok::<_, NodeError>(app)
+    });
+    if let Some(reason) = halted.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(NodeError::Halt(reason));
+    }
+    result.map_err(|e| NodeError::Consensus(e.to_string()))
+}

@@ -1,0 +1,289 @@
+//! On-disk tables of the store and the byte encodings of their keys and values.
+//!
+//! Owns: every redb table definition and record codec. Invariants: integers inside keys are
+//! big-endian, so redb's byte order is numeric order; every table is written only inside the one
+//! write transaction of a block commit (or of `open`, which creates the tables).
+//!
+//! Stability: ALPHA; the format may change without migration while [`FORMAT_VERSION`] is bumped.
+//!
+//! # Format
+//!
+//! One redb file holds nine tables. `BE` is big-endian; `kh` is the 32-byte SHA-256 of a state
+//! key (the tree's `KeyHash`); a height is also the tree's version.
+//!
+//! ```text
+//! table           key                                  value
+//! --------------  -----------------------------------  --------------------------------------
+//! meta            "format"                             u32 BE = FORMAT_VERSION
+//!                 "latest"                             height u64 BE | root [32] | hash [32]
+//!                 "oldest"                             oldest provable height u64 BE
+//! jmt_nodes       node key                             borsh(jmt::storage::Node), and for a
+//!                                                      leaf the raw value bytes after it
+//! jmt_stale       since: u64                           (len u8 | node key)*, the nodes that
+//!                                                      no version >= since reaches
+//! flat_state      raw key bytes                        raw value bytes (latest state only)
+//! roots           height: u64                          state root [32]
+//! blocks          height: u64                          opaque block bytes
+//! block_hashes    block hash [32]                      height u64
+//! tx_index        tx hash [32]                         height u64 BE | index u32 BE
+//! receipts        height u64 BE | index u32 BE         opaque receipt bytes
+//!
+//! node key = version u64 BE | nibble count u8 (0..=64) | nibbles packed two per byte,
+//!            high nibble first, the low half of an odd last byte zero
+//! ```
+//!
+//! A value lives beside the leaf that commits to it, so a node key names an immutable
+//! `(leaf, value)` pair: the value of key `k` at height `h` is found by walking the tree of `h`
+//! to `k`'s leaf, and it is pruned together with that leaf. Keys that are written, created or
+//! moved by a block get new leaves at that block's version; version-major node keys make these
+//! writes appends.
+//!
+//! `jmt_stale` is the tree's stale node index, one record per version. Pruning to an oldest
+//! retained height `o` deletes every node listed under `since <= o`, then the list, in the commit
+//! that moves `o`; no version in `[o, latest]` reaches those nodes.
+//!
+use borsh::{BorshDeserialize, BorshSerialize};
+use jmt::KeyHash;
+use jmt::storage::{Node, NodeKey};
+use redb::TableDefinition;
+
+use crate::error::{Result, StoreError};
+
+/// Version of the on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
+pub(crate) const STALE: TableDefinition<u64, &[u8]> = TableDefinition::new("jmt_stale");
+pub(crate) const FLAT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("flat_state");
+pub(crate) const ROOTS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("roots");
+pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+pub(crate) const BLOCK_HASHES: TableDefinition<&[u8; 32], u64> =
+    TableDefinition::new("block_hashes");
+pub(crate) const TX_INDEX: TableDefinition<&[u8; 32], &[u8; 12]> = TableDefinition::new("tx_index");
+pub(crate) const RECEIPTS: TableDefinition<&[u8; 12], &[u8]> = TableDefinition::new("receipts");
+
+pub(crate) const META_FORMAT: &str = "format";
+pub(crate) const META_LATEST: &str = "latest";
+pub(crate) const META_OLDEST: &str = "oldest";
+
+/// Bytes of `meta.latest`: height, state root, block hash.
+pub(crate) const LATEST_BYTES: usize = 8 + 32 + 32;
+
+/// Longest encoded node key: version, nibble count, 32 bytes of nibbles.
+pub(crate) const NODE_KEY_BYTES_MAX: usize = 8 + 1 + 32;
+
+/// Most nibbles in a node path: a full 256-bit key hash.
+pub(crate) const NIBBLES_MAX: usize = 64;
+
+/// A tree node key, encoded on the stack.
+pub(crate) struct NodeKeyBytes {
+    buf: [u8; NODE_KEY_BYTES_MAX],
+    len: usize,
+}
+
+impl NodeKeyBytes {
+    /// Encodes `key` as `version | count | nibbles`.
+    pub(crate) fn new(key: &NodeKey) -> Self {
+        let path = key.nibble_path();
+        let count = path.num_nibbles();
+        assert!(count <= NIBBLES_MAX, "node path has {count} nibbles");
+        let mut nibbles = [0u8; NIBBLES_MAX];
+        let mut seen = 0usize;
+        for (slot, nibble) in nibbles.iter_mut().zip(path.nibbles()) {
+            *slot = u8::from(nibble);
+            seen += 1;
+        }
+        assert_eq!(seen, count, "nibble iterator disagrees with nibble count");
+        Self::from_nibbles(key.version(), &nibbles[..count])
+    }
+
+    /// Encodes the node at `version` whose path is `nibbles` (each below 16).
+    pub(crate) fn from_nibbles(version: u64, nibbles: &[u8]) -> Self {
+        assert!(
+            nibbles.len() <= NIBBLES_MAX,
+            "node path has {} nibbles",
+            nibbles.len()
+        );
+        let mut buf = [0u8; NODE_KEY_BYTES_MAX];
+        buf[..8].copy_from_slice(&version.to_be_bytes());
+        buf[8] = nibbles.len() as u8;
+        for (index, &nibble) in nibbles.iter().enumerate() {
+            assert!(nibble < 16, "nibble {nibble} out of range");
+            buf[9 + index / 2] |= if index % 2 == 0 { nibble << 4 } else { nibble };
+        }
+        Self {
+            buf,
+            len: 9 + nibbles.len().div_ceil(2),
+        }
+    }
+
+    /// The encoded bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The 64 nibbles of a key hash, high nibble of each byte first: its path in the tree.
+pub(crate) fn key_nibbles(key_hash: &KeyHash) -> [u8; NIBBLES_MAX] {
+    let mut nibbles = [0u8; NIBBLES_MAX];
+    for (index, byte) in key_hash.0.iter().enumerate() {
+        nibbles[2 * index] = byte >> 4;
+        nibbles[2 * index + 1] = byte & 0x0f;
+    }
+    nibbles
+}
+
+/// Appends `key` to a `jmt_stale` record.
+pub(crate) fn push_stale(record: &mut Vec<u8>, key: &NodeKeyBytes) {
+    let bytes = key.as_slice();
+    record.push(bytes.len() as u8);
+    record.extend_from_slice(bytes);
+}
+
+/// Calls `each` with every node key of a `jmt_stale` record.
+pub(crate) fn for_each_stale(
+    mut record: &[u8],
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    while let Some((&len, rest)) = record.split_first() {
+        let len = usize::from(len);
+        if !(9..=NODE_KEY_BYTES_MAX).contains(&len) || rest.len() < len {
+            return Err(StoreError::corrupt("stale node record is malformed"));
+        }
+        each(&rest[..len])?;
+        record = &rest[len..];
+    }
+    Ok(())
+}
+
+/// Encodes a `jmt_nodes` record: the node, then the value for a leaf.
+pub(crate) fn encode_node(out: &mut Vec<u8>, node: &Node, value: Option<&[u8]>) {
+    assert_eq!(
+        matches!(node, Node::Leaf(_)),
+        value.is_some(),
+        "a value rides with a leaf"
+    );
+    out.clear();
+    // Writing into a Vec cannot fail, and nodes hold no length over u32.
+    node.serialize(out)
+        .expect("borsh encoding of a node into a Vec is infallible");
+    out.extend_from_slice(value.unwrap_or_default());
+}
+
+/// Decodes a `jmt_nodes` record into the node and, after it, a leaf's value.
+pub(crate) fn decode_node(mut record: &[u8]) -> Result<(Node, &[u8])> {
+    let node = Node::deserialize(&mut record)
+        .map_err(|err| StoreError::corrupt(format!("tree node does not decode: {err}")))?;
+    if !matches!(node, Node::Leaf(_)) && !record.is_empty() {
+        return Err(StoreError::corrupt("tree node has trailing bytes"));
+    }
+    Ok((node, record))
+}
+
+/// Key of `receipts`: `height | index`.
+pub(crate) fn receipt_key(height: u64, index: u32) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&height.to_be_bytes());
+    out[8..].copy_from_slice(&index.to_be_bytes());
+    out
+}
+
+/// Reads a big-endian `u64` from the first 8 bytes of `bytes`.
+pub(crate) fn read_u64(bytes: &[u8], what: &str) -> Result<u64> {
+    let head: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|head| head.try_into().ok())
+        .ok_or_else(|| StoreError::corrupt(format!("{what} is shorter than 8 bytes")))?;
+    Ok(u64::from_be_bytes(head))
+}
+
+/// Reads a 32-byte array at `offset`.
+pub(crate) fn read_32(bytes: &[u8], offset: usize, what: &str) -> Result<[u8; 32]> {
+    bytes
+        .get(offset..offset + 32)
+        .and_then(|part| part.try_into().ok())
+        .ok_or_else(|| StoreError::corrupt(format!("{what} is too short")))
+}
+
+#[cfg(test)]
+mod tests {
+    use jmt::ValueHash;
+    use jmt::storage::LeafNode;
+
+    use super::*;
+
+    fn key_from_borsh(version: u64, nibbles: u64, bytes: &[u8]) -> NodeKey {
+        // NodeKey's constructors for paths are crate-private in jmt; borsh is its public form.
+        let mut raw = version.to_le_bytes().to_vec();
+        raw.extend_from_slice(&nibbles.to_le_bytes());
+        raw.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        raw.extend_from_slice(bytes);
+        borsh::from_slice(&raw).expect("valid node key")
+    }
+
+    #[test]
+    fn node_key_encoding_packs_nibbles() {
+        let key = key_from_borsh(0x0102, 3, &[0xab, 0xc0]);
+        let bytes = NodeKeyBytes::new(&key);
+        assert_eq!(bytes.as_slice(), &[0, 0, 0, 0, 0, 0, 1, 2, 3, 0xab, 0xc0]);
+        assert_eq!(
+            NodeKeyBytes::from_nibbles(0x0102, &[0xa, 0xb, 0xc]).as_slice(),
+            bytes.as_slice()
+        );
+        let root = key_from_borsh(41, 0, &[]);
+        assert_eq!(
+            NodeKeyBytes::new(&root).as_slice(),
+            NodeKeyBytes::from_nibbles(41, &[]).as_slice()
+        );
+    }
+
+    #[test]
+    fn full_path_fits() {
+        let key = key_from_borsh(u64::MAX - 1, 64, &[0xff; 32]);
+        assert_eq!(NodeKeyBytes::new(&key).as_slice().len(), NODE_KEY_BYTES_MAX);
+        let hash = KeyHash([0x5a; 32]);
+        let nibbles = key_nibbles(&hash);
+        assert_eq!(&nibbles[..3], &[5, 0xa, 5]);
+    }
+
+    #[test]
+    fn stale_records_round_trip() {
+        let keys = [
+            NodeKeyBytes::from_nibbles(3, &[]),
+            NodeKeyBytes::from_nibbles(9, &[1; 64]),
+        ];
+        let mut record = Vec::new();
+        for key in &keys {
+            push_stale(&mut record, key);
+        }
+        let mut seen = Vec::new();
+        for_each_stale(&record, |key| {
+            seen.push(key.to_vec());
+            Ok(())
+        })
+        .expect("well formed");
+        assert_eq!(
+            seen,
+            keys.iter()
+                .map(|key| key.as_slice().to_vec())
+                .collect::<Vec<_>>()
+        );
+        assert!(for_each_stale(&record[..record.len() - 1], |_| Ok(())).is_err());
+        assert!(for_each_stale(&[3, 0, 0, 0], |_| Ok(())).is_err());
+    }
+
+    #[test]
+    fn node_records_carry_leaf_values() {
+        let leaf = Node::Leaf(LeafNode::new(KeyHash([1; 32]), ValueHash([2; 32])));
+        let mut record = Vec::new();
+        encode_node(&mut record, &leaf, Some(b"value"));
+        let (decoded, value) = decode_node(&record).expect("decode");
+        assert_eq!((decoded, value), (leaf, &b"value"[..]));
+        encode_node(&mut record, &Node::Null, None);
+        assert_eq!(decode_node(&record).expect("decode").0, Node::Null);
+        record.push(0);
+        assert!(decode_node(&record).is_err());
+        assert!(decode_node(&[9]).is_err());
+    }
+}

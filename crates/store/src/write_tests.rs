@@ -1,0 +1,229 @@
+//! Unit tests of the write path that look inside the tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jmt::storage::Node;
+use redb::ReadableDatabase;
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::StoreOptions;
+use crate::format::{NODES, decode_node};
+
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+fn temp_store(history_heights: u64) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = StoreOptions {
+        history_heights,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(&dir.path().join("state.redb"), options).expect("open");
+    (dir, store)
+}
+
+fn block(height: u64) -> BlockCommit {
+    BlockCommit {
+        height,
+        hash: Sha256::digest(height.to_be_bytes()).into(),
+        bytes: vec![],
+        txs: vec![],
+    }
+}
+
+/// Deterministic pseudo-random writes: `count` draws over `keys` keys, some deleted.
+fn random_writes(seed: u64, count: u64, keys: u64, delete_one_in: u8) -> Writes {
+    let mut writes = Writes::new();
+    for index in 0..count {
+        let draw: [u8; 32] =
+            Sha256::digest([seed.to_be_bytes(), index.to_be_bytes()].concat()).into();
+        let pick = u64::from_be_bytes(draw[..8].try_into().expect("8 bytes")) % keys;
+        let deleted = delete_one_in != 0 && draw[8] % delete_one_in == 0;
+        writes.insert(
+            pick.to_be_bytes().to_vec(),
+            (!deleted).then(|| draw[9..20].to_vec()),
+        );
+    }
+    writes
+}
+
+fn encode_node_key(version: u64, nibbles: &[u8]) -> Vec<u8> {
+    let mut out = version.to_be_bytes().to_vec();
+    out.push(nibbles.len() as u8);
+    for pair in nibbles.chunks(2) {
+        out.push(pair[0] << 4 | pair.get(1).copied().unwrap_or(0));
+    }
+    out
+}
+
+/// Encoded keys of every node reachable from the roots of `versions`.
+fn reachable(store: &Store, versions: std::ops::RangeInclusive<u64>) -> BTreeSet<Vec<u8>> {
+    let txn = store.db.begin_read().expect("read");
+    let nodes = txn.open_table(NODES).expect("nodes");
+    let mut seen = BTreeSet::new();
+    for version in versions {
+        let mut stack = vec![(version, Vec::<u8>::new())];
+        while let Some((version, path)) = stack.pop() {
+            let key = encode_node_key(version, &path);
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let raw = nodes
+                .get(key.as_slice())
+                .expect("get")
+                .expect("reachable node is stored");
+            let (node, _) = decode_node(raw.value()).expect("decode");
+            if let Node::Internal(internal) = node {
+                for (nibble, child) in internal.children_sorted() {
+                    let mut child_path = path.clone();
+                    child_path.push(u8::from(nibble));
+                    stack.push((child.version, child_path));
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// Encoded keys of every stored node; asserts that each leaf carries the value it commits to.
+fn stored_node_keys(store: &Store) -> BTreeSet<Vec<u8>> {
+    let txn = store.db.begin_read().expect("read");
+    let nodes = txn.open_table(NODES).expect("nodes");
+    let mut keys = BTreeSet::new();
+    for entry in nodes.range::<&[u8]>(..).expect("range") {
+        let (key, record) = entry.expect("entry");
+        if let (Node::Leaf(leaf), value) = decode_node(record.value()).expect("decode") {
+            let expected = LeafNode::new(leaf.key_hash(), ValueHash::with::<Sha256>(value));
+            assert_eq!(leaf, expected, "leaf value does not match its hash");
+        }
+        keys.insert(key.value().to_vec());
+    }
+    keys
+}
+
+#[test]
+fn batch_and_per_key_paths_build_the_same_tree() {
+    let (_dir, store) = temp_store(10);
+    let genesis = random_writes(1, 600, 400, 0);
+    store
+        .commit(store.prepare(0, &genesis).expect("prepare"), block(0))
+        .expect("commit");
+    let next = random_writes(2, 300, 800, 0);
+    let txn = store.db.begin_read().expect("read");
+    let snapshot = TreeSnapshot::open(&txn, None).expect("snapshot");
+    let mut entries: Vec<Entry<'_>> = next
+        .iter()
+        .map(|(k, v)| (key_hash(k), k.as_slice(), v.as_deref()))
+        .collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let (batch_root, batch) = update_tree(&snapshot, 1, &entries, false).expect("batch path");
+    let (key_root, per_key) = update_tree(&snapshot, 1, &entries, true).expect("per-key path");
+    assert_eq!(batch_root, key_root);
+    assert_eq!(batch.node_batch.nodes(), per_key.node_batch.nodes());
+    assert_eq!(batch.node_batch.values(), per_key.node_batch.values());
+    assert_eq!(batch.stale_node_index_batch, per_key.stale_node_index_batch);
+}
+
+/// Checks every retained version against the state models: values read through the tree.
+fn assert_history(store: &Store, states: &[(u64, Writes)], oldest: u64, keys: u64) {
+    let txn = store.db.begin_read().expect("read");
+    let snapshot = TreeSnapshot::open(&txn, None).expect("snapshot");
+    for (height, state) in states.iter().filter(|(height, _)| *height >= oldest) {
+        for index in 0..keys {
+            let key = index.to_be_bytes().to_vec();
+            let found = snapshot.value(*height, key_hash(&key)).expect("value");
+            assert_eq!(
+                found.as_ref(),
+                state.get(&key).and_then(Option::as_ref),
+                "{height}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pruning_keeps_exactly_what_retained_versions_reach() {
+    let history = 3;
+    let keys = 300;
+    let (_dir, store) = temp_store(history);
+    let mut state = Writes::new();
+    let mut states = Vec::new();
+    for height in 0..40u64 {
+        let writes = match height % 10 {
+            // Empty blocks and no-op deletions copy the root without marking the parent stale.
+            4 => Writes::new(),
+            7 => BTreeMap::from([(b"never written".to_vec(), None)]),
+            9 => random_writes(height, 200, keys, 1),
+            _ => random_writes(height, 40, keys, 4),
+        };
+        for (key, value) in &writes {
+            match value {
+                Some(_) => state.insert(key.clone(), value.clone()),
+                None => state.remove(key),
+            };
+        }
+        states.push((height, state.clone()));
+        let prepared = store.prepare(height, &writes).expect("prepare");
+        store.commit(prepared, block(height)).expect("commit");
+        let oldest = store.oldest_provable().expect("oldest");
+        assert_eq!(oldest, height.saturating_sub(history - 1));
+        let stored = stored_node_keys(&store);
+        let live = reachable(&store, oldest..=height);
+        let leaked: Vec<_> = stored.difference(&live).take(4).collect();
+        assert!(
+            leaked.is_empty(),
+            "height {height}: unreachable nodes kept: {leaked:?}"
+        );
+        assert_eq!(stored.len(), live.len(), "height {height}");
+        assert_history(&store, &states, oldest, keys);
+    }
+}
+
+#[test]
+fn moved_leaves_keep_their_values() {
+    let (_dir, store) = temp_store(100);
+    // Many keys, then inserts and deletes that split and collapse their neighbours' paths.
+    let first = random_writes(1, 2_000, 1_000_000, 0);
+    store
+        .commit(store.prepare(0, &first).expect("prepare"), block(0))
+        .expect("commit");
+    let mut grow = random_writes(2, 2_000, 1_000_000, 0);
+    grow.retain(|key, _| !first.contains_key(key));
+    let prepared = store.prepare(1, &grow).expect("prepare");
+    assert!(
+        !prepared.moved.is_empty(),
+        "inserts moved no leaf; the test lost its point"
+    );
+    store.commit(prepared, block(1)).expect("commit");
+    let shrink: Writes = grow.keys().map(|key| (key.clone(), None)).collect();
+    let prepared = store.prepare(2, &shrink).expect("prepare");
+    assert!(
+        !prepared.moved.is_empty(),
+        "deletes moved no leaf; the test lost its point"
+    );
+    let root = prepared.state_root();
+    store.commit(prepared, block(2)).expect("commit");
+    assert_eq!(
+        store.root_at(0).expect("root"),
+        Some(root),
+        "same keys, same root"
+    );
+    stored_node_keys(&store);
+    let txn = store.db.begin_read().expect("read");
+    let snapshot = TreeSnapshot::open(&txn, None).expect("snapshot");
+    for (key, value) in &first {
+        assert_eq!(
+            snapshot.value(2, key_hash(key)).expect("value").as_ref(),
+            value.as_ref()
+        );
+    }
+}
+
+#[test]
+fn next_oldest_slides_a_window() {
+    assert_eq!(next_oldest(None, 5, 1000), 5);
+    assert_eq!(next_oldest(Some(5), 6, 1000), 5);
+    assert_eq!(next_oldest(Some(0), 10, 3), 8);
+    assert_eq!(next_oldest(Some(9), 10, 3), 9);
+    assert_eq!(next_oldest(Some(0), 10, 1), 10);
+}
