@@ -150,6 +150,7 @@ impl Chain {
         let params = Params::load(&overlay)?;
         let account = bank::account(state, &tx.body.signer)?
             .ok_or(TxError::UnknownAccount(tx.body.signer))?;
+        let account_before = account;
         let admission = match tx.body.nonce.cmp(&account.nonce) {
             std::cmp::Ordering::Less => {
                 return Err(TxError::StaleNonce {
@@ -178,9 +179,18 @@ impl Chain {
             params: &params,
             events: &mut events,
         };
-        self.dispatch(&mut exec, &simulated)?;
-        overlay.discard_tx();
-        Ok(admission)
+        match self.dispatch(&mut exec, &simulated) {
+            // Report the shortfall against the balance before the fee, counting the fee.
+            Err(TxError::InsufficientFunds {
+                account, needed, ..
+            }) if account == tx.body.signer => Err(TxError::InsufficientFunds {
+                account,
+                balance: account_before.balance,
+                needed: needed.saturating_add(tx.body.fee),
+            }),
+            Err(e) => Err(e),
+            Ok(()) => Ok(admission),
+        }
     }
 
     fn check_stateless(&self, tx: &Tx, encoded_len: u64) -> Result<(), TxError> {

@@ -75,7 +75,11 @@ fn full_block(height: u64, state: &mut u64) -> BlockCommit {
             (hash, vec![1; 64])
         })
         .collect();
-    BlockCommit { txs, bytes: vec![0; 2 << 20], ..block(height) }
+    BlockCommit {
+        txs,
+        bytes: vec![0; 2 << 20],
+        ..block(height)
+    }
 }
 
 fn setup(dir: &tempfile::TempDir, state: &mut u64) -> Store {

@@ -42,7 +42,8 @@
 //! # }
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let listen = "127.0.0.1:7400".parse()?;
-//!     let cfg = ConsensusConfig::single("./data/consensus", [7; 32], listen, b"poi-devnet".to_vec());
+//!     let seed = [7; 32]; // keep secret: this validator's ed25519 seed
+//!     let cfg = ConsensusConfig::single("./data/consensus", seed, listen, b"poi-devnet".to_vec());
 //!     // Blocks this thread until Ctrl-C (or `node.shutdown.trigger()`).
 //!     run(cfg, |node| async move {
 //!         let app = MyApp::open().await?;
