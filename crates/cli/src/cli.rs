@@ -53,6 +53,28 @@ pub(crate) enum Command {
     Node(NodeCmd),
     /// Start a single-validator local chain with funded test accounts; runs until Ctrl-C.
     Devnet(DevnetArgs),
+    /// Measure this machine.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCmd {
+    /// Signed transfers committed per second vs the raw ed25519 verification rate.
+    Ledger {
+        /// Blocks to measure (after one warm-up block).
+        #[arg(long, default_value_t = 5)]
+        blocks: u32,
+        /// Transfers per block.
+        #[arg(long, default_value_t = 10_000)]
+        txs_per_block: u32,
+        /// Funded accounts the transfers move between.
+        #[arg(long, default_value_t = 20_000)]
+        accounts: u32,
+        /// Signatures for the raw verification rates.
+        #[arg(long, default_value_t = 20_000)]
+        signatures: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

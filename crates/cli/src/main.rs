@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod cmd_bench;
 mod client;
 mod cmd_keys;
 mod cmd_node;
@@ -37,5 +38,6 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Query(cmd) => cmd_query::run(&global, cmd),
         cli::Command::Node(cmd) => cmd_node::run_node(&global, cmd),
         cli::Command::Devnet(cmd) => cmd_node::run_devnet(&global, cmd),
+        cli::Command::Bench(cmd) => cmd_bench::run(&global, cmd),
     }
 }

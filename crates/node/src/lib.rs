@@ -7,6 +7,7 @@
 //! Stability: ALPHA.
 
 pub mod api;
+pub mod bench;
 pub mod consensus;
 pub mod error;
 pub mod events;

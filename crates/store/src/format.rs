@@ -42,7 +42,7 @@
 //! retained height `o` deletes every node listed under `since <= o`, then the list, in the commit
 //! that moves `o`; no version in `[o, latest]` reaches those nodes.
 //!
-use borsh::{BorshDeserialize, BorshSerialize};
+use borsh::BorshDeserialize;
 use jmt::KeyHash;
 use jmt::storage::{Node, NodeKey};
 use redb::TableDefinition;
@@ -157,20 +157,6 @@ pub(crate) fn for_each_stale(
     Ok(())
 }
 
-/// Encodes a `jmt_nodes` record: the node, then the value for a leaf.
-pub(crate) fn encode_node(out: &mut Vec<u8>, node: &Node, value: Option<&[u8]>) {
-    assert_eq!(
-        matches!(node, Node::Leaf(_)),
-        value.is_some(),
-        "a value rides with a leaf"
-    );
-    out.clear();
-    // Writing into a Vec cannot fail, and nodes hold no length over u32.
-    node.serialize(out)
-        .expect("borsh encoding of a node into a Vec is infallible");
-    out.extend_from_slice(value.unwrap_or_default());
-}
-
 /// Decodes a `jmt_nodes` record into the node and, after it, a leaf's value.
 pub(crate) fn decode_node(mut record: &[u8]) -> Result<(Node, &[u8])> {
     let node = Node::deserialize(&mut record)
@@ -276,11 +262,11 @@ mod tests {
     #[test]
     fn node_records_carry_leaf_values() {
         let leaf = Node::Leaf(LeafNode::new(KeyHash([1; 32]), ValueHash([2; 32])));
-        let mut record = Vec::new();
-        encode_node(&mut record, &leaf, Some(b"value"));
+        let mut record = borsh::to_vec(&leaf).expect("encode");
+        record.extend_from_slice(b"value");
         let (decoded, value) = decode_node(&record).expect("decode");
         assert_eq!((decoded, value), (leaf, &b"value"[..]));
-        encode_node(&mut record, &Node::Null, None);
+        let mut record = borsh::to_vec(&Node::Null).expect("encode");
         assert_eq!(decode_node(&record).expect("decode").0, Node::Null);
         record.push(0);
         assert!(decode_node(&record).is_err());

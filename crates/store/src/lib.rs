@@ -55,6 +55,7 @@ pub mod limits;
 mod proof;
 mod store;
 mod tree;
+mod update;
 mod write;
 
 pub use error::{Result, StoreError};

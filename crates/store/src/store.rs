@@ -198,7 +198,7 @@ impl Store {
         if height < oldest {
             return Err(StoreError::Pruned { height, oldest });
         }
-        let snapshot = TreeSnapshot::open(&txn, None)?;
+        let snapshot = TreeSnapshot::open(&txn)?;
         let (value, proof) = Sha256Jmt::new(&snapshot)
             .get_with_proof(key_hash(key), height)
             .map_err(StoreError::from_tree)?;
@@ -270,7 +270,7 @@ impl Store {
             // A later commit pruned this height between our commit and this read.
             return Ok(());
         }
-        let root = TreeSnapshot::open(&txn, None)?.root(committed.height)?;
+        let root = TreeSnapshot::open(&txn)?.root(committed.height)?;
         assert_eq!(
             root,
             Some(committed.state_root),

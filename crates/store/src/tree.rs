@@ -25,18 +25,12 @@ pub(crate) fn key_hash(key: &[u8]) -> KeyHash {
 /// Tree nodes (and the values beside their leaves) as of one read transaction.
 pub(crate) struct TreeSnapshot {
     nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    /// A version whose root reads as the empty (null) node although nothing is stored: lets the
-    /// first block of an empty store start at any height.
-    null_root: Option<Version>,
 }
 
 impl TreeSnapshot {
-    /// Opens the tree tables of `txn`.
-    pub(crate) fn open(txn: &ReadTransaction, null_root: Option<Version>) -> Result<Self> {
-        Ok(Self {
-            nodes: txn.open_table(NODES)?,
-            null_root,
-        })
+    /// Opens the tree table of `txn`.
+    pub(crate) fn open(txn: &ReadTransaction) -> Result<Self> {
+        Ok(Self { nodes: txn.open_table(NODES)? })
     }
 
     /// The root hash stored for `version`, `None` when that root is not stored.
@@ -48,9 +42,6 @@ impl TreeSnapshot {
     }
 
     fn node(&self, node_key: &NodeKey) -> Result<Option<Node>> {
-        if node_key.nibble_path().is_empty() && self.null_root == Some(node_key.version()) {
-            return Ok(Some(Node::Null));
-        }
         let key = NodeKeyBytes::new(node_key);
         let Some(record) = self.nodes.get(key.as_slice())? else {
             return Ok(None);
@@ -61,9 +52,6 @@ impl TreeSnapshot {
     /// Value of `key_hash` in the tree of `version`: walks to its leaf and reads the value
     /// stored beside it. Fails if the root of `version` is not stored.
     pub(crate) fn value(&self, version: Version, key_hash: KeyHash) -> Result<Option<OwnedValue>> {
-        if self.null_root == Some(version) {
-            return Ok(None);
-        }
         let nibbles = key_nibbles(&key_hash);
         let mut node_version = version;
         // One node per nibble at most, plus the root: the walk is bounded by the key length.

@@ -7,23 +7,22 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
-use jmt::storage::{LeafNode, Node, TreeUpdateBatch};
-use jmt::{KeyHash, OwnedValue, Sha256Jmt, ValueHash};
 use redb::{Durability, ReadableDatabase, WriteTransaction};
-use sha2::Sha256;
 
 use crate::error::{Result, StoreError};
 use crate::format::{
-    BLOCK_HASHES, BLOCKS, FLAT, LATEST_BYTES, META, META_LATEST, META_OLDEST, NODES, NodeKeyBytes,
-    RECEIPTS, ROOTS, STALE, TX_INDEX, encode_node, for_each_stale, push_stale, receipt_key,
+    BLOCK_HASHES, BLOCKS, FLAT, LATEST_BYTES, META, META_LATEST, META_OLDEST, NODES, RECEIPTS,
+    ROOTS, STALE, TX_INDEX, for_each_stale, receipt_key,
 };
 use crate::limits::{
     BLOCK_BYTES_MAX, BLOCK_TXS_MAX, BLOCK_WRITES_MAX, KEY_BYTES_MAX, RECEIPT_BYTES_MAX,
     VALUE_BYTES_MAX,
 };
 use crate::store::{Committed, Meta, Store, read_meta};
-use crate::tree::{TreeSnapshot, key_hash};
+use crate::tree::key_hash;
+use crate::update::{self, TreeUpdate, Write};
 
 /// What a block adds besides state: its bytes and its transaction index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,20 +42,17 @@ pub struct Prepared {
     height: u64,
     /// Latest committed block when this was prepared; commit refuses any other base.
     base: Option<Committed>,
-    state_root: [u8; 32],
-    batch: TreeUpdateBatch,
-    /// Written keys sorted by key hash: the order of `batch`'s value entries.
-    keys: Vec<(KeyHash, Vec<u8>)>,
-    /// Values of leaves the block moved without writing them, read from the parent tree.
-    moved: BTreeMap<KeyHash, Vec<u8>>,
-    /// The tree left the parent root off its stale index (no-op or empty-root update).
-    stale_parent_root: bool,
+    tree: TreeUpdate,
+    /// Keys and values of the writes, back to back.
+    flat_bytes: Vec<u8>,
+    /// The writes in key order: key range and value range (`None` deletes) in `flat_bytes`.
+    flat: Vec<(Range<usize>, Option<Range<usize>>)>,
 }
 
 impl Prepared {
     /// State root after the block.
     pub fn state_root(&self) -> [u8; 32] {
-        self.state_root
+        self.tree.root
     }
 
     /// Height (tree version) this state is for.
@@ -70,14 +66,12 @@ impl fmt::Debug for Prepared {
         f.debug_struct("Prepared")
             .field("height", &self.height)
             .field("base", &self.base.map(|base| base.height))
-            .field("writes", &self.keys.len())
-            .field("nodes", &self.batch.node_batch.nodes().len())
+            .field("state_root", &hex::encode(self.tree.root))
+            .field("writes", &self.flat.len())
+            .field("nodes", &self.tree.nodes.len())
             .finish_non_exhaustive()
     }
 }
-
-/// One write, by key hash: `(key hash, raw key, new value or None to delete)`.
-type Entry<'a> = (KeyHash, &'a [u8], Option<&'a [u8]>);
 
 impl Store {
     /// Computes the state root of `height` = latest height + 1 (any height on an empty store)
@@ -91,40 +85,22 @@ impl Store {
         let txn = self.db.begin_read()?;
         let base = read_meta(&txn.open_table(META)?)?.latest;
         check_next_height(base.as_ref(), height)?;
-        // An empty store may start at any height: the tree then needs an empty root below it.
-        let null_root = match base {
-            None if height > 0 => Some(height - 1),
-            _ => None,
-        };
-        let snapshot = TreeSnapshot::open(&txn, null_root)?;
-        let mut entries: Vec<Entry<'_>> = writes
+        let mut sorted: Vec<Write<'_>> = writes
             .iter()
-            .map(|(key, value)| (key_hash(key), key.as_slice(), value.as_deref()))
+            .map(|(key, value)| Write { hash: key_hash(key), value: value.as_deref() })
             .collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let (state_root, batch) = update_tree(&snapshot, height, &entries, false)?;
-        assert_eq!(batch.node_batch.values().len(), entries.len());
-        let stale_parent_root = base.is_some_and(|base| {
-            !batch.stale_node_index_batch.iter().any(|stale| {
-                stale.stale_since_version == height
-                    && stale.node_key.version() == base.height
-                    && stale.node_key.nibble_path().is_empty()
-            })
-        });
-        let moved = moved_values(&snapshot, base.as_ref(), height, &batch)?;
-        let keys = entries
-            .into_iter()
-            .map(|(hash, key, _)| (hash, key.to_vec()))
-            .collect();
-        Ok(Prepared {
-            height,
-            base,
-            state_root,
-            batch,
-            keys,
-            moved,
-            stale_parent_root,
-        })
+        sorted.sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
+        let nodes = txn.open_table(NODES)?;
+        let tree = update::apply(&nodes, base.map(|base| base.height), height, &sorted)?;
+        let mut flat_bytes = Vec::with_capacity(
+            writes.iter().map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len)).sum(),
+        );
+        let mut flat = Vec::with_capacity(writes.len());
+        for (key, value) in writes {
+            let key_range = push_range(&mut flat_bytes, key);
+            flat.push((key_range, value.as_ref().map(|value| push_range(&mut flat_bytes, value))));
+        }
+        Ok(Prepared { height, base, tree, flat_bytes, flat })
     }
 
     /// Writes `prepared` and `block` in one durable redb transaction, prunes history older than
@@ -136,7 +112,7 @@ impl Store {
         check_block(&prepared, &block)?;
         let committed = Committed {
             height: prepared.height,
-            state_root: prepared.state_root,
+            state_root: prepared.tree.root,
             block_hash: block.hash,
         };
         let mut txn = self.db.begin_write()?;
@@ -165,64 +141,10 @@ impl Store {
     }
 }
 
-/// Applies `entries` (sorted by key hash) to the tree at version `height`.
-///
-/// Blocks without deletions take jmt's batch path, which hashes each new node once; blocks with
-/// deletions (or `per_key`, for tests) take the per-key path. Both give the same tree.
-pub(crate) fn update_tree(
-    snapshot: &TreeSnapshot,
-    height: u64,
-    entries: &[Entry<'_>],
-    per_key: bool,
-) -> Result<([u8; 32], TreeUpdateBatch)> {
-    let tree = Sha256Jmt::new(snapshot);
-    let upserts_only = !entries.is_empty() && entries.iter().all(|entry| entry.2.is_some());
-    if upserts_only && !per_key {
-        let set: Vec<(KeyHash, OwnedValue)> = entries
-            .iter()
-            .filter_map(|&(hash, _, value)| value.map(|value| (hash, value.to_vec())))
-            .collect();
-        let (roots, batch) = tree
-            .batch_put_value_sets(vec![set], None, height)
-            .map_err(StoreError::from_tree)?;
-        assert_eq!(roots.len(), 1, "one value set gives one root");
-        return Ok((roots[0].0, batch));
-    }
-    let set = entries
-        .iter()
-        .map(|&(hash, _, value)| (hash, value.map(<[u8]>::to_vec)));
-    let (root, batch) = tree
-        .put_value_set(set, height)
-        .map_err(StoreError::from_tree)?;
-    Ok((root.0, batch))
-}
-
-/// Values of the leaves in `batch` whose keys the block did not write: jmt re-creates a leaf
-/// under a new node key when a neighbour's insert or delete moves it up or down the tree.
-fn moved_values(
-    snapshot: &TreeSnapshot,
-    base: Option<&Committed>,
-    height: u64,
-    batch: &TreeUpdateBatch,
-) -> Result<BTreeMap<KeyHash, Vec<u8>>> {
-    let mut moved = BTreeMap::new();
-    for node in batch.node_batch.nodes().values() {
-        let Node::Leaf(leaf) = node else { continue };
-        let hash = leaf.key_hash();
-        if batch.node_batch.values().contains_key(&(height, hash)) {
-            continue;
-        }
-        let base = base.ok_or_else(|| StoreError::corrupt("moved leaf in an empty tree"))?;
-        let value = snapshot
-            .value(base.height, hash)?
-            .ok_or_else(|| StoreError::corrupt("moved leaf has no value in the parent tree"))?;
-        assert_eq!(
-            *leaf,
-            LeafNode::new(hash, ValueHash::with::<Sha256>(&value))
-        );
-        moved.insert(hash, value);
-    }
-    Ok(moved)
+fn push_range(bytes: &mut Vec<u8>, part: &[u8]) -> Range<usize> {
+    let start = bytes.len();
+    bytes.extend_from_slice(part);
+    start..bytes.len()
 }
 
 fn check_writes(writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
@@ -322,55 +244,29 @@ fn write_block(txn: &WriteTransaction, block: &BlockCommit, committed: &Committe
     Ok(())
 }
 
-/// Writes new tree nodes, each leaf with its value, and the version's stale node list.
+/// Writes the new tree nodes (leaves with their values) and the version's stale node list.
 fn write_tree(txn: &WriteTransaction, prepared: &Prepared) -> Result<()> {
-    let values = prepared.batch.node_batch.values();
-    let mut record = Vec::with_capacity(1024);
+    let tree = &prepared.tree;
     let mut nodes = txn.open_table(NODES)?;
-    for (node_key, node) in prepared.batch.node_batch.nodes() {
-        let value = match node {
-            Node::Leaf(leaf) => {
-                let hash = leaf.key_hash();
-                let written = values.get(&(prepared.height, hash)).map(Option::as_deref);
-                let value = written
-                    .flatten()
-                    .or(prepared.moved.get(&hash).map(Vec::as_slice));
-                Some(value.ok_or_else(|| StoreError::corrupt("tree leaf without a value"))?)
-            }
-            Node::Internal(_) | Node::Null => None,
-        };
-        encode_node(&mut record, node, value);
-        nodes.insert(NodeKeyBytes::new(node_key).as_slice(), record.as_slice())?;
+    for (key, range) in &tree.nodes {
+        let replaced = nodes.insert(key.as_slice(), &tree.records[range.clone()])?.is_some();
+        assert!(!replaced, "a node key of the new version was already stored");
     }
-    record.clear();
-    for entry in &prepared.batch.stale_node_index_batch {
-        assert_eq!(entry.stale_since_version, prepared.height);
-        push_stale(&mut record, &NodeKeyBytes::new(&entry.node_key));
-    }
-    if let (true, Some(base)) = (prepared.stale_parent_root, prepared.base) {
-        push_stale(&mut record, &NodeKeyBytes::from_nibbles(base.height, &[]));
-    }
-    if !record.is_empty() {
-        txn.open_table(STALE)?
-            .insert(prepared.height, record.as_slice())?;
+    if !tree.stale.is_empty() {
+        txn.open_table(STALE)?.insert(prepared.height, tree.stale.as_slice())?;
     }
     Ok(())
 }
 
-/// Applies the writes to the flat latest-state table.
+/// Applies the writes to the flat latest-state table, in key order.
 fn write_flat(txn: &WriteTransaction, prepared: &Prepared) -> Result<()> {
     let mut flat = txn.open_table(FLAT)?;
-    let values = prepared.batch.node_batch.values();
-    assert_eq!(values.len(), prepared.keys.len());
-    for ((hash, key), ((version, value_hash), value)) in prepared.keys.iter().zip(values) {
-        assert_eq!(
-            (hash, *version),
-            (value_hash, prepared.height),
-            "keys and values align"
-        );
+    let bytes = &prepared.flat_bytes;
+    for (key, value) in &prepared.flat {
+        let key = &bytes[key.clone()];
         match value {
-            Some(value) => flat.insert(key.as_slice(), value.as_slice())?,
-            None => flat.remove(key.as_slice())?,
+            Some(value) => flat.insert(key, &bytes[value.clone()])?,
+            None => flat.remove(key)?,
         };
     }
     Ok(())

@@ -10,7 +10,8 @@
 //! - an application call is dropped (cancelled) as soon as simplex drops the request;
 //! - [`Application::finalized`] runs in one task, one call at a time, with strictly increasing
 //!   views within a run; finalizations that arrive while a call is in progress are coalesced
-//!   into the newest one.
+//!   into the newest one. On a runtime stop the newest finalization is still delivered (and an
+//!   in-flight call completes) before the actor exits.
 
 use super::{
     Application, Digest,
@@ -85,10 +86,13 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
         E: Spawner + Clock + Metrics,
         R: Receiver<PublicKey = PublicKey>,
     {
-        // Children of this task: they stop when the actor stops.
+        // Held until the finalizer has drained, so a runtime `stop` waits for an in-flight
+        // `Application::finalized` call instead of cancelling it.
+        let hold = context.stopped();
+        // Children of this task: they are aborted when the actor returns.
         let latest = self.finalized.subscribe();
         let app = self.cfg.app.clone();
-        context
+        let finalizer = context
             .child("finalizer")
             .spawn(move |_| deliver_finalized(app, latest));
         let app = self.cfg.app.clone();
@@ -105,6 +109,12 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
                 self.handle(&context, message);
             },
         }
+        // Closing the channel ends the finalizer once the newest finalization is delivered.
+        drop(self.finalized);
+        if let Err(error) = finalizer.await {
+            warn!(%error, "finalizer ended abnormally");
+        }
+        drop(hold);
     }
 
     fn handle<E: Spawner + Clock>(&mut self, context: &E, message: Message) {

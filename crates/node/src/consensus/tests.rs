@@ -1,8 +1,9 @@
 //! Tests of the consensus driver against a small in-memory chain.
 //!
-//! `Chain` is a real (if tiny) application: block digest = blake3(parent || height), blocks
-//! persist in shared memory that outlives a `run` (standing in for the block store across a
-//! restart), and finalization walks parents and asserts the links.
+//! `Chain` is a real (if tiny) application: block digest = blake3(parent || height || proposer)
+//! (the proposer tag keeps blocks of different validators apart), blocks persist in shared
+//! memory that outlives a `run` (standing in for the block store across a restart), and
+//! finalization walks parents and asserts the links.
 
 use super::*;
 use std::{
@@ -20,13 +21,38 @@ const RUN_DEADLINE: Duration = Duration::from_secs(20);
 struct Block {
     parent: BlockDigest,
     height: u64,
+    proposer: u8,
 }
 
-fn block_digest(parent: &BlockDigest, height: u64) -> BlockDigest {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(parent);
-    hasher.update(&height.to_le_bytes());
-    *hasher.finalize().as_bytes()
+impl Block {
+    /// Encoding: parent (32) | height (u64 LE) | proposer (1).
+    const BYTES: usize = 32 + 8 + 1;
+
+    fn digest(&self) -> BlockDigest {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.parent);
+        hasher.update(&self.height.to_le_bytes());
+        hasher.update(&[self.proposer]);
+        *hasher.finalize().as_bytes()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = self.parent.to_vec();
+        bytes.extend_from_slice(&self.height.to_le_bytes());
+        bytes.push(self.proposer);
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::BYTES {
+            return None;
+        }
+        Some(Self {
+            parent: bytes[..32].try_into().ok()?,
+            height: u64::from_le_bytes(bytes[32..40].try_into().ok()?),
+            proposer: bytes[40],
+        })
+    }
 }
 
 #[derive(Default)]
@@ -47,24 +73,26 @@ struct Chain {
     state: Arc<Mutex<State>>,
     arrived: Arc<Notify>,
     genesis: BlockDigest,
+    /// Tag put into the blocks this validator proposes.
+    proposer: u8,
 }
 
 impl Chain {
-    fn new() -> Self {
-        let genesis = block_digest(&[0; 32], 0);
+    fn new(proposer: u8) -> Self {
+        let genesis_block = Block {
+            parent: [0; 32],
+            height: 0,
+            proposer: 0,
+        };
+        let genesis = genesis_block.digest();
         let mut state = State::default();
-        state.blocks.insert(
-            genesis,
-            Block {
-                parent: [0; 32],
-                height: 0,
-            },
-        );
+        state.blocks.insert(genesis, genesis_block);
         state.finalized.push(genesis);
         Self {
             state: Arc::new(Mutex::new(state)),
             arrived: Arc::new(Notify::new()),
             genesis,
+            proposer,
         }
     }
 
@@ -84,7 +112,7 @@ impl Chain {
             let block = state.blocks[digest];
             assert_eq!(block.height, height as u64);
             assert_eq!(block.parent, state.finalized[height - 1]);
-            assert_eq!(*digest, block_digest(&block.parent, block.height));
+            assert_eq!(*digest, block.digest());
         }
     }
 }
@@ -96,9 +124,13 @@ impl Application for Chain {
 
     async fn propose(&self, parent: BlockDigest, view: u64) -> Option<BlockDigest> {
         let mut state = self.state();
-        let height = state.blocks.get(&parent)?.height + 1;
-        let digest = block_digest(&parent, height);
-        state.blocks.insert(digest, Block { parent, height });
+        let block = Block {
+            parent,
+            height: state.blocks.get(&parent)?.height + 1,
+            proposer: self.proposer,
+        };
+        let digest = block.digest();
+        state.blocks.insert(digest, block);
         state.proposed_views.push(view);
         drop(state);
         self.arrived.notify_waiters();
@@ -107,33 +139,31 @@ impl Application for Chain {
 
     async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
         loop {
+            // Register for wake-ups before looking, so an arrival in between is not missed.
             let arrived = self.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            if let Some(block) = self.state().blocks.get(&digest) {
-                return block.parent == parent;
+            {
+                let state = self.state();
+                if let (Some(block), Some(parent_block)) =
+                    (state.blocks.get(&digest), state.blocks.get(&parent))
+                {
+                    return block.parent == parent && block.height == parent_block.height + 1;
+                }
             }
             arrived.await;
         }
     }
 
     async fn block_bytes(&self, digest: BlockDigest) -> Option<Vec<u8>> {
-        let block = *self.state().blocks.get(&digest)?;
-        let mut bytes = block.parent.to_vec();
-        bytes.extend_from_slice(&block.height.to_le_bytes());
-        Some(bytes)
+        Some(self.state().blocks.get(&digest)?.encode())
     }
 
     async fn receive_block(&self, bytes: Vec<u8>) {
-        let (Ok(parent), Ok(height)) = (bytes[..32].try_into(), bytes[32..].try_into()) else {
+        let Some(block) = Block::decode(&bytes) else {
             return;
         };
-        let block = Block {
-            parent,
-            height: u64::from_le_bytes(height),
-        };
-        let digest = block_digest(&block.parent, block.height);
-        self.state().blocks.insert(digest, block);
+        self.state().blocks.insert(block.digest(), block);
         self.arrived.notify_waiters();
     }
 
@@ -211,7 +241,7 @@ fn blocks_per_second(chain: &Chain, first_height: u64) -> f64 {
 fn single_validator_finalizes_contiguous_chain() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = test_config(dir.path(), Duration::from_millis(50));
-    let chain = Chain::new();
+    let chain = Chain::new(0);
     let app = chain.clone();
     run(cfg, move |node| async move {
         // The caller's own tokio tasks and sockets work inside commonware's runtime.
@@ -249,7 +279,7 @@ fn single_validator_finalizes_contiguous_chain() {
 #[test]
 fn restart_resumes_from_journal() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let chain = Chain::new();
+    let chain = Chain::new(0);
 
     run_until(
         test_config(dir.path(), Duration::from_millis(20)),
@@ -296,12 +326,101 @@ fn restart_resumes_from_journal() {
 #[test]
 fn unpaced_throughput() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let chain = Chain::new();
+    let chain = Chain::new(0);
     let elapsed = run_until(test_config(dir.path(), Duration::ZERO), &chain, 200);
     assert!(chain.finalized_height() >= 200);
     chain.assert_chain();
     let rate = blocks_per_second(&chain, 1);
     eprintln!("unpaced: {rate:.0} blocks/s ({elapsed:?} for the whole run)");
+}
+
+#[test]
+fn four_validators_agree_over_loopback() {
+    const VALIDATORS: u8 = 4;
+    const TARGET: u64 = 20;
+    let dirs: Vec<_> = (0..VALIDATORS)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let seeds: Vec<[u8; 32]> = (0..VALIDATORS).map(|i| [i + 1; 32]).collect();
+    let validators: Vec<Validator> = seeds
+        .iter()
+        .map(|seed| Validator {
+            public_key: validator_public_key(seed),
+            address: free_port(),
+        })
+        .collect();
+    let chains: Vec<Chain> = (0..VALIDATORS).map(Chain::new).collect();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..usize::from(VALIDATORS))
+        .map(|i| {
+            let listen = validators[i].address;
+            let mut cfg = ConsensusConfig::new(
+                dirs[i].path(),
+                seeds[i],
+                listen,
+                validators.clone(),
+                b"poi-test".to_vec(),
+            );
+            cfg.block_interval = Duration::from_millis(50);
+            cfg.stop_on_ctrl_c = false;
+            cfg.worker_threads = 1;
+            let app = chains[i].clone();
+            let all = chains.clone();
+            // `run` blocks its thread (it owns a tokio runtime), so one thread per validator.
+            std::thread::spawn(move || {
+                run(cfg, move |node| async move {
+                    tokio::spawn(async move {
+                        let deadline = Instant::now() + RUN_DEADLINE;
+                        while all.iter().any(|chain| chain.finalized_height() < TARGET)
+                            && Instant::now() < deadline
+                        {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        node.shutdown.trigger();
+                    });
+                    Ok::<_, std::io::Error>(app)
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .expect("validator thread")
+            .expect("run stops cleanly");
+    }
+    let elapsed = started.elapsed();
+
+    for chain in &chains {
+        assert!(chain.finalized_height() >= TARGET);
+        chain.assert_chain();
+    }
+    // Agreement: every validator finalized the same blocks.
+    let common = chains
+        .iter()
+        .map(Chain::finalized_height)
+        .min()
+        .unwrap_or(0) as usize;
+    let reference = chains[0].state().finalized[..=common].to_vec();
+    for chain in &chains[1..] {
+        assert_eq!(chain.state().finalized[..=common], reference[..]);
+    }
+    // Leaders rotate, so blocks travelled over the block channel and were verified by peers.
+    let state = chains[0].state();
+    let mut proposers: Vec<u8> = reference[1..]
+        .iter()
+        .map(|digest| state.blocks[digest].proposer)
+        .collect();
+    proposers.sort_unstable();
+    proposers.dedup();
+    assert_eq!(
+        proposers.len(),
+        usize::from(VALIDATORS),
+        "proposers {proposers:?}"
+    );
+    drop(state);
+    let rate = blocks_per_second(&chains[0], 5);
+    eprintln!("4 validators, paced at 50 ms: {rate:.1} blocks/s after warm-up ({elapsed:?} total)");
 }
 
 #[test]
@@ -340,7 +459,7 @@ fn bad_timeouts_are_typed_errors() {
     let missing = dir.path().join("never-created");
     let mut cfg = test_config(&missing, Duration::from_millis(50));
     cfg.view_retention = 0;
-    let result = run(cfg, |_| async { Ok::<_, std::io::Error>(Chain::new()) });
+    let result = run(cfg, |_| async { Ok::<_, std::io::Error>(Chain::new(0)) });
     assert!(matches!(
         result,
         Err(ConsensusError::Config(ConfigError::ViewRetentionZero))

@@ -1,0 +1,206 @@
+//! The CLI without a running node: help, usage errors, unreachable nodes, early validation.
+
+use std::net::TcpListener;
+
+use crate::{free_port, one_error_line, poi, stdout_of};
+
+/// Subcommand names listed under `Commands:` in a help text (without `help`).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn help_of_every_subcommand_exits_0() {
+    let top = stdout_of(poi().arg("--help"));
+    let mut pending: Vec<Vec<String>> = subcommands(&top).into_iter().map(|c| vec![c]).collect();
+    let expected = ["keys", "tx", "query", "node", "devnet"];
+    for name in expected {
+        assert!(
+            pending.iter().any(|p| p[0] == name),
+            "{name} missing from:\n{top}"
+        );
+    }
+    let mut checked = Vec::new();
+    // The command tree is at most three levels deep; bound the walk anyway.
+    while let Some(path) = pending.pop() {
+        assert!(checked.len() < 100, "help walk does not end: {checked:?}");
+        let help = stdout_of(poi().args(&path).arg("--help"));
+        let usage = format!("Usage: poi {}", path.join(" "));
+        assert!(help.contains(&usage), "{usage:?} not in:\n{help}");
+        for sub in subcommands(&help) {
+            let mut child = path.clone();
+            child.push(sub);
+            pending.push(child);
+        }
+        checked.push(path.join(" "));
+    }
+    for leaf in [
+        "keys new",
+        "keys list",
+        "keys show",
+        "keys import",
+        "keys export",
+        "tx send",
+        "query account",
+        "query block",
+        "query tx",
+        "query supply",
+        "query params",
+        "node init",
+        "node start",
+        "devnet",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == leaf),
+            "{leaf} not reached: {checked:?}"
+        );
+    }
+}
+
+#[test]
+fn devnet_with_zero_accounts_is_a_usage_error() {
+    let output = poi()
+        .args(["devnet", "--accounts", "0"])
+        .output()
+        .expect("run poi");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--accounts"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn node_start_on_an_uninitialised_home_fails_with_a_hint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("empty");
+    std::fs::create_dir(&home).expect("mkdir");
+    let output = poi()
+        .args(["node", "start", "--home", home.to_str().expect("utf-8")])
+        .output()
+        .expect("run poi");
+    let line = one_error_line(&output);
+    assert!(line.contains("is not a poi home"), "{line}");
+    assert!(line.contains("poi node init --home"), "{line}");
+    assert_eq!(
+        std::fs::read_dir(&home).expect("read dir").count(),
+        0,
+        "created files"
+    );
+}
+
+/// A home whose config points at a loopback port nobody listens on, with one plaintext key.
+fn home_without_node() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    let home_arg = home.to_str().expect("utf-8").to_string();
+    let api = format!("127.0.0.1:{}", free_port());
+    let p2p = format!("127.0.0.1:{}", free_port());
+    stdout_of(
+        poi()
+            .args(["node", "init", "--home", &home_arg, "--api-addr", &api])
+            .args(["--p2p-addr", &p2p]),
+    );
+    stdout_of(poi().args([
+        "keys",
+        "new",
+        "me",
+        "--insecure-plaintext",
+        "--home",
+        &home_arg,
+    ]));
+    (dir, home_arg)
+}
+
+#[test]
+fn queries_against_a_stopped_node_fail_with_one_clear_line() {
+    let (_dir, home) = home_without_node();
+    let address = stdout_of(poi().args(["keys", "show", "me", "--address", "--home", &home]));
+    let address = address.trim_end();
+    let hash = "ab".repeat(32);
+    let commands: [&[&str]; 7] = [
+        &["query", "account", address],
+        &["query", "account", "me", "--prove"],
+        &["query", "block"],
+        &["query", "tx", &hash],
+        &["query", "supply"],
+        &["query", "params"],
+        &[
+            "tx", "send", "--from", "me", "--to", address, "--amount", "1",
+        ],
+    ];
+    for args in commands {
+        let output = poi()
+            .args(args)
+            .args(["--home", &home])
+            .output()
+            .expect("run poi");
+        let line = one_error_line(&output);
+        assert!(
+            line.contains("cannot reach the node at http://127.0.0.1:"),
+            "{args:?}: {line}"
+        );
+        assert!(line.contains("Is it running?"), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn tx_send_with_a_malformed_recipient_or_amount_fails_before_contacting_the_node() {
+    let (_dir, home) = home_without_node();
+    // A listener the CLI would connect to if it tried.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let node_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let me = stdout_of(poi().args(["keys", "show", "me", "--address", "--home", &home]));
+    let me = me.trim_end();
+    let mut typo: Vec<char> = me.chars().collect();
+    typo[12] = if typo[12] == 'q' { 'p' } else { 'q' };
+    let typo: String = typo.into_iter().collect();
+    let cases: [(&str, &str, &str); 4] = [
+        ("poi1xyz", "5", "invalid address"),
+        (typo.as_str(), "5", "invalid address"),
+        ("nobody-by-that-name", "5", "invalid address"),
+        (me, "1.2.3", "invalid amount"),
+    ];
+    for (to, amount, expected) in cases {
+        let output = poi()
+            .args([
+                "tx", "send", "--home", &home, "--node", &node_url, "--from", "me",
+            ])
+            .args(["--to", to, "--amount", amount])
+            .output()
+            .expect("run poi");
+        let line = one_error_line(&output);
+        assert!(
+            line.contains(expected),
+            "--to {to} --amount {amount}: {line}"
+        );
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the CLI contacted the node for --to {to}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn node_init_refuses_an_initialised_home() {
+    let (_dir, home) = home_without_node();
+    let config = std::fs::read_to_string(format!("{home}/config.toml")).expect("config");
+    let output = poi()
+        .args(["node", "init", "--home", &home])
+        .output()
+        .expect("run poi");
+    let line = one_error_line(&output);
+    assert!(line.contains("already initialised"), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(format!("{home}/config.toml")).expect("config"),
+        config,
+        "config.toml was overwritten"
+    );
+}

@@ -1,0 +1,265 @@
+//! `poi bench ledger`: how many signed transfers per second this machine's ledger commits,
+//! against the physical limit of verifying their ed25519 signatures.
+//!
+//! The ledger side runs what a validator does with a block of transfers: decode every
+//! transaction, verify signatures (deterministic batches on all cores), execute, compute the
+//! JMT state root and commit the block durably to redb. Transactions are signed beforehand, as
+//! clients sign them. The signature side verifies the same kind of signatures three ways
+//! (one core, all cores, batched on all cores); the fastest is the limit.
+
+use std::time::Instant;
+
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use poi_core::address::Address;
+use poi_core::bank::BankMsg;
+use poi_core::block::BlockContext;
+use poi_core::chain::{Chain, Mode};
+use poi_core::genesis::{Genesis, GenesisAccount};
+use poi_core::tx::{Msg, Tx, TxBody};
+use poi_store::{BlockCommit, Store};
+use rayon::prelude::*;
+
+use crate::error::{NodeError, Result};
+use crate::ledger::StoreState;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct LedgerBenchOptions {
+    /// Blocks to commit (after one warm-up block).
+    pub blocks: u32,
+    /// Transfers per block.
+    pub txs_per_block: u32,
+    /// Funded accounts (senders and recipients are drawn from them).
+    pub accounts: u32,
+    /// Signatures for the raw verification measurements.
+    pub signatures: u32,
+}
+
+impl Default for LedgerBenchOptions {
+    fn default() -> Self {
+        Self {
+            blocks: 5,
+            txs_per_block: 10_000,
+            accounts: 20_000,
+            signatures: 20_000,
+        }
+    }
+}
+
+/// Measured rates.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LedgerBenchReport {
+    /// Worker threads used by rayon.
+    pub threads: usize,
+    /// Transfers per block.
+    pub txs_per_block: u32,
+    /// Blocks measured.
+    pub blocks: u32,
+    /// Ledger throughput: transfers committed per second.
+    pub ledger_tps: f64,
+    /// Mean milliseconds per block, and its parts.
+    pub block_ms: f64,
+    /// Decoding the transactions, ms per block.
+    pub decode_ms: f64,
+    /// Execution including batch signature verification, ms per block.
+    pub execute_ms: f64,
+    /// JMT root computation, ms per block.
+    pub root_ms: f64,
+    /// Durable commit to redb, ms per block.
+    pub commit_ms: f64,
+    /// `verify_strict` on one core, signatures per second.
+    pub verify_single_core: f64,
+    /// `verify_strict` on all cores.
+    pub verify_all_cores: f64,
+    /// Batch verification (chunks of 128) on all cores.
+    pub verify_batch_all_cores: f64,
+    /// `ledger_tps / max(verification rates)`.
+    pub ratio_to_limit: f64,
+}
+
+fn key(i: u32) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[..4].copy_from_slice(&i.to_le_bytes());
+    seed[4] = 0xbe;
+    SigningKey::from_bytes(&seed)
+}
+
+fn rate(count: usize, started: Instant) -> f64 {
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Measures raw ed25519 verification of `n` signatures over transfer-sized messages.
+fn verification_rates(n: u32) -> (f64, f64, f64) {
+    let signer = key(u32::MAX);
+    let public: VerifyingKey = signer.verifying_key();
+    let messages: Vec<Vec<u8>> = (0..n)
+        .map(|i| [b"poi bench ".as_slice(), &i.to_le_bytes(), &[7u8; 150]].concat())
+        .collect();
+    let signatures: Vec<Signature> = messages
+        .iter()
+        .map(|m| ed25519_dalek::Signer::sign(&signer, m))
+        .collect();
+    let pairs: Vec<(&Vec<u8>, &Signature)> = messages.iter().zip(&signatures).collect();
+    let started = Instant::now();
+    let ok = pairs
+        .iter()
+        .all(|(m, s)| public.verify_strict(m, s).is_ok());
+    let single = rate(pairs.len(), started);
+    let started = Instant::now();
+    let ok_par = pairs
+        .par_iter()
+        .all(|(m, s)| public.verify_strict(m, s).is_ok());
+    let parallel = rate(pairs.len(), started);
+    let started = Instant::now();
+    let ok_batch = pairs.par_chunks(128).all(|chunk| {
+        let msgs: Vec<&[u8]> = chunk.iter().map(|(m, _)| m.as_slice()).collect();
+        let sigs: Vec<Signature> = chunk.iter().map(|(_, s)| **s).collect();
+        let keys = vec![public; chunk.len()];
+        ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+    });
+    let batch = rate(pairs.len(), started);
+    assert!(ok && ok_par && ok_batch, "benchmark signatures must verify");
+    (single, parallel, batch)
+}
+
+/// Runs the benchmark in a temporary directory under `dir`; `progress` is told each step.
+pub fn run_ledger_bench(
+    dir: &std::path::Path,
+    options: &LedgerBenchOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<LedgerBenchReport> {
+    let accounts = options.accounts.max(2);
+    progress(&format!("generating {accounts} accounts"));
+    let keys: Vec<SigningKey> = (0..accounts).into_par_iter().map(key).collect();
+    let validator = Address::from_public_key(&key(u32::MAX - 1).verifying_key());
+    let genesis = Genesis {
+        chain_id: "poi-bench".into(),
+        genesis_time_ms: 0,
+        validators: vec![validator],
+        params: Default::default(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                address: Address::from_public_key(&k.verifying_key()),
+                balance: 1_000_000_000_000,
+            })
+            .collect(),
+    };
+    let store = Store::open(&dir.join("bench.redb"))?;
+    let writes = genesis
+        .state()
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let prepared = store.prepare(0, &writes)?;
+    store.commit(
+        prepared,
+        BlockCommit {
+            height: 0,
+            hash: [0; 32],
+            bytes: vec![],
+            txs: vec![],
+        },
+    )?;
+    let chain = Chain::new(genesis.chain_id.clone());
+    let blocks = options.blocks + 1;
+    let per_block = options.txs_per_block;
+    progress(&format!(
+        "signing {} transfers",
+        u64::from(blocks) * u64::from(per_block)
+    ));
+    let fee = genesis.params.min_fee(200);
+    let signed: Vec<Vec<Vec<u8>>> = (0..blocks)
+        .map(|b| {
+            (0..per_block)
+                .into_par_iter()
+                .map(|i| {
+                    let sender = (b.wrapping_mul(per_block) + i) % accounts;
+                    let recipient = (sender.wrapping_mul(7919) + 13) % accounts;
+                    let k = &keys[sender as usize];
+                    // Each account sends at most once per round through the accounts.
+                    let nonce = u64::from((b * per_block + i) / accounts);
+                    TxBody {
+                        chain_id: genesis.chain_id.clone(),
+                        signer: Address::from_public_key(&k.verifying_key()),
+                        nonce,
+                        fee,
+                        msg: Msg::Bank(BankMsg::Transfer {
+                            to: Address::from_public_key(&keys[recipient as usize].verifying_key()),
+                            amount: 1 + u128::from(i % 1000),
+                        }),
+                    }
+                    .sign(k)
+                    .encode()
+                })
+                .collect()
+        })
+        .collect();
+    let (mut verify_s, mut execute_s, mut root_s, mut commit_s) = (0.0, 0.0, 0.0, 0.0);
+    let mut measured = Instant::now();
+    for (b, block) in signed.iter().enumerate() {
+        if b == 1 {
+            (verify_s, execute_s, root_s, commit_s) = (0.0, 0.0, 0.0, 0.0);
+            measured = Instant::now();
+        }
+        let height = b as u64 + 1;
+        let t = Instant::now();
+        let txs: Vec<Tx> = block
+            .par_iter()
+            .map(|bytes| Tx::decode(bytes))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| NodeError::InvalidBlock(e.to_string()))?;
+        verify_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let ctx = BlockContext {
+            height,
+            timestamp_ms: height,
+            proposer: validator,
+        };
+        let outcome = chain.execute_block(&StoreState(&store), &ctx, txs, Mode::Verify)?;
+        execute_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let prepared = store.prepare(height, &outcome.writes)?;
+        root_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let receipts = outcome
+            .receipts
+            .iter()
+            .map(|r| (r.tx_hash, borsh::to_vec(r).expect("encodes")))
+            .collect();
+        let hash = *blake3::hash(&height.to_le_bytes()).as_bytes();
+        store.commit(
+            prepared,
+            BlockCommit {
+                height,
+                hash,
+                bytes: vec![],
+                txs: receipts,
+            },
+        )?;
+        commit_s += t.elapsed().as_secs_f64();
+        progress(&format!(
+            "block {height}: {} transfers committed",
+            outcome.txs.len()
+        ));
+    }
+    let total_s = measured.elapsed().as_secs_f64();
+    let n = f64::from(options.blocks.max(1));
+    progress(&format!("verifying {} raw signatures", options.signatures));
+    let (single, parallel, batch) = verification_rates(options.signatures);
+    let ledger_tps = f64::from(per_block) * f64::from(options.blocks) / total_s;
+    let limit = single.max(parallel).max(batch);
+    Ok(LedgerBenchReport {
+        threads: rayon::current_num_threads(),
+        txs_per_block: per_block,
+        blocks: options.blocks,
+        ledger_tps,
+        block_ms: total_s * 1000.0 / n,
+        decode_ms: verify_s * 1000.0 / n,
+        execute_ms: execute_s * 1000.0 / n,
+        root_ms: root_s * 1000.0 / n,
+        commit_ms: commit_s * 1000.0 / n,
+        verify_single_core: single,
+        verify_all_cores: parallel,
+        verify_batch_all_cores: batch,
+        ratio_to_limit: ledger_tps / limit,
+    })
+}
