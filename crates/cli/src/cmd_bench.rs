@@ -8,32 +8,66 @@ use crate::output;
 
 pub(crate) fn run(global: &Global, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
-        BenchCmd::Ledger { blocks, txs_per_block, accounts, signatures } => {
-            anyhow::ensure!(blocks > 0 && txs_per_block > 0, "--blocks and --txs-per-block must be positive");
+        BenchCmd::Ledger {
+            blocks,
+            txs_per_block,
+            accounts,
+            signatures,
+        } => {
+            anyhow::ensure!(
+                blocks > 0 && txs_per_block > 0,
+                "--blocks and --txs-per-block must be positive"
+            );
             anyhow::ensure!(
                 txs_per_block <= poi_core::limits::BLOCK_TXS_MAX,
                 "--txs-per-block is above the block limit {}",
                 poi_core::limits::BLOCK_TXS_MAX
             );
-            anyhow::ensure!(accounts >= txs_per_block, "--accounts must be at least --txs-per-block");
+            anyhow::ensure!(
+                accounts >= txs_per_block,
+                "--accounts must be at least --txs-per-block"
+            );
             let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-            let options = LedgerBenchOptions { blocks, txs_per_block, accounts, signatures };
+            let options = LedgerBenchOptions {
+                blocks,
+                txs_per_block,
+                accounts,
+                signatures,
+            };
             let report = run_ledger_bench(dir.path(), &options, |step| eprintln!("bench: {step}"))?;
             if global.json {
                 output::json(&serde_json::to_value(&report)?);
                 return Ok(());
             }
-            println!("ledger: {} blocks of {} signed transfers, {} threads", report.blocks, report.txs_per_block, report.threads);
-            println!("  committed         {:>10.0} transfers/s  ({:.1} ms per block)", report.ledger_tps, report.block_ms);
+            println!(
+                "ledger: {} blocks of {} signed transfers, {} threads",
+                report.blocks, report.txs_per_block, report.threads
+            );
+            println!(
+                "  committed         {:>10.0} transfers/s  ({:.1} ms per block)",
+                report.ledger_tps, report.block_ms
+            );
             println!("    decode          {:>10.1} ms", report.decode_ms);
             println!("    execute+verify  {:>10.1} ms", report.execute_ms);
             println!("    state root      {:>10.1} ms", report.root_ms);
             println!("    commit (fsync)  {:>10.1} ms", report.commit_ms);
             println!("ed25519 verification (the limit for signed transactions):");
-            println!("  one core          {:>10.0} signatures/s", report.verify_single_core);
-            println!("  all cores         {:>10.0} signatures/s", report.verify_all_cores);
-            println!("  batched, all      {:>10.0} signatures/s", report.verify_batch_all_cores);
-            println!("ledger / limit      {:>10.1} %", report.ratio_to_limit * 100.0);
+            println!(
+                "  one core          {:>10.0} signatures/s",
+                report.verify_single_core
+            );
+            println!(
+                "  all cores         {:>10.0} signatures/s",
+                report.verify_all_cores
+            );
+            println!(
+                "  batched, all      {:>10.0} signatures/s",
+                report.verify_batch_all_cores
+            );
+            println!(
+                "ledger / limit      {:>10.1} %",
+                report.ratio_to_limit * 100.0
+            );
         }
     }
     Ok(())

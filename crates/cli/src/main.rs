@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
-mod cmd_bench;
 mod client;
+mod cmd_bench;
 mod cmd_keys;
 mod cmd_node;
 mod cmd_query;

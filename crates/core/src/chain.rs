@@ -381,8 +381,9 @@ impl Chain {
         }
         self.run_hooks(&mut overlay, block, &params, &mut block_events, "end_block")?;
         outcome.block_events = block_events;
-        outcome.writes = overlay.into_writes();
-        self.check_block_supply(state, &outcome.writes)?;
+        let (writes, base_reads) = overlay.into_parts();
+        outcome.writes = writes;
+        self.check_block_supply(state, &base_reads, &outcome.writes)?;
         Ok(outcome)
     }
 
@@ -425,6 +426,7 @@ impl Chain {
     fn check_block_supply(
         &self,
         base: &dyn StateReader,
+        base_reads: &crate::state::BaseReads,
         writes: &WriteSet,
     ) -> Result<(), BlockError> {
         let mut gained: Amount = 0;
@@ -440,7 +442,11 @@ impl Chain {
                     hex::encode(key)
                 )));
             };
-            let before = match base.get(key)? {
+            let old = match base_reads.get(key) {
+                Some(old) => old.clone(),
+                None => base.get(key)?,
+            };
+            let before = match old {
                 Some(old) => module.held_by_entry(key, &old)?,
                 None => 0,
             };

@@ -9,6 +9,7 @@
 //! Invariant: a key is only ever written by the module that owns its prefix (see
 //! [`crate::module`]).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -19,7 +20,7 @@ use crate::error::StateError;
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// Read access to committed state.
-pub trait StateReader: Sync {
+pub trait StateReader {
     /// The value stored under `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
 
@@ -66,11 +67,16 @@ impl StateReader for MemState {
     }
 }
 
+/// Values read from the base, remembered so each key is fetched from storage at most once per
+/// block (and so the supply check knows every written key's value before the block).
+pub type BaseReads = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
 /// Staged writes over a [`StateReader`]: block layer plus transaction layer.
 pub struct Overlay<'a> {
     base: &'a dyn StateReader,
     block: WriteSet,
     tx: WriteSet,
+    base_reads: RefCell<BaseReads>,
 }
 
 impl<'a> Overlay<'a> {
@@ -80,6 +86,7 @@ impl<'a> Overlay<'a> {
             base,
             block: WriteSet::new(),
             tx: WriteSet::new(),
+            base_reads: RefCell::default(),
         }
     }
 
@@ -96,7 +103,19 @@ impl<'a> Overlay<'a> {
         if let Some(value) = self.block.get(key) {
             return Ok(value.clone());
         }
-        self.base.get(key)
+        self.base_value(key)
+    }
+
+    /// The value of `key` in the base state (before this block), cached.
+    pub fn base_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(value) = self.base_reads.borrow().get(key) {
+            return Ok(value.clone());
+        }
+        let value = self.base.get(key)?;
+        self.base_reads
+            .borrow_mut()
+            .insert(key.to_vec(), value.clone());
+        Ok(value)
     }
 
     /// Stages `value` under `key` in the transaction layer.
@@ -139,11 +158,16 @@ impl<'a> Overlay<'a> {
     /// The accepted writes of the block so far. Panics if a transaction is still open, because
     /// handing out a write set with a half-applied transaction would break atomicity.
     pub fn into_writes(self) -> WriteSet {
+        self.into_parts().0
+    }
+
+    /// The accepted writes and the base values read while producing them.
+    pub fn into_parts(self) -> (WriteSet, BaseReads) {
         assert!(
             self.tx.is_empty(),
             "write set taken with an open transaction"
         );
-        self.block
+        (self.block, self.base_reads.into_inner())
     }
 
     /// The accepted writes so far (block layer).

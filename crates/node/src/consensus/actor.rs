@@ -16,6 +16,7 @@
 use super::{
     Application, Digest,
     config::MAILBOX_SIZE,
+    fetch::{self, BlockRequests},
     ingress::{Mailbox, Message},
 };
 use commonware_actor::mailbox::{self, Receiver as MailboxReceiver};
@@ -40,12 +41,24 @@ pub(crate) struct Config<A, S> {
     pub(crate) app: A,
     /// Minimum time from a proposal request to releasing its digest.
     pub(crate) block_interval: Duration,
-    /// Number of validators besides this one (zero: nobody to send blocks to).
-    pub(crate) other_validators: usize,
     /// Longest block sent on the block channel, in bytes.
     pub(crate) max_block_bytes: u32,
     /// Sending half of the block channel.
     pub(crate) block_sender: S,
+    /// Sending half of the block request channel.
+    pub(crate) request_sender: S,
+    /// The other validators, asked in turn for missing blocks.
+    pub(crate) peers: Vec<PublicKey>,
+}
+
+/// The p2p receivers and local queue the actor consumes.
+pub(crate) struct Inputs<R> {
+    /// Blocks from peers (broadcasts and answers to requests).
+    pub(crate) blocks: R,
+    /// Peers' requests for our blocks.
+    pub(crate) requests: R,
+    /// The application's requests for blocks it lacks.
+    pub(crate) local_requests: BlockRequests,
 }
 
 /// The actor. Create with [`Actor::new`], then [`Actor::start`] it before the engine.
@@ -72,16 +85,16 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
         (actor, Mailbox::new(sender))
     }
 
-    /// Spawns the actor, its finalizer and the block receiver under `context`.
-    pub(crate) fn start<E, R>(self, context: E, blocks: R) -> Handle<()>
+    /// Spawns the actor, its finalizer and its block tasks under `context`.
+    pub(crate) fn start<E, R>(self, context: E, inputs: Inputs<R>) -> Handle<()>
     where
         E: Spawner + Clock + Metrics,
         R: Receiver<PublicKey = PublicKey>,
     {
-        context.spawn(move |context| self.run(context, blocks))
+        context.spawn(move |context| self.run(context, inputs))
     }
 
-    async fn run<E, R>(mut self, context: E, blocks: R)
+    async fn run<E, R>(mut self, context: E, inputs: Inputs<R>)
     where
         E: Spawner + Clock + Metrics,
         R: Receiver<PublicKey = PublicKey>,
@@ -98,7 +111,17 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
         let app = self.cfg.app.clone();
         context
             .child("blocks")
-            .spawn(move |_| receive_blocks(app, blocks));
+            .spawn(move |_| receive_blocks(app, inputs.blocks));
+        let sender = self.cfg.request_sender.clone();
+        let peers = self.cfg.peers.clone();
+        context
+            .child("block_requests")
+            .spawn(move |_| fetch::send_requests(inputs.local_requests, sender, peers));
+        let (app, sender) = (self.cfg.app.clone(), self.cfg.block_sender.clone());
+        let max_bytes = self.cfg.max_block_bytes;
+        context
+            .child("block_server")
+            .spawn(move |_| fetch::serve_requests(app, inputs.requests, sender, max_bytes));
 
         select_loop! {
             context,
@@ -198,7 +221,7 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
     }
 
     fn broadcast<E: Spawner>(&self, context: &E, payload: Digest, plan: Plan<PublicKey>) {
-        if self.cfg.other_validators == 0 {
+        if self.cfg.peers.is_empty() {
             return;
         }
         let recipients = match plan {

@@ -380,7 +380,15 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     /// Validators other than this one.
-    pub(crate) fn other_validators(&self) -> usize {
-        self.participants.len() - 1
+    pub(crate) fn peers(&self) -> Vec<ed25519::PublicKey> {
+        let me = self.signer.public_key();
+        let peers: Vec<_> = self
+            .participants
+            .iter()
+            .filter(|key| **key != me)
+            .cloned()
+            .collect();
+        assert_eq!(peers.len() + 1, self.participants.len());
+        peers
     }
 }

@@ -15,6 +15,7 @@ use super::{
         WRITE_BUFFER_BYTES,
     },
     error::ConsensusError,
+    fetch::{BlockRequester, BlockRequests, block_requests},
 };
 use commonware_consensus::{
     simplex::{self, Engine, Floor, ForwardPolicy, SkipBudget, SkipPolicy, elector::RoundRobin},
@@ -49,8 +50,10 @@ pub const CHANNEL_CERTIFICATES: u64 = 1;
 /// p2p channel of the certificate resolver (requests and responses).
 pub const CHANNEL_RESOLVER: u64 = 2;
 /// p2p channel carrying encoded blocks ([`Application::block_bytes`] to
-/// [`Application::receive_block`]).
+/// [`Application::receive_block`]): broadcasts of proposals and answers to block requests.
 pub const CHANNEL_BLOCKS: u64 = 3;
+/// p2p channel carrying block requests (see [`BlockRequester`]).
+pub const CHANNEL_BLOCK_REQUESTS: u64 = 4;
 
 /// How far a peer's handshake timestamp may run ahead of our clock.
 const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
@@ -61,7 +64,7 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Delay before re-requesting a certificate after an unanswered fetch.
 const FETCH_RETRY_DELAY: Duration = Duration::from_millis(100);
 
-/// The four (sender, receiver) pairs consensus uses, one per channel.
+/// The (sender, receiver) pairs consensus uses, one per channel.
 pub struct Channels<S, R> {
     /// [`CHANNEL_VOTES`].
     pub votes: (S, R),
@@ -71,16 +74,20 @@ pub struct Channels<S, R> {
     pub resolver: (S, R),
     /// [`CHANNEL_BLOCKS`].
     pub blocks: (S, R),
+    /// [`CHANNEL_BLOCK_REQUESTS`].
+    pub block_requests: (S, R),
 }
 
 /// Starts consensus over caller-provided p2p channels (for example commonware's simulated
 /// network in a deterministic test) and returns the handle of the supervising task.
 ///
-/// `blocker` is told about misbehaving peers; with `p2p::authenticated` it is the oracle.
+/// `requests` is the other half of the application's [`BlockRequester`]; `blocker` is told
+/// about misbehaving peers (with `p2p::authenticated` it is the oracle).
 pub fn start_with_channels<E, A, B, S, R>(
     context: E,
     cfg: &ConsensusConfig,
     app: A,
+    requests: BlockRequests,
     blocker: B,
     channels: Channels<S, R>,
 ) -> Result<Handle<()>, ConsensusError>
@@ -92,16 +99,18 @@ where
     R: Receiver<PublicKey = PublicKey>,
 {
     let prepared = cfg.prepare()?;
-    Ok(context.spawn(move |context| drive(context, prepared, app, blocker, channels)))
+    Ok(context.spawn(move |context| drive(context, prepared, app, requests, blocker, channels)))
 }
 
 /// Starts the p2p network (`p2p::authenticated::lookup`, one peer set with every validator)
 /// and consensus inside an existing commonware runtime context; returns the handle of the
-/// supervising task. Use [`run`] unless the runtime is already set up.
+/// supervising task. Use [`run`] unless the runtime is already set up. `requests` is the
+/// other half of the application's [`BlockRequester`] (see [`block_requests`]).
 pub async fn start<E, A>(
     context: E,
     cfg: &ConsensusConfig,
     app: A,
+    requests: BlockRequests,
 ) -> Result<Handle<()>, ConsensusError>
 where
     E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
@@ -117,10 +126,10 @@ where
             source,
         })?;
     drop(probe);
-    Ok(context.spawn(move |context| drive_networked(context, prepared, app)))
+    Ok(context.spawn(move |context| drive_networked(context, prepared, app, requests)))
 }
 
-async fn drive_networked<E, A>(context: E, prepared: Prepared, app: A)
+async fn drive_networked<E, A>(context: E, prepared: Prepared, app: A, requests: BlockRequests)
 where
     E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
     A: Application,
@@ -160,11 +169,12 @@ where
         certificates: network.register(CHANNEL_CERTIFICATES, quota),
         resolver: network.register(CHANNEL_RESOLVER, quota),
         blocks: network.register(CHANNEL_BLOCKS, quota),
+        block_requests: network.register(CHANNEL_BLOCK_REQUESTS, quota),
     };
     let mut network_task = network.start();
     let mut consensus_task = context
         .child("consensus")
-        .spawn(move |context| drive(context, prepared, app, oracle, channels));
+        .spawn(move |context| drive(context, prepared, app, requests, oracle, channels));
     select! {
         result = &mut network_task => warn!(?result, "p2p network stopped"),
         result = &mut consensus_task => warn!(?result, "consensus stopped"),
@@ -176,6 +186,7 @@ async fn drive<E, A, B, S, R>(
     context: E,
     prepared: Prepared,
     app: A,
+    requests: BlockRequests,
     blocker: B,
     channels: Channels<S, R>,
 ) where
@@ -192,9 +203,10 @@ async fn drive<E, A, B, S, R>(
         actor::Config {
             app,
             block_interval: cfg.block_interval,
-            other_validators: prepared.other_validators(),
             max_block_bytes: cfg.max_block_bytes,
             block_sender: channels.blocks.0,
+            request_sender: channels.block_requests.0,
+            peers: prepared.peers(),
         },
     );
     let timeouts = cfg.timeouts;
@@ -229,11 +241,18 @@ async fn drive<E, A, B, S, R>(
         skip,
         fetch_timeout,
         fetch_retry_delay: FETCH_RETRY_DELAY,
-        forward: ForwardPolicy::SilentLeader,
+        // Send a certified block to every validator whose vote we did not see: it most likely
+        // lacks the block, and this saves it a request.
+        forward: ForwardPolicy::SilentVoters,
     };
     let engine = Engine::new(context.child("engine"), engine_cfg);
     // The actor must be receiving before the engine replays its journal and sends requests.
-    let mut actor_task = actor.start(context.child("driver"), channels.blocks.1);
+    let inputs = actor::Inputs {
+        blocks: channels.blocks.1,
+        requests: channels.block_requests.1,
+        local_requests: requests,
+    };
+    let mut actor_task = actor.start(context.child("driver"), inputs);
     let mut engine_task = engine.start(channels.votes, channels.certificates, channels.resolver);
     info!(
         validators = prepared.participants.len(),
@@ -293,6 +312,9 @@ pub struct NodeContext {
     pub runtime: tokio::Context,
     /// Triggers a graceful stop of [`run`] (e.g. from an admin endpoint or a test).
     pub shutdown: Shutdown,
+    /// Asks peers for blocks the application lacks (a missed broadcast, or blocks finalized
+    /// while this node was down); they arrive via [`Application::receive_block`].
+    pub blocks: BlockRequester,
 }
 
 /// Runs a validator until shutdown: builds commonware's tokio runtime (storage rooted at
@@ -329,14 +351,16 @@ where
         .with_worker_threads(cfg.worker_threads);
     tokio::Runner::new(runtime_cfg).start(|context| async move {
         let shutdown = Shutdown::new();
+        let (requester, requests) = block_requests();
         let node = NodeContext {
             runtime: context.child("app"),
             shutdown: shutdown.clone(),
+            blocks: requester,
         };
         let app = app_factory(node)
             .await
             .map_err(|error| ConsensusError::Application(error.into()))?;
-        let mut consensus = start(context.child("node"), &cfg, app).await?;
+        let mut consensus = start(context.child("node"), &cfg, app, requests).await?;
         info!(key = %hex::encode(cfg.public_key()), listen = %cfg.listen, "validator running");
         let outcome = select! {
             _ = shutdown.wait() => Ok(()),

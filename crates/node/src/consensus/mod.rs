@@ -63,6 +63,7 @@ mod actor;
 mod config;
 mod engine;
 mod error;
+mod fetch;
 mod ingress;
 #[cfg(test)]
 mod tests;
@@ -72,10 +73,11 @@ pub use config::{
     VALIDATORS_MAX, Validator, validator_public_key,
 };
 pub use engine::{
-    CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES, Channels, NodeContext,
-    SHUTDOWN_TIMEOUT, Shutdown, run, start, start_with_channels,
+    CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
+    Channels, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start, start_with_channels,
 };
 pub use error::{ConfigError, ConsensusError};
+pub use fetch::{BLOCK_REQUESTS_QUEUED_MAX, BlockRequester, BlockRequests, block_requests};
 
 use std::future::Future;
 

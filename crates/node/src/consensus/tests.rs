@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 
 /// Upper bound on one `run` in these tests; the watchdog stops it after this long.
 const RUN_DEADLINE: Duration = Duration::from_secs(20);
+/// How long the test application waits for a missing block before asking peers for it.
+const BLOCK_WAIT: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, Debug)]
 struct Block {
@@ -68,6 +70,36 @@ struct State {
     finalized_calls: u64,
 }
 
+impl State {
+    /// Appends `digest` and its unfinalized ancestors to the finalized chain, or names the
+    /// first block missing on the way.
+    fn finalize(&mut self, digest: BlockDigest) -> Result<(), BlockDigest> {
+        let block = *self.blocks.get(&digest).ok_or(digest)?;
+        let tip = self.finalized.len() as u64 - 1;
+        if block.height <= tip {
+            // Reported again (replay after restart): must already be on the finalized chain.
+            assert_eq!(
+                self.finalized[block.height as usize], digest,
+                "finality fork"
+            );
+            return Ok(());
+        }
+        let mut path = vec![digest];
+        let mut cursor = block;
+        while cursor.height > tip + 1 {
+            path.push(cursor.parent);
+            cursor = *self.blocks.get(&cursor.parent).ok_or(cursor.parent)?;
+        }
+        assert_eq!(cursor.parent, self.finalized[tip as usize], "finality fork");
+        let now = Instant::now();
+        for digest in path.into_iter().rev() {
+            self.finalized.push(digest);
+            self.finalized_at.push(now);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 struct Chain {
     state: Arc<Mutex<State>>,
@@ -75,6 +107,8 @@ struct Chain {
     genesis: BlockDigest,
     /// Tag put into the blocks this validator proposes.
     proposer: u8,
+    /// Set once `run` hands out the requester.
+    requester: Option<BlockRequester>,
 }
 
 impl Chain {
@@ -93,11 +127,35 @@ impl Chain {
             arrived: Arc::new(Notify::new()),
             genesis,
             proposer,
+            requester: None,
         }
     }
 
+    fn with_requester(&self, requester: BlockRequester) -> Self {
+        let mut chain = self.clone();
+        chain.requester = Some(requester);
+        chain
+    }
+
+    /// Poison-tolerant, so one failed assertion cannot wedge the watchdog tasks.
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("test state poisoned")
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits up to [`BLOCK_WAIT`] for `digest` to arrive, asking a peer for it if `request`.
+    async fn await_block(&self, digest: BlockDigest, request: bool) {
+        let arrived = self.arrived.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        if self.state().blocks.contains_key(&digest) {
+            return;
+        }
+        if let (true, Some(requester)) = (request, &self.requester) {
+            requester.request(digest);
+        }
+        let _ = tokio::time::timeout(BLOCK_WAIT, arrived).await;
     }
 
     fn finalized_height(&self) -> u64 {
@@ -138,20 +196,21 @@ impl Application for Chain {
     }
 
     async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
+        // The broadcast is usually in flight: wait once before asking a peer.
+        let mut request = false;
         loop {
-            // Register for wake-ups before looking, so an arrival in between is not missed.
-            let arrived = self.arrived.notified();
-            tokio::pin!(arrived);
-            arrived.as_mut().enable();
-            {
+            let missing = {
                 let state = self.state();
-                if let (Some(block), Some(parent_block)) =
-                    (state.blocks.get(&digest), state.blocks.get(&parent))
-                {
-                    return block.parent == parent && block.height == parent_block.height + 1;
+                match (state.blocks.get(&digest), state.blocks.get(&parent)) {
+                    (Some(block), Some(parent_block)) => {
+                        return block.parent == parent && block.height == parent_block.height + 1;
+                    }
+                    (None, _) => digest,
+                    (Some(_), None) => parent,
                 }
-            }
-            arrived.await;
+            };
+            self.await_block(missing, request).await;
+            request = true;
         }
     }
 
@@ -168,32 +227,14 @@ impl Application for Chain {
     }
 
     async fn finalized(&self, digest: BlockDigest) {
-        let mut state = self.state();
-        state.finalized_calls += 1;
-        let block = state.blocks[&digest];
-        let tip = state.finalized.len() as u64 - 1;
-        if block.height <= tip {
-            // Reported again (replay after restart): must already be on the finalized chain.
-            assert_eq!(
-                state.finalized[block.height as usize], digest,
-                "finality fork"
-            );
-            return;
-        }
-        let mut path = vec![digest];
-        let mut cursor = block;
-        while cursor.height > tip + 1 {
-            path.push(cursor.parent);
-            cursor = state.blocks[&cursor.parent];
-        }
-        assert_eq!(
-            cursor.parent, state.finalized[tip as usize],
-            "finality fork"
-        );
-        let now = Instant::now();
-        for digest in path.into_iter().rev() {
-            state.finalized.push(digest);
-            state.finalized_at.push(now);
+        self.state().finalized_calls += 1;
+        loop {
+            let result = self.state().finalize(digest);
+            match result {
+                Ok(()) => return,
+                // A broadcast this node missed (e.g. before its links were up): fetch it.
+                Err(missing) => self.await_block(missing, true).await,
+            }
         }
     }
 }
@@ -214,8 +255,9 @@ fn test_config(dir: &std::path::Path, block_interval: Duration) -> ConsensusConf
 /// Runs `chain` until its finalized height reaches `target` (or the deadline passes).
 fn run_until(cfg: ConsensusConfig, chain: &Chain, target: u64) -> Duration {
     let started = Instant::now();
-    let app = chain.clone();
+    let chain = chain.clone();
     run(cfg, move |node| async move {
+        let app = chain.with_requester(node.blocks.clone());
         let watched = app.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + RUN_DEADLINE;
@@ -364,11 +406,12 @@ fn four_validators_agree_over_loopback() {
             cfg.block_interval = Duration::from_millis(50);
             cfg.stop_on_ctrl_c = false;
             cfg.worker_threads = 1;
-            let app = chains[i].clone();
+            let chain = chains[i].clone();
             let all = chains.clone();
             // `run` blocks its thread (it owns a tokio runtime), so one thread per validator.
             std::thread::spawn(move || {
                 run(cfg, move |node| async move {
+                    let app = chain.with_requester(node.blocks.clone());
                     tokio::spawn(async move {
                         let deadline = Instant::now() + RUN_DEADLINE;
                         while all.iter().any(|chain| chain.finalized_height() < TARGET)
