@@ -203,12 +203,12 @@ pub(crate) struct InitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DevnetArgs {
-    /// HTTP API address.
-    #[arg(long, default_value = poi_node::home::API_ADDR_DEFAULT)]
-    pub(crate) api_addr: SocketAddr,
-    /// Consensus p2p address.
-    #[arg(long, default_value = poi_node::home::P2P_ADDR_DEFAULT)]
-    pub(crate) p2p_addr: SocketAddr,
+    /// HTTP API address [default: 127.0.0.1:7070, or config.toml's when resuming].
+    #[arg(long)]
+    pub(crate) api_addr: Option<SocketAddr>,
+    /// Consensus p2p address [default: 127.0.0.1:7071]; fixed once the devnet exists.
+    #[arg(long)]
+    pub(crate) p2p_addr: Option<SocketAddr>,
     /// Funded test accounts to create (1..=26).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=26))]
     pub(crate) accounts: u8,

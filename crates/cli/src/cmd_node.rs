@@ -1,7 +1,5 @@
 //! `poi node init|start` and `poi devnet`.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, bail};
 use poi_core::Address;
 use poi_core::genesis::{Genesis, GenesisAccount};
@@ -104,15 +102,20 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
     init_logging();
     let root = match &global.home {
         Some(root) => root.clone(),
-        None => {
-            let dir = std::env::temp_dir().join(format!("poi-devnet-{}", std::process::id()));
-            PathBuf::from(dir)
-        }
+        None => std::env::temp_dir().join(format!("poi-devnet-{}", std::process::id())),
     };
     let home = Home::new(root);
     let keystore = Keystore::open(&home.keys_dir())?;
     if home.is_initialized() {
         println!("resuming the devnet in {}", home.root().display());
+        let config = home.config()?;
+        if args.p2p_addr.is_some_and(|addr| addr != config.p2p_addr) {
+            bail!(
+                "this devnet's p2p address is {}; edit {} to change it",
+                config.p2p_addr,
+                home.config_path().display()
+            );
+        }
     } else {
         let seed = random_seed()?;
         let mut accounts = Vec::new();
@@ -133,9 +136,10 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             params: Params::default(),
             accounts,
         };
+        let defaults = NodeConfig::default();
         let config = NodeConfig {
-            api_addr: args.api_addr,
-            p2p_addr: args.p2p_addr,
+            api_addr: args.api_addr.unwrap_or(defaults.api_addr),
+            p2p_addr: args.p2p_addr.unwrap_or(defaults.p2p_addr),
             block_interval_ms: args.block_interval_ms,
         };
         home.init(&config, &genesis, seed)?;
@@ -143,9 +147,10 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
     }
     let genesis = home.genesis()?;
     let config = home.config()?;
+    let api_addr = args.api_addr.unwrap_or(config.api_addr);
     println!("chain:     {}", genesis.chain_id);
-    println!("API:       http://{}", args.api_addr);
-    println!("events:    http://{}/events", args.api_addr);
+    println!("API:       http://{api_addr}");
+    println!("events:    http://{api_addr}/events");
     println!("consensus: {} (1 validator)", config.p2p_addr);
     println!(
         "keys (plaintext, devnet only) in {}:",
@@ -169,7 +174,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
         home.root().display()
     );
     let options = RunOptions {
-        api_addr: Some(args.api_addr),
+        api_addr: Some(api_addr),
         on_ready: Some(print_ready),
     };
     Ok(service::run(&home, options)?)

@@ -16,6 +16,12 @@ mod output;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if !matches!(
+        args.command,
+        cli::Command::Node(_) | cli::Command::Devnet(_)
+    ) {
+        restore_sigpipe();
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -39,5 +45,16 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Node(cmd) => cmd_node::run_node(&global, cmd),
         cli::Command::Devnet(cmd) => cmd_node::run_devnet(&global, cmd),
         cli::Command::Bench(cmd) => cmd_bench::run(&global, cmd),
+    }
+}
+
+/// Lets `poi query ... | head` end quietly when the reader goes away, like other Unix filters,
+/// instead of panicking inside `println!`. Not used for the node, whose sockets must survive
+/// peers that hang up.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called at start-up before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

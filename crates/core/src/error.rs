@@ -84,7 +84,7 @@ pub enum TxError {
     /// An amount computation would overflow or underflow.
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
-    /// The message is well-formed but not allowed (e.g. zero amount, self transfer).
+    /// The message is well-formed but not allowed (e.g. a zero amount).
     #[error("invalid message: {0}")]
     InvalidMessage(String),
     /// The node's mempool is full; retry later or raise the fee.

@@ -71,6 +71,55 @@ impl StateReader for MemState {
 /// block (and so the supply check knows every written key's value before the block).
 pub type BaseReads = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// A write set layered over a state: the state a not-yet-committed block leaves behind.
+pub struct Layered<'a> {
+    base: &'a dyn StateReader,
+    writes: &'a WriteSet,
+}
+
+impl<'a> Layered<'a> {
+    /// `writes` applied over `base`.
+    pub fn new(base: &'a dyn StateReader, writes: &'a WriteSet) -> Self {
+        Self { base, writes }
+    }
+}
+
+impl StateReader for Layered<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        self.base.scan_prefix(prefix, &mut |k, v| {
+            merged.insert(k.to_vec(), v.to_vec());
+            true
+        })?;
+        for (key, value) in self.writes.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        for (key, value) in &merged {
+            if !visit(key, value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Staged writes over a [`StateReader`]: block layer plus transaction layer.
 pub struct Overlay<'a> {
     base: &'a dyn StateReader,

@@ -25,7 +25,7 @@ use poi_core::error::StateError;
 use poi_core::event::{Event, Receipt};
 use poi_core::genesis::Genesis;
 use poi_core::params::Params;
-use poi_core::state::{self, StateReader};
+use poi_core::state::{self, StateReader, WriteSet};
 use poi_core::tx::{Tx, TxHash};
 use poi_store::{BlockCommit, Committed, Prepared, Store};
 use tokio::sync::{broadcast, watch};
@@ -37,6 +37,11 @@ use crate::metrics::Metrics;
 
 /// Most a proposer's clock may run ahead of ours before we refuse its block.
 pub const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
+
+/// Longest chain of blocks that are not final yet that the ledger follows above its tip (see
+/// [`Ledger::build_empty_on_pending`]). Each crash between notarization and finalization can
+/// add one.
+pub const PENDING_DEPTH_MAX: u32 = 64;
 
 /// A committed block as stored: the block and the events of its block hooks.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
@@ -235,6 +240,11 @@ impl Ledger {
         Ok((account, self.mempool().next_nonce(address, committed_nonce)))
     }
 
+    /// The next nonce for `address` given its committed nonce, counting queued transactions.
+    pub fn next_nonce(&self, address: &Address, committed_nonce: u64) -> u64 {
+        self.mempool().next_nonce(address, committed_nonce)
+    }
+
     /// Whether a transaction is waiting in the mempool.
     pub fn is_pending(&self, hash: &TxHash) -> bool {
         self.mempool().contains(hash)
@@ -273,9 +283,7 @@ impl Ledger {
     pub fn build_block(&self, parent: BlockHash, proposer: Address) -> Result<BlockHash> {
         let tip = self.tip();
         if tip.block_hash != parent {
-            return Err(NodeError::NotOnTip {
-                parent: hex::encode(parent),
-            });
+            return self.build_empty_on_pending(parent, proposer);
         }
         let parent_block = Self::read_block(&self.store, tip.height)?
             .ok_or_else(|| NodeError::Corrupt(format!("tip block {} missing", tip.height)))?;
@@ -335,6 +343,136 @@ impl Ledger {
                 outcome,
                 prepared,
             },
+        );
+        Ok(hash)
+    }
+
+    /// The block `parent`, not final yet, executed: its header and the writes it leaves over
+    /// the committed tip. It is either a child of the tip (executed, loaded from `proposals/` if
+    /// this process has not seen it) or an empty block on such a chain, which adds no writes.
+    fn executed_pending(&self, parent: &BlockHash) -> Result<(BlockHeader, WriteSet)> {
+        self.executed_pending_at(parent, 0)
+    }
+
+    fn executed_pending_at(&self, hash: &BlockHash, depth: u32) -> Result<(BlockHeader, WriteSet)> {
+        if depth > PENDING_DEPTH_MAX {
+            return Err(NodeError::NotOnTip {
+                parent: hex::encode(hash),
+            });
+        }
+        if let Some(p) = self.pending().get(hash) {
+            return Ok((p.block.header.clone(), p.outcome.writes.clone()));
+        }
+        let bytes = std::fs::read(self.proposal_path(hash))
+            .map_err(|_| NodeError::UnknownBlock(hex::encode(hash)))?;
+        let block = Block::decode(&bytes).map_err(|e| NodeError::Corrupt(e.to_string()))?;
+        if block.header.parent_hash == self.tip().block_hash {
+            let pending = self.execute_received(block, hash)?;
+            let executed = (pending.block.header.clone(), pending.outcome.writes.clone());
+            self.pending().insert(*hash, pending);
+            return Ok(executed);
+        }
+        if !block.txs.is_empty() {
+            return Err(NodeError::NotOnTip {
+                parent: hex::encode(block.header.parent_hash),
+            });
+        }
+        let parent = block.header.parent_hash;
+        let (_, writes) = self.executed_pending_at(&parent, depth + 1)?;
+        let expected = self.empty_child_at(
+            &parent,
+            block.header.proposer,
+            block.header.timestamp_ms,
+            depth + 1,
+        )?;
+        if expected != block.header {
+            return Err(NodeError::InvalidBlock(format!(
+                "empty block {} does not match",
+                hex::encode(hash)
+            )));
+        }
+        Ok((block.header, writes))
+    }
+
+    /// The header of an empty block on `parent` (executed on the tip, not final), with its
+    /// state root, or `NotOnTip` if an empty block would change state (then its root needs the
+    /// parent committed first).
+    ///
+    /// Why: consensus may notarize a block and crash before finalizing it; after a restart it
+    /// asks to build on that block. An empty child leaves the parent's state root unchanged,
+    /// so it can be built and checked without committing the parent, and finalizing it
+    /// finalizes (and commits) the parent.
+    fn empty_child(
+        &self,
+        parent: &BlockHash,
+        proposer: Address,
+        timestamp_ms: u64,
+    ) -> Result<BlockHeader> {
+        self.empty_child_at(parent, proposer, timestamp_ms, 0)
+    }
+
+    fn empty_child_at(
+        &self,
+        parent: &BlockHash,
+        proposer: Address,
+        timestamp_ms: u64,
+        depth: u32,
+    ) -> Result<BlockHeader> {
+        let (parent_header, parent_writes) = self.executed_pending_at(parent, depth)?;
+        if timestamp_ms < parent_header.timestamp_ms
+            || timestamp_ms > now_ms().saturating_add(CLOCK_DRIFT_MAX_MS)
+        {
+            return Err(NodeError::InvalidBlock(format!(
+                "timestamp {timestamp_ms} out of range"
+            )));
+        }
+        let height = parent_header.height + 1;
+        let ctx = poi_core::block::BlockContext {
+            height,
+            timestamp_ms,
+            proposer,
+        };
+        let store_state = self.state();
+        let layered = state::Layered::new(&store_state, &parent_writes);
+        let outcome = self
+            .chain
+            .execute_block(&layered, &ctx, vec![], Mode::Build)?;
+        if !outcome.writes.is_empty() {
+            return Err(NodeError::NotOnTip {
+                parent: hex::encode(parent),
+            });
+        }
+        Ok(BlockHeader {
+            chain_id: self.genesis.chain_id.clone(),
+            height,
+            parent_hash: *parent,
+            proposer,
+            timestamp_ms,
+            tx_count: 0,
+            tx_root: block::tx_root(&[]),
+            state_root: parent_header.state_root,
+            events_root: block::events_root(&[], &outcome.block_events),
+        })
+    }
+
+    /// Builds an empty block on `parent`, a block that is executed but not final (see
+    /// [`Ledger::empty_child`]).
+    pub fn build_empty_on_pending(
+        &self,
+        parent: BlockHash,
+        proposer: Address,
+    ) -> Result<BlockHash> {
+        let parent_ts = self.executed_pending(&parent)?.0.timestamp_ms;
+        let header = self.empty_child(&parent, proposer, now_ms().max(parent_ts))?;
+        let block = Block {
+            header,
+            txs: vec![],
+        };
+        let hash = block.hash();
+        self.write_proposal(&hash, &block)?;
+        tracing::info!(
+            height = block.header.height,
+            "built an empty block on a block not yet final"
         );
         Ok(hash)
     }

@@ -112,9 +112,17 @@ impl Mempool {
                 });
             }
             None if queue_len >= MEMPOOL_TXS_PER_SENDER_MAX as usize => {
-                return Err(TxError::MempoolFull {
-                    capacity: MEMPOOL_TXS_PER_SENDER_MAX,
-                });
+                // A full queue must not lock its sender out: a lower nonce (one that may close
+                // a gap) evicts the sender's highest queued nonce.
+                let queue = self.by_sender.get_mut(&sender).expect("queue_len > 0");
+                let (&highest, _) = queue.last_key_value().expect("queue_len > 0");
+                if nonce > highest {
+                    return Err(TxError::MempoolFull {
+                        capacity: MEMPOOL_TXS_PER_SENDER_MAX,
+                    });
+                }
+                let evicted = queue.remove(&highest).expect("present");
+                self.by_hash.remove(&evicted.hash);
             }
             None => {}
         }

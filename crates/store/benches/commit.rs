@@ -1,7 +1,8 @@
 //! Prepare and commit of 20,000 random key updates on a 100,000-key store, no baseline.
 //!
 //! Scenario: the target load of 10,000 transfers per block (two balance writes each). The store
-//! keeps 16 heights of history so that every measured commit also prunes, as in steady state.
+//! keeps 16 heights of history with the default prune interval, and setup commits enough blocks
+//! that measured commits prune as in steady state (every 8th commit prunes 8 heights).
 //! `prepare` is also measured alone: it is the part a proposer pays before it can gossip a root.
 //! `prepare_commit_10k_transfers` adds what a real block carries: a 2 MiB block record and
 //! 10,000 indexed transactions with 64-byte receipts.
@@ -93,6 +94,14 @@ fn setup(dir: &tempfile::TempDir, state: &mut u64) -> Store {
         .collect();
     let prepared = store.prepare(0, &genesis).expect("prepare genesis");
     store.commit(prepared, block(0)).expect("commit genesis");
+    // Fill the history window, so that the measured commits prune.
+    let warm_heights = HISTORY_HEIGHTS + StoreOptions::default().prune_interval_heights;
+    for height in 1..=warm_heights {
+        let prepared = store
+            .prepare(height, &random_updates(state))
+            .expect("prepare");
+        store.commit(prepared, block(height)).expect("commit");
+    }
     store
 }
 

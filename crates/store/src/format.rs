@@ -42,6 +42,20 @@
 //! retained height `o` deletes every node listed under `since <= o`, then the list, in the commit
 //! that moves `o`; no version in `[o, latest]` reaches those nodes.
 //!
+//! `borsh(jmt::storage::Node)` is jmt 0.12's layout: tag `0` null (an empty tree's root), `2`
+//! leaf (`kh [32] | value hash [32]`), `1` internal (16 × (`0` | `1 | hash [32] | version u64 |
+//! 0` for a leaf child or `1 | leaf count u64` for an internal one) `| child count u64 | leaf
+//! count u64`), integers little-endian. Every version has a root node at the empty path.
+//!
+//! # Crash safety
+//!
+//! Each block is one redb write transaction committed with `Durability::Immediate`: tree nodes,
+//! stale list, pruning, flat state, block, transaction index, root and `meta` become durable
+//! together or not at all. redb's commit is a checksummed root swap, so after a crash the file
+//! opens at the last committed transaction, whose `meta.latest` names the height whose tree root
+//! is stored. `open` recomputes that root with jmt from `jmt_nodes` and asserts it equals
+//! `meta.latest`, pairing the same assertion made after every commit.
+
 use borsh::BorshDeserialize;
 use jmt::KeyHash;
 use jmt::storage::{Node, NodeKey};
@@ -142,9 +156,9 @@ pub(crate) fn push_stale(record: &mut Vec<u8>, key: &NodeKeyBytes) {
 }
 
 /// Calls `each` with every node key of a `jmt_stale` record.
-pub(crate) fn for_each_stale(
-    mut record: &[u8],
-    mut each: impl FnMut(&[u8]) -> Result<()>,
+pub(crate) fn for_each_stale<'a>(
+    mut record: &'a [u8],
+    mut each: impl FnMut(&'a [u8]) -> Result<()>,
 ) -> Result<()> {
     while let Some((&len, rest)) = record.split_first() {
         let len = usize::from(len);

@@ -4,7 +4,7 @@
 //!
 //! None.
 //!
-//! Stability: ALPHA; the API and the on-disk [`format`] may change.
+//! Stability: ALPHA; the API and the on-disk [`format`](mod@format) may change.
 //!
 //! # Model
 //!
@@ -26,9 +26,10 @@
 //!
 //! # Pruning
 //!
-//! The last [`StoreOptions::history_heights`] heights stay provable. Each commit deletes the tree
-//! nodes and value history entries that only older heights reach, using the tree's stale node
-//! index; blocks, transactions and roots ([`Store::root_at`]) are kept forever.
+//! At least the last [`StoreOptions::history_heights`] heights stay provable. Once the window
+//! has moved [`StoreOptions::prune_interval_heights`] past the oldest provable height, a commit
+//! deletes the tree nodes that only older heights reach, using the stale node lists the updates
+//! recorded; blocks, transactions and roots ([`Store::root_at`]) are kept forever.
 //!
 //! # Example
 //!

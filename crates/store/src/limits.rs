@@ -31,6 +31,14 @@ pub const RECEIPT_BYTES_MAX: u32 = 1 << 20;
 /// up to ~10 GB at that load. Lower it for small disks; it must be at least 1.
 pub const HISTORY_HEIGHTS_DEFAULT: u64 = 1_000;
 
+/// Heights between prunes when [`StoreOptions`](crate::StoreOptions) is defaulted.
+///
+/// Pruning one height deletes nodes spread over the pages of many older heights; pruning eight
+/// at once rewrites each such page about once instead of eight times. At 20,000 random updates
+/// per block this halves the bytes a commit writes (about 40 MB to 21 MB), for at most 7 extra
+/// provable heights and a prune commit every 8 heights that does 8 heights of deletes.
+pub const PRUNE_INTERVAL_HEIGHTS_DEFAULT: u64 = 8;
+
 /// redb cache used when [`StoreOptions`](crate::StoreOptions) is defaulted, in bytes. It only
 /// fills as pages are read; tree nodes near the root stay hot.
 pub const CACHE_BYTES_DEFAULT: u64 = 512 << 20;
@@ -42,3 +50,5 @@ const _: () = assert!(KEY_BYTES_MAX as u64 + 8 + VALUE_BYTES_MAX as u64 <= REDB_
 const _: () = assert!(BLOCK_BYTES_MAX as u64 <= REDB_PAIR_BYTES_MAX);
 const _: () = assert!(RECEIPT_BYTES_MAX as u64 + 12 <= REDB_PAIR_BYTES_MAX);
 const _: () = assert!(HISTORY_HEIGHTS_DEFAULT >= 1);
+const _: () = assert!(PRUNE_INTERVAL_HEIGHTS_DEFAULT >= 1);
+const _: () = assert!(PRUNE_INTERVAL_HEIGHTS_DEFAULT <= HISTORY_HEIGHTS_DEFAULT);

@@ -16,7 +16,7 @@ use crate::format::{
     BLOCK_HASHES, BLOCKS, FLAT, FORMAT_VERSION, LATEST_BYTES, META, META_FORMAT, META_LATEST,
     META_OLDEST, NODES, RECEIPTS, ROOTS, STALE, TX_INDEX, read_32, read_u64,
 };
-use crate::limits::{CACHE_BYTES_DEFAULT, HISTORY_HEIGHTS_DEFAULT};
+use crate::limits::{CACHE_BYTES_DEFAULT, HISTORY_HEIGHTS_DEFAULT, PRUNE_INTERVAL_HEIGHTS_DEFAULT};
 use crate::proof::StateProof;
 use crate::tree::{TreeSnapshot, key_hash};
 
@@ -45,9 +45,13 @@ pub struct TxRecord {
 /// Tunables of [`Store::open_with`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Heights kept provable: `get_with_proof` works for the last `history_heights` heights.
-    /// At least 1; see [`HISTORY_HEIGHTS_DEFAULT`] for the cost.
+    /// Heights kept provable: `get_with_proof` works for at least the last `history_heights`
+    /// heights. At least 1; see [`HISTORY_HEIGHTS_DEFAULT`] for the cost.
     pub history_heights: u64,
+    /// Heights between prunes: older heights are pruned in one commit once this many have left
+    /// the window, so up to `history_heights + prune_interval_heights - 1` heights are provable.
+    /// At least 1; see [`PRUNE_INTERVAL_HEIGHTS_DEFAULT`] for the trade-off.
+    pub prune_interval_heights: u64,
     /// Bytes of redb page cache.
     pub cache_bytes: u64,
 }
@@ -56,6 +60,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             history_heights: HISTORY_HEIGHTS_DEFAULT,
+            prune_interval_heights: PRUNE_INTERVAL_HEIGHTS_DEFAULT,
             cache_bytes: CACHE_BYTES_DEFAULT,
         }
     }
@@ -74,7 +79,7 @@ pub(crate) struct Meta {
 /// commits are serialized by redb.
 pub struct Store {
     pub(crate) db: Database,
-    pub(crate) history_heights: u64,
+    pub(crate) options: StoreOptions,
     meta: RwLock<Meta>,
 }
 
@@ -97,6 +102,12 @@ impl Store {
         if options.history_heights == 0 {
             return Err(StoreError::InvalidOption {
                 name: "history_heights",
+                reason: "must be at least 1",
+            });
+        }
+        if options.prune_interval_heights == 0 {
+            return Err(StoreError::InvalidOption {
+                name: "prune_interval_heights",
                 reason: "must be at least 1",
             });
         }
@@ -123,7 +134,7 @@ impl Store {
         };
         let store = Store {
             db,
-            history_heights: options.history_heights,
+            options,
             meta: RwLock::new(meta),
         };
         if let Some(latest) = meta.latest {

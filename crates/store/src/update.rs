@@ -72,7 +72,7 @@ pub(crate) fn apply(
         table,
         version,
         path: [0; NIBBLES_MAX],
-        records: Vec::with_capacity(writes.len() * 256),
+        records: Vec::with_capacity(writes.len() * 512),
         nodes: Vec::with_capacity(writes.len() * 2),
         stale: Vec::new(),
     };
@@ -148,14 +148,14 @@ enum Outcome<'w> {
 enum Stored {
     Null,
     Leaf(AccessGuard<'static, &'static [u8]>),
-    Internal([Option<ChildRef>; 16]),
+    Internal(AccessGuard<'static, &'static [u8]>),
 }
 
-/// A child slot of an internal node being rebuilt.
-enum Slot<'w> {
-    Kept(ChildRef),
-    Placed(ChildRef),
-    Floating(Leaf<'w>),
+/// The children of an internal node record that `load` returned.
+fn children_of(record: &AccessGuard<'static, &'static [u8]>) -> Result<[Option<ChildRef>; 16]> {
+    let bytes = record.value();
+    decode_internal(bytes.get(1..).unwrap_or_default())
+        .ok_or_else(|| StoreError::corrupt("internal tree node does not decode"))
 }
 
 struct Updater<'t> {
@@ -170,16 +170,22 @@ struct Updater<'t> {
 
 fn nibble(hash: &KeyHash, depth: usize) -> u8 {
     let byte = hash.0[depth / 2];
-    if depth % 2 == 0 {
+    if depth.is_multiple_of(2) {
         byte >> 4
     } else {
         byte & 0x0f
     }
 }
 
-/// Splits `items` (sorted by key hash) into runs sharing the nibble at `depth`.
-fn runs<T>(items: &[T], depth: usize, hash: impl Fn(&T) -> &KeyHash) -> Vec<(u8, Range<usize>)> {
-    let mut out = Vec::with_capacity(items.len().min(16));
+/// Splits `items` (sorted by distinct key hash) into runs sharing the nibble at `depth`:
+/// `(nibble, start, end)`, the first `count` of 16 entries.
+fn runs<T>(
+    items: &[T],
+    depth: usize,
+    hash: impl Fn(&T) -> &KeyHash,
+) -> ([(u8, usize, usize); 16], usize) {
+    let mut out = [(0u8, 0usize, 0usize); 16];
+    let mut count = 0;
     let mut start = 0;
     while start < items.len() {
         let current = nibble(hash(&items[start]), depth);
@@ -187,10 +193,12 @@ fn runs<T>(items: &[T], depth: usize, hash: impl Fn(&T) -> &KeyHash) -> Vec<(u8,
         while end < items.len() && nibble(hash(&items[end]), depth) == current {
             end += 1;
         }
-        out.push((current, start..end));
+        // Sorted items give each nibble one run, so at most 16.
+        out[count] = (current, start, end);
+        count += 1;
         start = end;
     }
-    out
+    (out, count)
 }
 
 fn new_leaf<'w>(hash: KeyHash, value: &'w [u8]) -> Leaf<'w> {
@@ -301,8 +309,8 @@ impl<'t> Updater<'t> {
                         self.fresh(0, writes)?
                     }
                     Stored::Leaf(record) => self.update_leaf(0, base, record, writes)?,
-                    Stored::Internal(children) => {
-                        self.update_internal(0, base, children, writes)?
+                    Stored::Internal(record) => {
+                        self.update_internal(0, base, children_of(&record)?, writes)?
                     }
                 };
                 if matches!(outcome, Outcome::Unchanged) {
@@ -361,9 +369,7 @@ impl<'t> Updater<'t> {
         match bytes.first() {
             Some(&TAG_NULL) if bytes.len() == 1 && depth == 0 => Ok(Stored::Null),
             Some(&TAG_LEAF) if bytes.len() >= LEAF_HEADER_BYTES => Ok(Stored::Leaf(record)),
-            Some(&TAG_INTERNAL) => decode_internal(&bytes[1..])
-                .map(Stored::Internal)
-                .ok_or_else(|| StoreError::corrupt("internal tree node does not decode")),
+            Some(&TAG_INTERNAL) => Ok(Stored::Internal(record)),
             _ => Err(StoreError::corrupt("tree node has a bad tag")),
         }
     }
@@ -438,7 +444,8 @@ impl<'t> Updater<'t> {
                 Stored::Leaf(record) if child.leaf => {
                     self.update_leaf(depth, child.version, record, writes)
                 }
-                Stored::Internal(children) if !child.leaf => {
+                Stored::Internal(record) if !child.leaf => {
+                    let children = children_of(&record)?;
                     self.update_internal(depth, child.version, children, writes)
                 }
                 _ => Err(StoreError::corrupt(
@@ -503,14 +510,14 @@ impl<'t> Updater<'t> {
         if depth >= NIBBLES_MAX {
             return Err(StoreError::corrupt("two leaves share a whole key hash"));
         }
-        let groups = runs(leaves, depth, |leaf| match leaf {
+        let (bounds, count) = runs(leaves, depth, |leaf| match leaf {
             Some(leaf) => &leaf.key_hash,
             None => &EMPTY_KEY,
         });
         let mut children = [None; 16];
-        for (nibble, range) in groups {
+        for &(nibble, start, end) in &bounds[..count] {
             self.path[depth] = nibble;
-            let child = match self.build(depth + 1, &mut leaves[range])? {
+            let child = match self.build(depth + 1, &mut leaves[start..end])? {
                 Outcome::Leaf(leaf) => self.write_leaf(depth + 1, &leaf),
                 Outcome::Node(child) => child,
                 Outcome::Unchanged | Outcome::Empty => unreachable!("a built subtree has keys"),
@@ -525,7 +532,7 @@ impl<'t> Updater<'t> {
         &mut self,
         depth: usize,
         version: u64,
-        children: [Option<ChildRef>; 16],
+        mut children: [Option<ChildRef>; 16],
         writes: &[Write<'w>],
     ) -> Result<Outcome<'w>> {
         if depth >= NIBBLES_MAX {
@@ -533,16 +540,21 @@ impl<'t> Updater<'t> {
                 "internal tree node below the last nibble",
             ));
         }
-        let mut slots: [Option<Slot<'w>>; 16] = children.map(|child| child.map(Slot::Kept));
+        let old = children;
+        let mut floating: Vec<(u8, Leaf<'w>)> = Vec::new();
         let mut changed = false;
-        for (nibble, range) in runs(writes, depth, |write| &write.hash) {
+        let (bounds, count) = runs(writes, depth, |write| &write.hash);
+        for &(nibble, start, end) in &bounds[..count] {
             let index = usize::from(nibble);
             self.path[depth] = nibble;
-            match self.slot(depth + 1, children[index], &writes[range])? {
+            match self.slot(depth + 1, old[index], &writes[start..end])? {
                 Outcome::Unchanged => continue,
-                Outcome::Empty => slots[index] = None,
-                Outcome::Leaf(leaf) => slots[index] = Some(Slot::Floating(leaf)),
-                Outcome::Node(child) => slots[index] = Some(Slot::Placed(child)),
+                Outcome::Empty => children[index] = None,
+                Outcome::Leaf(leaf) => {
+                    children[index] = None;
+                    floating.push((nibble, leaf));
+                }
+                Outcome::Node(child) => children[index] = Some(child),
             }
             changed = true;
         }
@@ -550,46 +562,48 @@ impl<'t> Updater<'t> {
             return Ok(Outcome::Unchanged);
         }
         self.mark_stale(version, depth);
-        self.rebuild(depth, slots)
+        self.rebuild(depth, children, floating)
     }
 
-    /// Writes an internal node from its new slots, or hoists its only leaf.
+    /// Writes an internal node from its new children and not yet placed leaves, or hoists its
+    /// only leaf.
     fn rebuild<'w>(
         &mut self,
         depth: usize,
-        mut slots: [Option<Slot<'w>>; 16],
+        mut children: [Option<ChildRef>; 16],
+        mut floating: Vec<(u8, Leaf<'w>)>,
     ) -> Result<Outcome<'w>> {
-        let mut present = slots.iter().enumerate().filter(|(_, slot)| slot.is_some());
-        let only = match (present.next(), present.next()) {
-            (None, _) => return Ok(Outcome::Empty),
-            (Some((index, _)), None) => Some(index),
-            (Some(_), Some(_)) => None,
-        };
-        if let Some(index) = only {
-            match slots[index].take() {
-                Some(Slot::Floating(leaf)) => return Ok(Outcome::Leaf(leaf)),
-                Some(Slot::Kept(child)) if child.leaf => {
-                    // The last key's old leaf moves up: re-created here, stale below.
-                    self.path[depth] = index as u8;
+        let placed = children.iter().flatten().count();
+        match (placed, floating.len()) {
+            (0, 0) => return Ok(Outcome::Empty),
+            (0, 1) => {
+                let leaf = floating.pop().map(|(_, leaf)| leaf);
+                return leaf
+                    .map(Outcome::Leaf)
+                    .ok_or_else(|| StoreError::corrupt("no leaf"));
+            }
+            (1, 0) => {
+                let only = children
+                    .iter()
+                    .position(Option::is_some)
+                    .unwrap_or_default();
+                if let Some(child) = children[only].filter(|child| child.leaf) {
+                    // New leaves are still floating: this is an old one. It moves up, so it
+                    // is re-created here and stale where it was.
+                    assert!(child.version < self.version, "a placed leaf is an old leaf");
+                    self.path[depth] = only as u8;
                     let Stored::Leaf(record) = self.load(child.version, depth + 1)? else {
                         return Err(StoreError::corrupt("leaf child is not a leaf"));
                     };
                     self.mark_stale(child.version, depth + 1);
                     return Ok(Outcome::Leaf(self.old_leaf(record)?));
                 }
-                other => slots[index] = other,
             }
+            _ => {}
         }
-        let mut children = [None; 16];
-        for (index, slot) in slots.into_iter().enumerate() {
-            children[index] = match slot {
-                None => None,
-                Some(Slot::Kept(child) | Slot::Placed(child)) => Some(child),
-                Some(Slot::Floating(leaf)) => {
-                    self.path[depth] = index as u8;
-                    Some(self.write_leaf(depth + 1, &leaf))
-                }
-            };
+        for (nibble, leaf) in floating {
+            self.path[depth] = nibble;
+            children[usize::from(nibble)] = Some(self.write_leaf(depth + 1, &leaf));
         }
         Ok(Outcome::Node(self.write_internal(depth, &children)))
     }
@@ -694,7 +708,7 @@ mod tests {
             KeyHash([0x1f; 32]),
             KeyHash([0x20; 32]),
         ];
-        let groups = runs(&hashes, 0, |hash| hash);
-        assert_eq!(groups, vec![(1, 0..2), (2, 2..3)]);
+        let (bounds, count) = runs(&hashes, 0, |hash| hash);
+        assert_eq!(&bounds[..count], &[(1, 0, 2), (2, 2, 3)]);
     }
 }

@@ -20,7 +20,7 @@ use crate::limits::{
     BLOCK_BYTES_MAX, BLOCK_TXS_MAX, BLOCK_WRITES_MAX, KEY_BYTES_MAX, RECEIPT_BYTES_MAX,
     VALUE_BYTES_MAX,
 };
-use crate::store::{Committed, Meta, Store, read_meta};
+use crate::store::{Committed, Meta, Store, StoreOptions, read_meta};
 use crate::tree::key_hash;
 use crate::update::{self, TreeUpdate, Write};
 
@@ -46,8 +46,15 @@ pub struct Prepared {
     /// Keys and values of the writes, back to back.
     flat_bytes: Vec<u8>,
     /// The writes in key order: key range and value range (`None` deletes) in `flat_bytes`.
-    flat: Vec<(Range<usize>, Option<Range<usize>>)>,
+    flat: FlatWrites,
 }
+
+type FlatWrites = Vec<(Range<usize>, Option<Range<usize>>)>;
+
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Prepared>();
+};
 
 impl Prepared {
     /// State root after the block.
@@ -92,25 +99,10 @@ impl Store {
                 value: value.as_deref(),
             })
             .collect();
-        sorted.sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
+        sorted.sort_unstable_by_key(|write| write.hash);
         let nodes = txn.open_table(NODES)?;
         let tree = update::apply(&nodes, base.map(|base| base.height), height, &sorted)?;
-        let mut flat_bytes = Vec::with_capacity(
-            writes
-                .iter()
-                .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
-                .sum(),
-        );
-        let mut flat = Vec::with_capacity(writes.len());
-        for (key, value) in writes {
-            let key_range = push_range(&mut flat_bytes, key);
-            flat.push((
-                key_range,
-                value
-                    .as_ref()
-                    .map(|value| push_range(&mut flat_bytes, value)),
-            ));
-        }
+        let (flat_bytes, flat) = flat_writes(writes);
         Ok(Prepared {
             height,
             base,
@@ -141,14 +133,7 @@ impl Store {
                 latest: previous.latest.map(|latest| latest.height),
             });
         }
-        let mut oldest = next_oldest(previous.oldest, committed.height, self.history_heights);
-        let interval: u64 = std::env::var("PRUNE_EVERY")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        if committed.height % interval != 0 {
-            oldest = previous.oldest.unwrap_or(committed.height);
-        }
+        let oldest = next_oldest(previous.oldest, committed.height, self.options);
         write_block(&txn, &block, &committed)?;
         write_tree(&txn, &prepared)?;
         write_flat(&txn, &prepared)?;
@@ -163,6 +148,21 @@ impl Store {
         self.assert_root(&committed)?;
         Ok(committed)
     }
+}
+
+/// Copies the writes, in key order, into one buffer of keys and values and their ranges.
+fn flat_writes(writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> (Vec<u8>, FlatWrites) {
+    let bytes_len = writes
+        .iter()
+        .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len));
+    let mut bytes = Vec::with_capacity(bytes_len.sum());
+    let mut flat = Vec::with_capacity(writes.len());
+    for (key, value) in writes {
+        let key = push_range(&mut bytes, key);
+        let value = value.as_ref().map(|value| push_range(&mut bytes, value));
+        flat.push((key, value));
+    }
+    (bytes, flat)
 }
 
 fn push_range(bytes: &mut Vec<u8>, part: &[u8]) -> Range<usize> {
@@ -224,10 +224,18 @@ fn check_next_height(latest: Option<&Committed>, height: u64) -> Result<()> {
 }
 
 /// Oldest height still provable after committing `height`, keeping `history` heights.
-fn next_oldest(previous: Option<u64>, height: u64, history: u64) -> u64 {
-    assert!(history >= 1);
-    let window_start = height.saturating_sub(history - 1);
-    let oldest = previous.map_or(height, |previous| previous.max(window_start));
+///
+/// The window start moves once it is `prune_interval_heights` ahead of the previous oldest, so
+/// that one commit prunes several heights: their stale nodes share pages, which are then
+/// rewritten once instead of once per height.
+fn next_oldest(previous: Option<u64>, height: u64, options: StoreOptions) -> u64 {
+    assert!(options.history_heights >= 1 && options.prune_interval_heights >= 1);
+    let window_start = height.saturating_sub(options.history_heights - 1);
+    let oldest = match previous {
+        None => height,
+        Some(previous) if window_start >= previous + options.prune_interval_heights => window_start,
+        Some(previous) => previous,
+    };
     assert!(oldest <= height);
     oldest
 }
@@ -249,8 +257,8 @@ fn write_block(txn: &WriteTransaction, block: &BlockCommit, committed: &Committe
             height,
         });
     }
-    let mut index = txn.open_table(TX_INDEX)?;
     let mut receipts = txn.open_table(RECEIPTS)?;
+    let mut places = Vec::with_capacity(block.txs.len());
     for (position, (hash, receipt)) in block.txs.iter().enumerate() {
         let position = u32::try_from(position).map_err(|_| StoreError::TooLarge {
             what: "txs",
@@ -258,12 +266,18 @@ fn write_block(txn: &WriteTransaction, block: &BlockCommit, committed: &Committe
             max: u64::from(BLOCK_TXS_MAX),
         })?;
         let key = receipt_key(height, position);
+        receipts.insert(&key, receipt.as_slice())?;
+        places.push((hash, key));
+    }
+    // Tx hashes are random: in hash order, consecutive inserts walk neighbouring pages.
+    places.sort_unstable_by_key(|(hash, _)| *hash);
+    let mut index = txn.open_table(TX_INDEX)?;
+    for (hash, key) in places {
         if index.insert(hash, &key)?.is_some() {
             return Err(StoreError::DuplicateTx {
                 hash: hex::encode(hash),
             });
         }
-        receipts.insert(&key, receipt.as_slice())?;
     }
     Ok(())
 }
@@ -304,14 +318,26 @@ fn write_flat(txn: &WriteTransaction, prepared: &Prepared) -> Result<()> {
 
 /// Deletes the tree nodes listed as stale since `oldest` or earlier, and their lists.
 fn prune(txn: &WriteTransaction, oldest: u64) -> Result<()> {
-    let mut stale = txn.open_table(STALE)?;
-    let mut nodes = txn.open_table(NODES)?;
-    for entry in stale.extract_from_if(..=oldest, |_, _| true)? {
+    let mut lists = Vec::new();
+    for entry in txn
+        .open_table(STALE)?
+        .extract_from_if(..=oldest, |_, _| true)?
+    {
         let (_, record) = entry?;
-        for_each_stale(record.value(), |node_key| match nodes.remove(node_key)? {
-            Some(_) => Ok(()),
-            None => Err(StoreError::corrupt("stale node list names a missing node")),
-        })?;
+        lists.extend_from_slice(record.value());
+    }
+    let mut keys = Vec::new();
+    for_each_stale(&lists, |key| {
+        keys.push(key);
+        Ok(())
+    })?;
+    // In key order, consecutive deletes walk neighbouring pages.
+    keys.sort_unstable();
+    let mut nodes = txn.open_table(NODES)?;
+    for key in keys {
+        if nodes.remove(key)?.is_none() {
+            return Err(StoreError::corrupt("stale node list names a missing node"));
+        }
     }
     Ok(())
 }

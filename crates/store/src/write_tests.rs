@@ -18,6 +18,7 @@ fn temp_store(history_heights: u64) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = StoreOptions {
         history_heights,
+        prune_interval_heights: 1,
         ..StoreOptions::default()
     };
     let store = Store::open_with(&dir.path().join("state.redb"), options).expect("open");
@@ -40,7 +41,7 @@ fn random_writes(seed: u64, count: u64, keys: u64, delete_one_in: u8) -> Writes 
         let draw: [u8; 32] =
             Sha256::digest([seed.to_be_bytes(), index.to_be_bytes()].concat()).into();
         let pick = u64::from_be_bytes(draw[..8].try_into().expect("8 bytes")) % keys;
-        let deleted = delete_one_in != 0 && draw[8] % delete_one_in == 0;
+        let deleted = delete_one_in != 0 && draw[8].is_multiple_of(delete_one_in);
         writes.insert(
             pick.to_be_bytes().to_vec(),
             (!deleted).then(|| draw[9..20].to_vec()),
@@ -103,20 +104,18 @@ fn stored_node_keys(store: &Store) -> BTreeSet<Vec<u8>> {
     keys
 }
 
+/// Root, new nodes by encoded key, and encoded stale keys of one jmt update.
+type JmtUpdate = ([u8; 32], BTreeMap<Vec<u8>, Node>, BTreeSet<Vec<u8>>);
+
 /// jmt's own update of `writes` at `version` over `snapshot`: root, new nodes by encoded key,
 /// and encoded stale keys. `per_key` picks jmt's per-key path over its batch path.
-fn jmt_update(
-    snapshot: &TreeSnapshot,
-    version: u64,
-    writes: &Writes,
-    per_key: bool,
-) -> ([u8; 32], BTreeMap<Vec<u8>, Node>, BTreeSet<Vec<u8>>) {
+fn jmt_update(snapshot: &TreeSnapshot, version: u64, writes: &Writes, per_key: bool) -> JmtUpdate {
     let tree = jmt::Sha256Jmt::new(snapshot);
     let mut set: Vec<(jmt::KeyHash, Option<Vec<u8>>)> = writes
         .iter()
         .map(|(key, value)| (key_hash(key), value.clone()))
         .collect();
-    set.sort_by(|a, b| a.0.cmp(&b.0));
+    set.sort_by_key(|(hash, _)| *hash);
     let upserts = !set.is_empty() && set.iter().all(|(_, value)| value.is_some());
     let (root, batch) = if upserts && !per_key {
         let set = set
@@ -365,9 +364,18 @@ fn moved_leaves_keep_their_values() {
 
 #[test]
 fn next_oldest_slides_a_window() {
-    assert_eq!(next_oldest(None, 5, 1000), 5);
-    assert_eq!(next_oldest(Some(5), 6, 1000), 5);
-    assert_eq!(next_oldest(Some(0), 10, 3), 8);
-    assert_eq!(next_oldest(Some(9), 10, 3), 9);
-    assert_eq!(next_oldest(Some(0), 10, 1), 10);
+    let options = |history_heights, prune_interval_heights| StoreOptions {
+        history_heights,
+        prune_interval_heights,
+        ..StoreOptions::default()
+    };
+    assert_eq!(next_oldest(None, 5, options(1000, 1)), 5);
+    assert_eq!(next_oldest(Some(5), 6, options(1000, 1)), 5);
+    assert_eq!(next_oldest(Some(0), 10, options(3, 1)), 8);
+    assert_eq!(next_oldest(Some(9), 10, options(3, 1)), 9);
+    assert_eq!(next_oldest(Some(0), 10, options(1, 1)), 10);
+    // With an interval, the window start jumps once it is that far ahead.
+    assert_eq!(next_oldest(Some(0), 10, options(3, 8)), 8);
+    assert_eq!(next_oldest(Some(8), 17, options(3, 8)), 8);
+    assert_eq!(next_oldest(Some(8), 18, options(3, 8)), 16);
 }

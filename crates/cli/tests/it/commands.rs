@@ -204,3 +204,27 @@ fn node_init_refuses_an_initialised_home() {
         "config.toml was overwritten"
     );
 }
+
+#[test]
+#[ignore = "bug: output to a closed pipe (`poi keys list | head -0`) panics in println! \
+            (\"failed printing to stdout: Broken pipe\", exit 101) instead of exiting quietly \
+            or with one `poi: error:` line (crates/cli/src/cmd_keys.rs and every println!)"]
+fn a_closed_stdout_does_not_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().to_str().expect("utf-8");
+    for name in ["a", "b", "c"] {
+        stdout_of(poi().args(["keys", "new", name, "--insecure-plaintext", "--home", home]));
+    }
+    let mut child = std::process::Command::new(crate::POI)
+        .args(["keys", "list", "--home", home])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn poi");
+    // Close the reading end before the child writes, like `| head -0`.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}

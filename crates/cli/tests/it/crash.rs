@@ -166,11 +166,6 @@ fn wait_progress(node: &Node, target: u64) {
 }
 
 #[test]
-#[ignore = "bug: after a SIGKILL between a block's notarization and its finalization, the \
-            restarted single-validator chain never commits again: simplex asks to propose on \
-            the notarized block (in data/proposals) and LedgerApp::propose \
-            (crates/node/src/service.rs) declines anything but the committed tip, so every view \
-            is nullified"]
 fn rapid_restarts_never_stall_the_chain() {
     const CYCLES: u64 = 40;
     let dir = tempfile::tempdir().expect("temp dir");

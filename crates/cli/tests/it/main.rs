@@ -162,7 +162,6 @@ impl Api {
 pub(crate) struct Node {
     child: Option<Child>,
     pub(crate) home: PathBuf,
-    pub(crate) api_addr: SocketAddr,
     pub(crate) api: Api,
     log: PathBuf,
 }
@@ -230,7 +229,6 @@ impl Node {
         let mut node = Node {
             child: Some(child),
             home: home.to_path_buf(),
-            api_addr,
             api: Api::new(api_addr),
             log,
         };

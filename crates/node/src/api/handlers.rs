@@ -44,6 +44,14 @@ pub(super) async fn status(State(ledger): Shared) -> Json<Value> {
     }))
 }
 
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint; see GET /openapi.json",
+    )
+}
+
 pub(super) async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see GET /openapi.json")
 }
@@ -76,9 +84,14 @@ pub(super) async fn submit_tx(
             format!("{e}; the limit is {} bytes", super::REQUEST_BYTES_MAX),
         )
     })?;
-    let parsed: SubmitBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("bad_json", format!("expected {{\"tx\": \"<hex>\"}}: {e}"))
-    })?;
+    let bad_json = |why: String| {
+        ApiError::bad_request("bad_json", format!("expected {{\"tx\": \"<hex>\"}}: {why}"))
+    };
+    let value: Value = serde_json::from_slice(&body).map_err(|e| bad_json(e.to_string()))?;
+    if !value.is_object() {
+        return Err(bad_json("the body is not a JSON object".into()));
+    }
+    let parsed: SubmitBody = serde_json::from_value(value).map_err(|e| bad_json(e.to_string()))?;
     let bytes = hex::decode(parsed.tx.trim())
         .map_err(|e| ApiError::bad_request("bad_hex", format!("tx is not hex: {e}")))?;
     let ledger2 = Arc::clone(&ledger);
@@ -147,8 +160,19 @@ pub(super) async fn account(
         .map_err(|e: poi_core::address::AddressError| {
             ApiError::bad_request("bad_address", e.to_string())
         })?;
+    // One consistent view: the record as of the tip's height, read from the versioned tree, so
+    // balance, nonce, root and proof always belong together even while blocks commit.
     let tip = ledger.tip();
-    let (account, next_nonce) = ledger.account(&address)?;
+    let key = poi_core::bank::account_key(&address);
+    let (value, proof) = ledger
+        .store()
+        .get_with_proof(&key, tip.height)
+        .map_err(ApiError::internal)?;
+    let account: Option<poi_core::bank::Account> = match &value {
+        Some(bytes) => Some(borsh::from_slice(bytes).map_err(ApiError::internal)?),
+        None => None,
+    };
+    let next_nonce = ledger.next_nonce(&address, account.map_or(0, |a| a.nonce));
     let mut body = json!({
         "address": address,
         "exists": account.is_some(),
@@ -159,11 +183,6 @@ pub(super) async fn account(
         "state_root": hex::encode(tip.state_root),
     });
     if query.prove {
-        let key = poi_core::bank::account_key(&address);
-        let (value, proof) = ledger
-            .store()
-            .get_with_proof(&key, tip.height)
-            .map_err(ApiError::internal)?;
         body["proof"] = json!({
             "key": hex::encode(&key),
             "value": value.map(hex::encode),

@@ -88,6 +88,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(openapi::document))
         .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(ledger)
 }

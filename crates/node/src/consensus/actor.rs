@@ -11,7 +11,7 @@
 //! - [`Application::finalized`] runs in one task, one call at a time, with strictly increasing
 //!   views within a run; finalizations that arrive while a call is in progress are coalesced
 //!   into the newest one. On a runtime stop the newest finalization is still delivered (and an
-//!   in-flight call completes) before the actor exits.
+//!   in-flight call may complete, for up to [`FINALIZER_DRAIN_MAX`]) before the actor exits.
 
 use super::{
     Application, Digest,
@@ -31,6 +31,11 @@ use commonware_runtime::{Clock, Handle, Metrics, Spawner};
 use commonware_utils::channel::{oneshot, watch};
 use std::time::{Duration, SystemTime};
 use tracing::{debug, info, warn};
+
+/// How long a stopping actor waits for an in-flight [`Application::finalized`] call before
+/// cancelling it. Below [`SHUTDOWN_TIMEOUT`](super::SHUTDOWN_TIMEOUT), so a stuck call cannot
+/// turn a shutdown into a timeout.
+pub(crate) const FINALIZER_DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// The consensus context of a proposal or verification request.
 type ConsensusContext = Context<Digest, PublicKey>;
@@ -134,8 +139,18 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
         }
         // Closing the channel ends the finalizer once the newest finalization is delivered.
         drop(self.finalized);
-        if let Err(error) = finalizer.await {
-            warn!(%error, "finalizer ended abnormally");
+        let mut finalizer = finalizer;
+        select! {
+            result = &mut finalizer => {
+                if let Err(error) = result {
+                    warn!(%error, "finalizer ended abnormally");
+                }
+            },
+            _ = context.sleep(FINALIZER_DRAIN_MAX) => {
+                // E.g. the application waits for a block while the network is already down.
+                warn!(?FINALIZER_DRAIN_MAX, "finalization still running at shutdown, cancelled");
+                finalizer.abort();
+            },
         }
         drop(hold);
     }

@@ -26,8 +26,9 @@ use std::{
 /// certificates carry one signature per signer) and therefore the p2p message size.
 pub const VALIDATORS_MAX: u32 = 1_024;
 
-/// Messages one engine mailbox holds before its overflow policy applies. Consensus issues a
-/// handful of requests per view, so this is far above steady-state use.
+/// Ready-queue capacity of each internal mailbox (simplex's actors, the driver's, the p2p
+/// network's) before its overflow policy applies. Consensus issues a handful of requests per
+/// view, so this is far above steady-state use.
 pub(crate) const MAILBOX_SIZE: NonZeroUsize = NonZeroUsize::new(1_024).expect("non-zero");
 
 /// Bytes buffered while replaying the consensus journal at startup (1 MiB).
@@ -81,7 +82,7 @@ impl Default for Timeouts {
         Self {
             leader: Duration::from_secs(1),
             certification: Duration::from_secs(2),
-            nullify_retry: Duration::from_secs(5),
+            nullify_retry: Duration::from_secs(2),
             skip: Some(Duration::from_secs(10)),
             fetch: Duration::from_secs(1),
         }
@@ -127,7 +128,8 @@ pub struct ConsensusConfig {
     pub view_retention: u64,
     /// Longest encoded block sent or accepted on the block channel, in bytes.
     pub max_block_bytes: u32,
-    /// Messages per second accepted from (and sent to) each peer on each p2p channel.
+    /// Messages per second accepted from (and sent to) each peer on each p2p channel. A view
+    /// costs about two votes per validator, so the default (1000) allows ~500 views/s.
     pub messages_per_second: NonZeroU32,
     /// p2p connection policy.
     pub network: NetworkProfile,

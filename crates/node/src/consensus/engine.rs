@@ -1,6 +1,6 @@
 //! Wiring: simplex engine, driver actor, p2p network and the process entry point.
 //!
-//! Owns: the p2p channel layout ([`CHANNEL_VOTES`] .. [`CHANNEL_BLOCKS`]), the simplex
+//! Owns: the p2p channel layout ([`CHANNEL_VOTES`] .. [`CHANNEL_BLOCK_REQUESTS`]), the simplex
 //! [`Config`](commonware_consensus::simplex::Config) built from a [`ConsensusConfig`], the
 //! supervision of the running parts, and [`run`]'s runtime and shutdown. Invariants: the config
 //! is validated before anything is spawned; the actor starts before the engine; every part runs
@@ -61,6 +61,8 @@ const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
 const HANDSHAKE_AGE_MAX: Duration = Duration::from_secs(10);
 /// How long [`run`] waits for tasks to wind down after a shutdown request.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+// A finalization still running at shutdown is cancelled before `run` gives up waiting.
+const _: () = assert!(actor::FINALIZER_DRAIN_MAX.as_secs() < SHUTDOWN_TIMEOUT.as_secs());
 /// Delay before re-requesting a certificate after an unanswered fetch.
 const FETCH_RETRY_DELAY: Duration = Duration::from_millis(100);
 

@@ -7,12 +7,15 @@
 //! Consensus moves 32-byte block digests; the application owns blocks. The driver connects
 //! the two: simplex calls a `Mailbox` (`ingress.rs`: its `Automaton`, `Relay` and `Reporter`),
 //! which queues requests to an actor (`actor.rs`) that calls [`Application`] in per-request
-//! tasks and ships block bytes over a fourth p2p channel ([`CHANNEL_BLOCKS`]). `engine.rs`
-//! wires simplex, the actor and the p2p network; [`run`] is the process entry point.
+//! tasks and ships block bytes over a fourth p2p channel ([`CHANNEL_BLOCKS`]). Blocks a node
+//! missed (offline, or links not up yet) are fetched on the application's request
+//! ([`BlockRequester`], `fetch.rs`, [`CHANNEL_BLOCK_REQUESTS`]). `engine.rs` wires simplex, the
+//! actor and the p2p network; [`run`] is the process entry point.
 //!
 //! One validator is the default ([`ConsensusConfig::single`]): quorum 1, each block
 //! notarizes and finalizes locally. N validators is the same code with a longer
-//! [`ConsensusConfig::validators`] list (every validator lists the same set).
+//! [`ConsensusConfig::validators`] list (every validator lists the same set); the tests run
+//! four validators over loopback, one of them joining late and fetching the blocks it missed.
 //!
 //! # Invariants
 //! - A digest returned by [`Application::propose`] names a block the application has
@@ -108,7 +111,8 @@ pub trait Application: Clone + Send + Sync + 'static {
 
     /// Permanent verdict on block `digest`, proposed by another validator on `parent`.
     /// Returns `false` only if the block is invalid forever; while the block (delivered via
-    /// [`Application::receive_block`]) or its parent is missing, keep waiting.
+    /// [`Application::receive_block`]) or its parent is missing, keep waiting, and after a
+    /// short wait ask peers for it with [`BlockRequester`] ([`NodeContext::blocks`]).
     fn verify(&self, parent: BlockDigest, digest: BlockDigest)
     -> impl Future<Output = bool> + Send;
 
@@ -120,6 +124,9 @@ pub trait Application: Clone + Send + Sync + 'static {
 
     /// `digest` is finalized, and so are all its ancestors. Calls never overlap and their views
     /// increase within a run; heights may be skipped (walk parents back to the last finalized
-    /// block) and a digest may be reported again after a restart (be idempotent).
+    /// block, requesting missing ones with [`BlockRequester`]) and a digest may be reported
+    /// again after a restart (be idempotent). The next call waits for this one, so a slow
+    /// call delays (and coalesces) later finalizations but never consensus itself. On shutdown
+    /// an in-flight call gets 5 s to finish, then it is cancelled: commit atomically.
     fn finalized(&self, digest: BlockDigest) -> impl Future<Output = ()> + Send;
 }

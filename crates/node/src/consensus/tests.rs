@@ -68,6 +68,8 @@ struct State {
     proposed_views: Vec<u64>,
     /// Calls to `finalized`, including idempotent repeats.
     finalized_calls: u64,
+    /// Block requests sent to peers.
+    requests: u64,
 }
 
 impl State {
@@ -152,8 +154,10 @@ impl Chain {
         if self.state().blocks.contains_key(&digest) {
             return;
         }
-        if let (true, Some(requester)) = (request, &self.requester) {
-            requester.request(digest);
+        if let (true, Some(requester)) = (request, &self.requester)
+            && requester.request(digest)
+        {
+            self.state().requests += 1;
         }
         let _ = tokio::time::timeout(BLOCK_WAIT, arrived).await;
     }
@@ -376,14 +380,16 @@ fn unpaced_throughput() {
     eprintln!("unpaced: {rate:.0} blocks/s ({elapsed:?} for the whole run)");
 }
 
-#[test]
-fn four_validators_agree_over_loopback() {
-    const VALIDATORS: u8 = 4;
-    const TARGET: u64 = 20;
-    let dirs: Vec<_> = (0..VALIDATORS)
+/// Runs `start_at.len()` validators over loopback, validator `i` starting once validator 0 has
+/// finalized `start_at[i]` blocks, until every one has finalized `target` blocks; checks they
+/// agree and returns their chains.
+fn run_validators(start_at: &[u64], target: u64) -> Vec<Chain> {
+    assert_eq!(start_at[0], 0, "validator 0 starts first");
+    let count = u8::try_from(start_at.len()).expect("few validators");
+    let dirs: Vec<_> = (0..count)
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
-    let seeds: Vec<[u8; 32]> = (0..VALIDATORS).map(|i| [i + 1; 32]).collect();
+    let seeds: Vec<[u8; 32]> = (0..count).map(|i| [i + 1; 32]).collect();
     let validators: Vec<Validator> = seeds
         .iter()
         .map(|seed| Validator {
@@ -391,30 +397,31 @@ fn four_validators_agree_over_loopback() {
             address: free_port(),
         })
         .collect();
-    let chains: Vec<Chain> = (0..VALIDATORS).map(Chain::new).collect();
-    let started = Instant::now();
-    let threads: Vec<_> = (0..usize::from(VALIDATORS))
+    let chains: Vec<Chain> = (0..count).map(Chain::new).collect();
+    let threads: Vec<_> = (0..start_at.len())
         .map(|i| {
-            let listen = validators[i].address;
             let mut cfg = ConsensusConfig::new(
                 dirs[i].path(),
                 seeds[i],
-                listen,
+                validators[i].address,
                 validators.clone(),
                 b"poi-test".to_vec(),
             );
             cfg.block_interval = Duration::from_millis(50);
             cfg.stop_on_ctrl_c = false;
             cfg.worker_threads = 1;
-            let chain = chains[i].clone();
-            let all = chains.clone();
+            let (chain, all, start_at) = (chains[i].clone(), chains.clone(), start_at[i]);
             // `run` blocks its thread (it owns a tokio runtime), so one thread per validator.
             std::thread::spawn(move || {
+                let deadline = Instant::now() + RUN_DEADLINE;
+                while all[0].finalized_height() < start_at && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 run(cfg, move |node| async move {
                     let app = chain.with_requester(node.blocks.clone());
                     tokio::spawn(async move {
                         let deadline = Instant::now() + RUN_DEADLINE;
-                        while all.iter().any(|chain| chain.finalized_height() < TARGET)
+                        while all.iter().any(|chain| chain.finalized_height() < target)
                             && Instant::now() < deadline
                         {
                             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -432,10 +439,13 @@ fn four_validators_agree_over_loopback() {
             .expect("validator thread")
             .expect("run stops cleanly");
     }
-    let elapsed = started.elapsed();
 
     for chain in &chains {
-        assert!(chain.finalized_height() >= TARGET);
+        assert!(
+            chain.finalized_height() >= target,
+            "{}",
+            chain.finalized_height()
+        );
         chain.assert_chain();
     }
     // Agreement: every validator finalized the same blocks.
@@ -448,22 +458,49 @@ fn four_validators_agree_over_loopback() {
     for chain in &chains[1..] {
         assert_eq!(chain.state().finalized[..=common], reference[..]);
     }
-    // Leaders rotate, so blocks travelled over the block channel and were verified by peers.
-    let state = chains[0].state();
-    let mut proposers: Vec<u8> = reference[1..]
+    chains
+}
+
+/// Distinct proposers among the finalized blocks of `chain`.
+fn proposers(chain: &Chain) -> Vec<u8> {
+    let state = chain.state();
+    let mut proposers: Vec<u8> = state.finalized[1..]
         .iter()
         .map(|digest| state.blocks[digest].proposer)
         .collect();
     proposers.sort_unstable();
     proposers.dedup();
-    assert_eq!(
-        proposers.len(),
-        usize::from(VALIDATORS),
-        "proposers {proposers:?}"
-    );
-    drop(state);
+    proposers
+}
+
+#[test]
+fn four_validators_agree_over_loopback() {
+    let started = Instant::now();
+    let chains = run_validators(&[0; 4], 20);
+    // Leaders rotate, so blocks travelled over the block channel and were verified by peers.
+    assert_eq!(proposers(&chains[0]), vec![0, 1, 2, 3]);
     let rate = blocks_per_second(&chains[0], 5);
+    let elapsed = started.elapsed();
     eprintln!("4 validators, paced at 50 ms: {rate:.1} blocks/s after warm-up ({elapsed:?} total)");
+}
+
+#[test]
+fn late_validator_fetches_missed_blocks() {
+    // Validator 3 starts after the others have finalized blocks it never saw broadcast; it
+    // must request them to walk its finalized chain back to genesis.
+    let chains = run_validators(&[0, 0, 0, 10], 40);
+    let late_chain = &chains[3];
+    let first_own = {
+        let state = late_chain.state();
+        state.finalized[1..]
+            .iter()
+            .position(|digest| state.blocks[digest].proposer == 3)
+    };
+    // Blocks below its first own proposal were built while it was offline.
+    assert!(first_own.is_some_and(|height| height > 0), "{first_own:?}");
+    let requests = late_chain.state().requests;
+    assert!(requests > 0);
+    eprintln!("late validator: first own block at {first_own:?}, {requests} requests");
 }
 
 #[test]
@@ -544,6 +581,20 @@ fn bad_validator_sets_are_typed_errors() {
         cfg.validate(),
         Err(ConfigError::MaxBlockBytes { .. })
     ));
+}
+
+#[test]
+fn taken_listen_address_is_a_typed_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let mut cfg = test_config(dir.path(), Duration::from_millis(50));
+    cfg.listen = taken.local_addr().expect("local address");
+    cfg.validators[0].address = cfg.listen;
+    let result = run(cfg, |_| async { Ok::<_, std::io::Error>(Chain::new(0)) });
+    assert!(
+        matches!(result, Err(ConsensusError::Bind { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]

@@ -44,9 +44,6 @@ fn a_full_sender_queue_is_503_mempool_full_for_that_sender_only() {
 }
 
 #[test]
-#[ignore = "bug: a sender whose queue is full of nonce-gapped transactions can never submit \
-            the missing nonce (Mempool::insert, crates/node/src/mempool.rs), so the held \
-            transactions never run and the account is stuck on this node"]
 fn the_gap_closing_nonce_is_admitted_when_the_sender_queue_is_full() {
     let node = TestNode::start();
     fill_alice_with_future_nonces(&node);

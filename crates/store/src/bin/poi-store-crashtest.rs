@@ -49,6 +49,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     let options = StoreOptions {
         history_heights: HISTORY_HEIGHTS,
+        prune_interval_heights: 1,
         ..StoreOptions::default()
     };
     let store = Store::open_with(&path, options)?;
@@ -97,7 +98,7 @@ fn block_writes(height: u64, count: u64) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
             seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7],
         ]);
         let key = format!("key/{:05}", draw % KEYS_MAX).into_bytes();
-        let value = (seed[8] % 8 != 0).then(|| seed[9..].to_vec());
+        let value = (!seed[8].is_multiple_of(8)).then(|| seed[9..].to_vec());
         writes.insert(key, value);
     }
     writes

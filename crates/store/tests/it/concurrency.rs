@@ -15,6 +15,7 @@ const READS_MAX: u32 = 1_000_000;
 fn readers_see_monotonic_snapshots_during_commits() {
     let options = StoreOptions {
         history_heights: 4,
+        prune_interval_heights: 1,
         ..StoreOptions::default()
     };
     let (_dir, _, store) = temp_store(options);

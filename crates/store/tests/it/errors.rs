@@ -16,10 +16,11 @@ fn prepare_for_the_wrong_height_is_refused() {
     commit(&store, 0, &writes(&[("a", Some("1"))]));
     for height in [0, 2, 100] {
         let refused = store.prepare(height, &writes(&[]));
-        assert!(
-            matches!(refused, Err(StoreError::UnexpectedHeight { expected: 1, got }) if got == height),
-            "{refused:?}"
+        let expected = matches!(
+            refused,
+            Err(StoreError::UnexpectedHeight { expected: 1, got }) if got == height
         );
+        assert!(expected, "{refused:?}");
     }
     let (_dir, _, empty) = temp_store(StoreOptions::default());
     let refused = empty.prepare(u64::MAX, &writes(&[]));

@@ -42,11 +42,16 @@ proptest! {
     #[test]
     fn store_matches_model_and_oracle(batches in batches(), start in 0u64..3) {
         let (_a, _, store) = temp_store(StoreOptions::default());
-        let pruned = StoreOptions { history_heights: 1, ..StoreOptions::default() };
+        let pruned = StoreOptions {
+            history_heights: 1,
+            prune_interval_heights: 1,
+            ..StoreOptions::default()
+        };
         let (_b, _, twin) = temp_store(pruned);
         let oracle = MockTreeStore::default();
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let mut latest_root = [0u8; 32];
+        // The state and root of every height, to check historic proofs.
+        let mut history = Vec::new();
         for (offset, batch) in (0u64..).zip(&batches) {
             let height = start + offset;
             let writes: Writes = batch.iter().map(|(index, value)| (key(*index), value.clone()))
@@ -67,20 +72,30 @@ proptest! {
             oracle.write_tree_update_batch(update).expect("oracle write");
             prop_assert_eq!(committed.state_root, root.0);
             for index in 0..KEYS {
-                prop_assert_eq!(store.get(&key(index)).expect("get"), model.get(&key(index)).cloned());
+                let expected = model.get(&key(index)).cloned();
+                prop_assert_eq!(store.get(&key(index)).expect("get"), expected);
             }
             let expected: Vec<_> = model.range(b"b".to_vec()..b"c".to_vec())
                 .map(|(key, value)| (key.clone(), value.clone())).collect();
             prop_assert_eq!(scan(&store, b"b", usize::MAX), expected.clone());
             let first_two: Vec<_> = expected.into_iter().take(2).collect();
             prop_assert_eq!(scan(&store, b"b", 2), first_two);
-            latest_root = committed.state_root;
+            history.push((height, committed.state_root, model.clone()));
         }
-        let latest = store.latest().expect("latest").height;
+        // The default window keeps every height of the run; the twin keeps only the latest.
+        for (height, root, state) in &history {
+            for index in 0..KEYS {
+                let key = key(index);
+                let (value, proof) = store.get_with_proof(&key, *height).expect("proof");
+                prop_assert_eq!(value.as_ref(), state.get(&key));
+                prop_assert!(verify_proof(*root, &key, value.as_deref(), &proof).is_ok());
+            }
+        }
+        let (latest, root, state) = history.last().expect("one batch at least");
         for index in 0..KEYS {
-            let (value, proof) = store.get_with_proof(&key(index), latest).expect("proof");
-            prop_assert_eq!(value.as_ref(), model.get(&key(index)));
-            prop_assert!(verify_proof(latest_root, &key(index), value.as_deref(), &proof).is_ok());
+            let (value, proof) = twin.get_with_proof(&key(index), *latest).expect("twin proof");
+            prop_assert_eq!(value.as_ref(), state.get(&key(index)));
+            prop_assert!(verify_proof(*root, &key(index), value.as_deref(), &proof).is_ok());
         }
     }
 }

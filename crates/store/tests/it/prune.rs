@@ -8,6 +8,7 @@ use crate::{commit, temp_store, writes};
 fn pruning_drops_old_heights_and_keeps_the_window() {
     let options = StoreOptions {
         history_heights: 3,
+        prune_interval_heights: 1,
         ..StoreOptions::default()
     };
     let (_dir, _, store) = temp_store(options);
@@ -52,6 +53,7 @@ fn pruning_drops_old_heights_and_keeps_the_window() {
 fn history_of_one_keeps_only_latest() {
     let options = StoreOptions {
         history_heights: 1,
+        prune_interval_heights: 1,
         ..StoreOptions::default()
     };
     let (_dir, _, store) = temp_store(options);
@@ -66,4 +68,28 @@ fn history_of_one_keeps_only_latest() {
     ));
     let (value, _) = store.get_with_proof(b"a", 4).expect("latest");
     assert_eq!(value.as_deref(), Some(&b"4"[..]));
+}
+
+#[test]
+fn pruning_waits_for_the_interval() {
+    let options = StoreOptions {
+        history_heights: 3,
+        prune_interval_heights: 4,
+        ..StoreOptions::default()
+    };
+    let (_dir, _, store) = temp_store(options);
+    let mut oldest = Vec::new();
+    for height in 0..12u64 {
+        let value = format!("{height}");
+        commit(&store, height, &writes(&[("a", Some(value.as_str()))]));
+        oldest.push(store.oldest_provable().expect("oldest"));
+    }
+    // The window [h - 2, h] starts 4 past the oldest at heights 6 and 10.
+    assert_eq!(oldest, [0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 8, 8]);
+    assert!(matches!(
+        store.get_with_proof(b"a", 7),
+        Err(StoreError::Pruned { oldest: 8, .. })
+    ));
+    let (value, _) = store.get_with_proof(b"a", 8).expect("oldest provable");
+    assert_eq!(value.as_deref(), Some(&b"8"[..]));
 }

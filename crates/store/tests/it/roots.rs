@@ -33,6 +33,7 @@ fn two_stores_fed_the_same_blocks_agree() {
     let (_a, _, store_a) = temp_store(StoreOptions::default());
     let options = StoreOptions {
         history_heights: 1,
+        prune_interval_heights: 1,
         ..StoreOptions::default()
     };
     let (_b, _, store_b) = temp_store(options);
