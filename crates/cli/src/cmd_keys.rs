@@ -68,10 +68,10 @@ pub(crate) fn resolve_address(global: &Global, text: &str) -> anyhow::Result<Add
     match text.parse::<Address>() {
         Ok(address) => Ok(address),
         Err(parse_error) => {
-            if keystore::validate_name(text).is_ok() {
-                if let Ok(info) = open(global).and_then(|s| Ok(s.info(text)?)) {
-                    return Ok(Address(info.public_key));
-                }
+            if keystore::validate_name(text).is_ok()
+                && let Ok(info) = open(global).and_then(|s| Ok(s.info(text)?))
+            {
+                return Ok(Address(info.public_key));
             }
             Err(parse_error.into())
         }

@@ -172,12 +172,12 @@ impl Mempool {
 
     /// Removes one transaction (e.g. rejected while building a block).
     pub fn remove(&mut self, hash: &TxHash) {
-        if let Some((sender, nonce)) = self.by_hash.remove(hash) {
-            if let Some(queue) = self.by_sender.get_mut(&sender) {
-                queue.remove(&nonce);
-                if queue.is_empty() {
-                    self.by_sender.remove(&sender);
-                }
+        if let Some((sender, nonce)) = self.by_hash.remove(hash)
+            && let Some(queue) = self.by_sender.get_mut(&sender)
+        {
+            queue.remove(&nonce);
+            if queue.is_empty() {
+                self.by_sender.remove(&sender);
             }
         }
     }

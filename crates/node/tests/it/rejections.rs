@@ -69,9 +69,6 @@ fn bad_json_is_400_bad_json() {
 }
 
 #[test]
-#[ignore = "bug: POST /txs accepts the JSON array [\"<hex>\"] as if it were {\"tx\": \"<hex>\"} \
-            (serde's sequence form of SubmitBody, crates/node/src/api/handlers.rs); the \
-            documented body is an object"]
 fn a_json_array_body_is_bad_json() {
     let node = TestNode::start();
     let hex_tx = hex::encode(transfer(&alice(), 0, addr(&bob()), 1).encode());
