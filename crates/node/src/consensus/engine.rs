@@ -379,15 +379,36 @@ where
     })
 }
 
-/// Resolves on Ctrl-C when `enabled`, never otherwise.
+/// Resolves on Ctrl-C or SIGTERM when `enabled`, never otherwise.
 async fn ctrl_c(enabled: bool) {
     if enabled {
-        match ::tokio::signal::ctrl_c().await {
-            Ok(()) => {
-                info!("ctrl-c received");
+        // SIGTERM (service managers, `kill`) stops the node as gracefully as Ctrl-C.
+        #[cfg(unix)]
+        let terminate = async {
+            match ::tokio::signal::unix::signal(::tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        ::tokio::select! {
+            result = ::tokio::signal::ctrl_c() => match result {
+                Ok(()) => {
+                    info!("ctrl-c received");
+                    return;
+                }
+                Err(error) => warn!(%error, "cannot listen for ctrl-c"),
+            },
+            () = terminate => {
+                info!("SIGTERM received");
                 return;
             }
-            Err(error) => warn!(%error, "cannot listen for ctrl-c"),
         }
     }
     std::future::pending::<()>().await;
