@@ -71,6 +71,24 @@ impl StateReader for StoreState<'_> {
     }
 }
 
+/// One consistent read view of committed state, for executing a whole block (one redb read
+/// transaction instead of one per read).
+pub struct SnapshotState(pub poi_store::Snapshot);
+
+impl StateReader for SnapshotState {
+    fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, StateError> {
+        self.0.get(key).map_err(|e| StateError(e.to_string()))
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> std::result::Result<(), StateError> {
+        self.0.scan_prefix(prefix, visit).map_err(|e| StateError(e.to_string()))
+    }
+}
+
 /// A block executed on the tip, waiting for finality.
 struct Pending {
     block: Block,
@@ -215,6 +233,10 @@ impl Ledger {
         StoreState(&self.store)
     }
 
+    fn snapshot(&self) -> Result<SnapshotState> {
+        Ok(SnapshotState(self.store.snapshot()?))
+    }
+
     fn mempool(&self) -> MutexGuard<'_, Mempool> {
         self.mempool
             .lock()
@@ -288,7 +310,7 @@ impl Ledger {
         let parent_block = Self::read_block(&self.store, tip.height)?
             .ok_or_else(|| NodeError::Corrupt(format!("tip block {} missing", tip.height)))?;
         let params = self.params()?;
-        let state = self.state();
+        let state = self.snapshot()?;
         let candidates = self
             .mempool()
             .select(params.block_txs_max as usize, |sender| {
@@ -432,7 +454,7 @@ impl Ledger {
             timestamp_ms,
             proposer,
         };
-        let store_state = self.state();
+        let store_state = self.snapshot()?;
         let layered = state::Layered::new(&store_state, &parent_writes);
         let outcome = self
             .chain
@@ -574,7 +596,7 @@ impl Ledger {
             return Err(invalid("transaction root or count mismatch".into()));
         }
         let outcome = match self.chain.execute_block(
-            &self.state(),
+            &self.snapshot()?,
             &header.context(),
             block.txs.clone(),
             Mode::Verify,
@@ -690,16 +712,20 @@ impl Ledger {
     fn after_commit(&self, stored: &StoredBlock, receipts: &[Receipt], committed: Committed) {
         let header = &stored.block.header;
         {
-            let state = self.state();
             let mut mempool = self.mempool();
             let senders: std::collections::BTreeSet<Address> =
                 stored.block.txs.iter().map(|tx| tx.body.signer).collect();
-            for sender in senders {
-                let nonce = bank::account(&state, &sender)
-                    .ok()
-                    .flatten()
-                    .map_or(0, |a| a.nonce);
-                mempool.prune_sender(&sender, nonce);
+            match self.snapshot() {
+                Ok(state) => {
+                    for sender in senders {
+                        let nonce = bank::account(&state, &sender)
+                            .ok()
+                            .flatten()
+                            .map_or(0, |a| a.nonce);
+                        mempool.prune_sender(&sender, nonce);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot prune the mempool after a commit"),
             }
             self.metrics
                 .mempool

@@ -61,6 +61,6 @@ mod write;
 
 pub use error::{Result, StoreError};
 pub use proof::{StateProof, verify_proof};
-pub use store::{Committed, Store, StoreOptions, TxRecord};
+pub use store::{Committed, Snapshot, Store, StoreOptions, TxRecord};
 pub use tree::EMPTY_ROOT;
 pub use write::{BlockCommit, Prepared};

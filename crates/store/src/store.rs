@@ -149,6 +149,15 @@ impl Store {
         self.meta().latest
     }
 
+    /// A read view of the latest committed state that stays consistent across many reads: one
+    /// redb read transaction, opened once. Use it for block execution, where per-read
+    /// transactions would dominate; a commit made after it was taken is not visible through it.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let txn = self.db.begin_read()?;
+        let flat = txn.open_table(FLAT)?;
+        Ok(Snapshot { flat })
+    }
+
     /// Oldest height [`Store::get_with_proof`] still serves, `None` before the first commit.
     pub fn oldest_provable(&self) -> Option<u64> {
         self.meta().oldest
@@ -354,4 +363,33 @@ pub(crate) fn read_meta(table: &impl ReadableTable<&'static str, &'static [u8]>)
         return Err(StoreError::corrupt("meta latest and oldest disagree"));
     }
     Ok(Meta { latest, oldest })
+}
+
+/// A consistent view of the latest committed flat state; see [`Store::snapshot`].
+pub struct Snapshot {
+    flat: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl Snapshot {
+    /// The value under `key` in this view.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.flat.get(key)?.map(|entry| entry.value().to_vec()))
+    }
+
+    /// Visits keys starting with `prefix` in ascending order until `visit` returns false.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let range: RangeFrom<&[u8]> = prefix..;
+        for entry in self.flat.range(range)? {
+            let (key, value) = entry?;
+            let key = key.value();
+            if !key.starts_with(prefix) || !visit(key, value.value()) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
