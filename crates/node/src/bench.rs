@@ -114,12 +114,16 @@ fn verification_rates(n: u32) -> (f64, f64, f64) {
     let parallel = rate(items.len(), started);
     let started = Instant::now();
     let ok_batch = items.par_chunks(128).all(|chunk| {
-        let keys: Option<Vec<VerifyingKey>> =
-            chunk.iter().map(|(k, _, _)| VerifyingKey::from_bytes(k).ok()).collect();
+        let keys: Option<Vec<VerifyingKey>> = chunk
+            .iter()
+            .map(|(k, _, _)| VerifyingKey::from_bytes(k).ok())
+            .collect();
         let Some(keys) = keys else { return false };
         let messages: Vec<&[u8]> = chunk.iter().map(|(_, _, m)| m.as_slice()).collect();
-        let signatures: Vec<Signature> =
-            chunk.iter().map(|(_, s, _)| Signature::from_bytes(s)).collect();
+        let signatures: Vec<Signature> = chunk
+            .iter()
+            .map(|(_, s, _)| Signature::from_bytes(s))
+            .collect();
         ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
     });
     let batch = rate(items.len(), started);

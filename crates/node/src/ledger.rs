@@ -85,7 +85,9 @@ impl StateReader for SnapshotState {
         prefix: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> std::result::Result<(), StateError> {
-        self.0.scan_prefix(prefix, visit).map_err(|e| StateError(e.to_string()))
+        self.0
+            .scan_prefix(prefix, visit)
+            .map_err(|e| StateError(e.to_string()))
     }
 }
 

@@ -1,4 +1,5 @@
 //! Integration tests of the state machine over the in-memory reference state.
 
 mod chain;
+mod conformance;
 mod determinism;
