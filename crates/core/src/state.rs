@@ -71,6 +71,37 @@ impl StateReader for MemState {
 /// block (and so the supply check knows every written key's value before the block).
 pub type BaseReads = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Visits `prefix` keys of `base` with `layers` applied in order (later layers win), ascending.
+fn scan_layered(
+    base: &dyn StateReader,
+    layers: &[&WriteSet],
+    prefix: &[u8],
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), StateError> {
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    base.scan_prefix(prefix, &mut |k, v| {
+        merged.insert(k.to_vec(), v.to_vec());
+        true
+    })?;
+    for layer in layers {
+        for (key, value) in layer.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+    }
+    for (key, value) in &merged {
+        if !visit(key, value) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// A write set layered over a state: the state a not-yet-committed block leaves behind.
 pub struct Layered<'a> {
     base: &'a dyn StateReader,
@@ -97,26 +128,7 @@ impl StateReader for Layered<'_> {
         prefix: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StateError> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        self.base.scan_prefix(prefix, &mut |k, v| {
-            merged.insert(k.to_vec(), v.to_vec());
-            true
-        })?;
-        for (key, value) in self.writes.range(prefix.to_vec()..) {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        for (key, value) in &merged {
-            if !visit(key, value) {
-                break;
-            }
-        }
-        Ok(())
+        scan_layered(self.base, &[self.writes], prefix, visit)
     }
 }
 
@@ -230,28 +242,7 @@ impl<'a> Overlay<'a> {
         prefix: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StateError> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        self.base.scan_prefix(prefix, &mut |k, v| {
-            merged.insert(k.to_vec(), v.to_vec());
-            true
-        })?;
-        for layer in [&self.block, &self.tx] {
-            for (key, value) in layer.range(prefix.to_vec()..) {
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                match value {
-                    Some(value) => merged.insert(key.clone(), value.clone()),
-                    None => merged.remove(key),
-                };
-            }
-        }
-        for (key, value) in &merged {
-            if !visit(key, value) {
-                break;
-            }
-        }
-        Ok(())
+        scan_layered(self.base, &[&self.block, &self.tx], prefix, visit)
     }
 }
 

@@ -52,25 +52,6 @@ pub struct StoredBlock {
     pub block_events: Vec<Event>,
 }
 
-/// Committed state seen through the state-machine seam.
-pub struct StoreState<'a>(pub &'a Store);
-
-impl StateReader for StoreState<'_> {
-    fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, StateError> {
-        self.0.get(key).map_err(|e| StateError(e.to_string()))
-    }
-
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> std::result::Result<(), StateError> {
-        self.0
-            .scan_prefix(prefix, visit)
-            .map_err(|e| StateError(e.to_string()))
-    }
-}
-
 /// One consistent read view of committed state, for executing a whole block (one redb read
 /// transaction instead of one per read).
 pub struct SnapshotState(pub poi_store::Snapshot);
@@ -231,11 +212,8 @@ impl Ledger {
         self.events.subscribe()
     }
 
-    fn state(&self) -> StoreState<'_> {
-        StoreState(&self.store)
-    }
-
-    fn snapshot(&self) -> Result<SnapshotState> {
+    /// A consistent read view of the committed state.
+    pub fn snapshot(&self) -> Result<SnapshotState> {
         Ok(SnapshotState(self.store.snapshot()?))
     }
 
@@ -253,13 +231,13 @@ impl Ledger {
 
     /// Current parameters.
     pub fn params(&self) -> Result<Params> {
-        state::read_borsh(&self.state(), poi_core::params::PARAMS_KEY)?
+        state::read_borsh(&self.snapshot()?, poi_core::params::PARAMS_KEY)?
             .ok_or_else(|| NodeError::Corrupt("params missing".into()))
     }
 
     /// An account's committed record and the next nonce counting pending transactions.
     pub fn account(&self, address: &Address) -> Result<(Option<bank::Account>, u64)> {
-        let account = bank::account(&self.state(), address)?;
+        let account = bank::account(&self.snapshot()?, address)?;
         let committed_nonce = account.map_or(0, |a| a.nonce);
         Ok((account, self.mempool().next_nonce(address, committed_nonce)))
     }
@@ -292,7 +270,8 @@ impl Ledger {
             return Err(TxError::Duplicate(hex::encode(hash)));
         }
         // A future nonce is admitted and held in the mempool until the gap closes.
-        let _admission: Admission = self.chain.check_tx(&self.state(), &tx)?;
+        let state = self.snapshot().map_err(|e| StateError(e.to_string()))?;
+        let _admission: Admission = self.chain.check_tx(&state, &tx)?;
         let mut mempool = self.mempool();
         mempool.insert(tx, hash)?;
         self.metrics
@@ -831,7 +810,7 @@ mod tests {
             .build_block(ledger.tip().block_hash, proposer)
             .unwrap();
         ledger.finalize(&hash).unwrap();
-        let audit = ledger.chain().audit(&StoreState(ledger.store()));
+        let audit = ledger.chain().audit(&ledger.snapshot().unwrap());
         assert!(audit.is_ok(), "supply audit failed: {audit:?}");
         let tip = ledger.tip();
         (tip.height, tip.state_root)
@@ -893,7 +872,7 @@ mod tests {
         let ledger = open(dir.path());
         assert_eq!((ledger.tip().height, ledger.tip().state_root), before);
         let account = bank::account(
-            &StoreState(ledger.store()),
+            &ledger.snapshot().unwrap(),
             &Address::from_public_key(&key(3).verifying_key()),
         );
         assert_eq!(account.unwrap().unwrap().balance, 1_000_700);

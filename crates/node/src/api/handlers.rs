@@ -253,7 +253,7 @@ pub(super) async fn block(State(ledger): Shared, Path(id): Path<String>) -> ApiR
 
 pub(super) async fn supply(State(ledger): Shared) -> ApiResult {
     ledger.metrics().http_requests.inc();
-    let state = crate::ledger::StoreState(ledger.store());
+    let state = ledger.snapshot()?;
     let supply = ledger.chain().supply(&state).map_err(ApiError::internal)?;
     let mut body = serde_json::to_value(&supply).map_err(ApiError::internal)?;
     body["height"] = json!(ledger.tip().height);
