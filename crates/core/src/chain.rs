@@ -310,6 +310,9 @@ impl Chain {
             block_events: Vec::new(),
         };
         for (tx, signature_ok) in txs.into_iter().zip(verdicts) {
+            if mode == Mode::Build && outcome.txs.len() >= params.block_txs_max as usize {
+                break;
+            }
             let encoded = tx.encode();
             let hash = *blake3::hash(&encoded).as_bytes();
             let included = if !signature_ok {
@@ -324,21 +327,12 @@ impl Chain {
             };
             if let Err(error) = included {
                 overlay.discard_tx();
-                let full =
-                    mode == Mode::Build && outcome.txs.len() >= params.block_txs_max as usize;
-                match mode {
-                    Mode::Verify => {
-                        let index = u32::try_from(outcome.txs.len()).unwrap_or(u32::MAX);
-                        return Err(BlockError::InvalidTx { index, error });
-                    }
-                    Mode::Build if !full => outcome.rejected.push((hash, error)),
-                    Mode::Build => {}
+                if mode == Mode::Verify {
+                    let index = u32::try_from(outcome.txs.len()).unwrap_or(u32::MAX);
+                    return Err(BlockError::InvalidTx { index, error });
                 }
+                outcome.rejected.push((hash, error));
                 continue;
-            }
-            if mode == Mode::Build && outcome.txs.len() >= params.block_txs_max as usize {
-                overlay.discard_tx();
-                break;
             }
             overlay.commit_tx();
             let mut events = vec![

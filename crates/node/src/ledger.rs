@@ -235,13 +235,6 @@ impl Ledger {
             .ok_or_else(|| NodeError::Corrupt("params missing".into()))
     }
 
-    /// An account's committed record and the next nonce counting pending transactions.
-    pub fn account(&self, address: &Address) -> Result<(Option<bank::Account>, u64)> {
-        let account = bank::account(&self.snapshot()?, address)?;
-        let committed_nonce = account.map_or(0, |a| a.nonce);
-        Ok((account, self.mempool().next_nonce(address, committed_nonce)))
-    }
-
     /// The next nonce for `address` given its committed nonce, counting queued transactions.
     pub fn next_nonce(&self, address: &Address, committed_nonce: u64) -> u64 {
         self.mempool().next_nonce(address, committed_nonce)
