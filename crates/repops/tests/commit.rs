@@ -59,6 +59,12 @@ fn golden_digests_are_pinned() {
         merkle_root(&leaves(7, 0)).to_hex(),
         "b5d3686cea8fee44d15498dd2c8b7556950d9cccc2a5ca31c9f2022b1b8d3598"
     );
+    // The checkpoint file itself is byte-stable.
+    let (bytes, _) = checkpoint_bytes(&JOB, 42, &state.params(), &state.opt()).unwrap();
+    assert_eq!(
+        Digest::of(&bytes).to_hex(),
+        "0831eaef688494ae1eeee1a35bc83379dc8d8f56e5046c482c62df07d2294c84"
+    );
 }
 
 #[test]

@@ -43,6 +43,50 @@ pub fn decode_checkpoint(bytes: &[u8], expected: Option<&Digest>) -> Result<Chec
         .metadata()
         .as_ref()
         .ok_or_else(|| bad("__metadata__", "missing"))?;
+    let (meta, param_names, opt_names) = parse_meta(map)?;
+    let (job_spec_hash, step, stored) = (meta.job_spec_hash, meta.step, meta.step_digest);
+
+    let data = &bytes[HEADER_LEN_BYTES + header_len..];
+    let params = load_group(&metadata, data, PARAM_PREFIX, &param_names)?;
+    let opt = load_group(&metadata, data, OPT_PREFIX, &opt_names)?;
+    let in_file = metadata.tensors().len();
+    if in_file != params.len() + opt.len() {
+        let reason = format!(
+            "file has {in_file} tensors, metadata names {}",
+            params.len() + opt.len()
+        );
+        return Err(CommitError::Tensor {
+            name: "*".into(),
+            reason,
+        });
+    }
+    let checkpoint = Checkpoint { meta, params, opt };
+    let (param_views, opt_views) = (checkpoint.param_views(), checkpoint.opt_views());
+    let computed = step_digest(&job_spec_hash, step, &param_views, &opt_views)?;
+    if computed != stored {
+        return Err(CommitError::StoredDigestMismatch { stored, computed });
+    }
+    // Equal digests do not rule out a different header (reordered keys, added whitespace),
+    // so the header must also be exactly the one this state renders to.
+    let header = render_header(
+        &checkpoint.meta,
+        value(map, "param_names")?,
+        value(map, "opt_names")?,
+        &entries(&param_views, &opt_views)?,
+    );
+    if header[..] != bytes[HEADER_LEN_BYTES..HEADER_LEN_BYTES + header_len] {
+        return Err(bad("__metadata__", "header is not in canonical form"));
+    }
+    if let Some(&expected) = expected
+        && expected != computed
+    {
+        return Err(CommitError::ExpectedDigestMismatch { expected, computed });
+    }
+    Ok(checkpoint)
+}
+
+/// The metadata, checked key by key, and the two name lists in digest order.
+fn parse_meta(map: &HashMap<String, String>) -> Result<(CheckpointMeta, Vec<String>, Vec<String>)> {
     if let Some(key) = map.keys().find(|key| !KEYS.contains(&key.as_str())) {
         return Err(bad("__metadata__", format!("unknown key `{key}`")));
     }
@@ -68,53 +112,13 @@ pub fn decode_checkpoint(bytes: &[u8], expected: Option<&Digest>) -> Result<Chec
     let render = |v: &Vec<String>| serde_json::to_string(v).expect("string lists serialise");
     let param_names = canonical(map, "param_names", names, render)?;
     let opt_names = canonical(map, "opt_names", names, render)?;
-
-    let data = &bytes[HEADER_LEN_BYTES + header_len..];
-    let params = load_group(&metadata, data, PARAM_PREFIX, &param_names)?;
-    let opt = load_group(&metadata, data, OPT_PREFIX, &opt_names)?;
-    let in_file = metadata.tensors().len();
-    if in_file != params.len() + opt.len() {
-        let reason = format!(
-            "file has {in_file} tensors, metadata names {}",
-            params.len() + opt.len()
-        );
-        return Err(CommitError::Tensor {
-            name: "*".into(),
-            reason,
-        });
-    }
-    let checkpoint = Checkpoint {
-        meta: CheckpointMeta {
-            format_version: version,
-            step,
-            job_spec_hash,
-            step_digest: stored,
-        },
-        params,
-        opt,
+    let meta = CheckpointMeta {
+        format_version: version,
+        step,
+        job_spec_hash,
+        step_digest: stored,
     };
-    let (param_views, opt_views) = (checkpoint.param_views(), checkpoint.opt_views());
-    let computed = step_digest(&job_spec_hash, step, &param_views, &opt_views)?;
-    if computed != stored {
-        return Err(CommitError::StoredDigestMismatch { stored, computed });
-    }
-    // Equal digests do not rule out a different header (reordered keys, added whitespace),
-    // so the header must also be exactly the one this state renders to.
-    let header = render_header(
-        &checkpoint.meta,
-        value(map, "param_names")?,
-        value(map, "opt_names")?,
-        &entries(&param_views, &opt_views)?,
-    );
-    if header[..] != bytes[HEADER_LEN_BYTES..HEADER_LEN_BYTES + header_len] {
-        return Err(bad("__metadata__", "header is not in canonical form"));
-    }
-    if let Some(&expected) = expected
-        && expected != computed
-    {
-        return Err(CommitError::ExpectedDigestMismatch { expected, computed });
-    }
-    Ok(checkpoint)
+    Ok((meta, param_names, opt_names))
 }
 
 /// The tensors `prefix + name` for each of `names`, in that order.
