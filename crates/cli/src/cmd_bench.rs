@@ -47,8 +47,12 @@ pub(crate) fn run(global: &Global, cmd: BenchCmd) -> anyhow::Result<()> {
                 "  committed         {:>10.0} transfers/s  ({:.1} ms per block)",
                 report.ledger_tps, report.block_ms
             );
-            println!("    decode          {:>10.1} ms", report.decode_ms);
-            println!("    execute+verify  {:>10.1} ms", report.execute_ms);
+            println!(
+                "    signature stage {:>10.1} ms  (decode + batch verify, overlaps the rest)",
+                report.check_ms
+            );
+            println!("    waiting for it  {:>10.1} ms", report.wait_ms);
+            println!("    execute         {:>10.1} ms", report.execute_ms);
             println!("    state root      {:>10.1} ms", report.root_ms);
             println!("    commit (fsync)  {:>10.1} ms", report.commit_ms);
             println!("ed25519 verification (the limit for signed transactions):");
@@ -61,8 +65,12 @@ pub(crate) fn run(global: &Global, cmd: BenchCmd) -> anyhow::Result<()> {
                 report.verify_all_cores
             );
             println!(
-                "  batched, all      {:>10.0} signatures/s",
+                "  batched, all      {:>10.0} signatures/s  (batches of 128)",
                 report.verify_batch_all_cores
+            );
+            println!(
+                "  batched, all      {:>10.0} signatures/s  (batches of 1024)",
+                report.verify_large_batch_all_cores
             );
             println!(
                 "ledger / limit      {:>10.1} %",

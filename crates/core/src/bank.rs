@@ -138,8 +138,8 @@ pub fn handle(
             ctx.emit(
                 Event::new(NAME, "transfer")
                     .with("from", signer)
-                    .with("to", to)
-                    .with("amount", amount),
+                    .with("to", *to)
+                    .with("amount", *amount),
             );
             Ok(())
         }

@@ -23,7 +23,7 @@ use crate::params::Params;
 use crate::state::{Overlay, StateReader, WriteSet};
 use crate::supply::{self, Supply, SupplyModule};
 use crate::token::Amount;
-use crate::tx::{self, Msg, Tx, TxHash};
+use crate::tx::{Msg, Prechecks, Tx, TxHash};
 
 /// How [`Chain::execute_block`] treats a transaction that fails its inclusion checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +284,25 @@ impl Chain {
         txs: Vec<Tx>,
         mode: Mode,
     ) -> Result<BlockOutcome, BlockError> {
+        let prechecks = Prechecks::verify(&txs);
+        self.execute_verified_block(state, block, txs, prechecks, mode)
+    }
+
+    /// [`Chain::execute_block`] with the signature verdicts and hashes computed beforehand (for
+    /// example while the previous block committed). The outcome is the same as
+    /// `execute_block`'s.
+    ///
+    /// # Panics
+    /// If `prechecks` does not cover exactly `txs`.
+    pub fn execute_verified_block(
+        &self,
+        state: &dyn StateReader,
+        block: &BlockContext,
+        txs: Vec<Tx>,
+        prechecks: Prechecks,
+        mode: Mode,
+    ) -> Result<BlockOutcome, BlockError> {
+        assert_eq!(prechecks.len(), txs.len(), "one precheck per transaction");
         let mut overlay = Overlay::new(state);
         let params = Params::load(&overlay)?;
         if mode == Mode::Verify && txs.len() > params.block_txs_max as usize {
@@ -292,7 +311,6 @@ impl Chain {
                 max: params.block_txs_max,
             });
         }
-        let verdicts = tx::verify_signatures(&txs);
         let mut block_events = Vec::new();
         self.run_hooks(
             &mut overlay,
@@ -309,21 +327,20 @@ impl Chain {
             receipts: Vec::with_capacity(txs.len()),
             block_events: Vec::new(),
         };
-        for (tx, signature_ok) in txs.into_iter().zip(verdicts) {
+        for (position, tx) in txs.into_iter().enumerate() {
             if mode == Mode::Build && outcome.txs.len() >= params.block_txs_max as usize {
                 break;
             }
-            let encoded = tx.encode();
-            let hash = *blake3::hash(&encoded).as_bytes();
+            let (signature_ok, hash, encoded_len) = prechecks
+                .get(position)
+                .expect("one precheck per transaction");
             let included = if !signature_ok {
                 Err(TxError::BadSignature {
                     signer: tx.body.signer,
                 })
             } else {
-                self.check_stateless(&tx, encoded.len() as u64)
-                    .and_then(|()| {
-                        self.charge_fee(&mut overlay, &params, &tx, encoded.len() as u64)
-                    })
+                self.check_stateless(&tx, encoded_len)
+                    .and_then(|()| self.charge_fee(&mut overlay, &params, &tx, encoded_len))
             };
             if let Err(error) = included {
                 overlay.discard_tx();

@@ -3,37 +3,117 @@
 //! Events are part of consensus: each block commits to the borsh encoding of its receipts and
 //! block events through the header's `events_root`.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 
+use crate::address::Address;
 use crate::token::Amount;
 use crate::tx::TxHash;
 
+/// A name chosen by code (module, event kind, attribute key): borrowed when static, so emitting
+/// an event allocates nothing for it; owned after decoding.
+pub type Name = Cow<'static, str>;
+
 /// Something a module reports: `module`/`kind` plus ordered key-value attributes.
+///
+/// Attribute values are typed so that executing a block only copies bytes; they become text
+/// (bech32 addresses, decimal amounts) when a client reads them.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Event {
     /// Module that emitted it, e.g. `bank`.
-    pub module: String,
+    pub module: Name,
     /// What happened, e.g. `transfer`.
-    pub kind: String,
+    pub kind: Name,
     /// Attributes in emission order.
-    pub attributes: Vec<(String, String)>,
+    pub attributes: Vec<(Name, AttributeValue)>,
 }
 
 impl Event {
     /// A new event with no attributes.
-    pub fn new(module: &str, kind: &str) -> Self {
+    pub fn new(module: &'static str, kind: &'static str) -> Self {
         Self {
-            module: module.into(),
-            kind: kind.into(),
+            module: Cow::Borrowed(module),
+            kind: Cow::Borrowed(kind),
             attributes: Vec::new(),
         }
     }
 
     /// Adds an attribute.
-    pub fn with(mut self, key: &str, value: impl ToString) -> Self {
-        self.attributes.push((key.into(), value.to_string()));
+    pub fn with(mut self, key: &'static str, value: impl Into<AttributeValue>) -> Self {
+        self.attributes.push((Cow::Borrowed(key), value.into()));
         self
+    }
+
+    /// The value of the first attribute named `key`.
+    pub fn attribute(&self, key: &str) -> Option<&AttributeValue> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value)
+    }
+}
+
+/// The value of an event attribute. In JSON every variant is a string: an address in its
+/// `poi1…` form, an amount in base units as a decimal string, text as is.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum AttributeValue {
+    /// An account or module address.
+    Address(Address),
+    /// An amount of base units.
+    Amount(Amount),
+    /// A count, height or other integer.
+    Number(u64),
+    /// Free text.
+    Text(String),
+}
+
+impl fmt::Display for AttributeValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Address(address) => address.fmt(f),
+            Self::Amount(amount) => amount.fmt(f),
+            Self::Number(number) => number.fmt(f),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl Serialize for AttributeValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl From<Address> for AttributeValue {
+    fn from(address: Address) -> Self {
+        Self::Address(address)
+    }
+}
+
+impl From<Amount> for AttributeValue {
+    fn from(amount: Amount) -> Self {
+        Self::Amount(amount)
+    }
+}
+
+impl From<u64> for AttributeValue {
+    fn from(number: u64) -> Self {
+        Self::Number(number)
+    }
+}
+
+impl From<&str> for AttributeValue {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+impl From<String> for AttributeValue {
+    fn from(text: String) -> Self {
+        Self::Text(text)
     }
 }
 

@@ -25,7 +25,7 @@ pub const CHAIN_ID_BYTES_MAX: u32 = 64;
 /// Transactions verified together in one ed25519 batch. The batch outcome is a deterministic
 /// function of its inputs (the batch RNG is derived from a transcript of them), so every
 /// validator splits a block into the same chunks and reaches the same verdict.
-pub const SIGNATURE_BATCH_TXS: u32 = 128;
+pub const SIGNATURE_BATCH_TXS: u32 = 1024;
 
 /// Most events one transaction may emit.
 pub const TX_EVENTS_MAX: u32 = 64;

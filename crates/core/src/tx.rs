@@ -138,6 +138,78 @@ pub fn verify_signatures(txs: &[Tx]) -> Vec<bool> {
         .collect()
 }
 
+/// What can be computed for a block's transactions before its parent commits: signature
+/// verdicts, hashes and encoded sizes. A node computes these for block N+1 on spare cores while
+/// block N executes and commits, which takes them off the sequential path.
+///
+/// A verdict depends only on the transaction and its position among the block's transactions
+/// (the fixed batches of [`verify_signatures`]). A signature that passes strict verification
+/// ([`Tx::verify_signature`]) passes every batch it can be in, since a batch checks a random
+/// linear combination of equations that each hold exactly; so for transactions that were
+/// each strictly verified on admission, "all valid" is the verdict execution would compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prechecks {
+    verdicts: Vec<bool>,
+    hashes: Vec<TxHash>,
+    encoded_lens: Vec<u64>,
+}
+
+impl Prechecks {
+    /// Verifies the signatures of `txs` in the block's order (see [`verify_signatures`]) and
+    /// hashes them, on all cores of the current rayon pool.
+    pub fn verify(txs: &[Tx]) -> Self {
+        let (verdicts, (hashes, encoded_lens)) = rayon::join(
+            || verify_signatures(txs),
+            || txs.par_iter().map(hash_and_len).unzip(),
+        );
+        Self {
+            verdicts,
+            hashes,
+            encoded_lens,
+        }
+    }
+
+    /// Prechecks for transactions whose signatures each passed [`Tx::verify_signature`]
+    /// already (the mempool admits nothing else).
+    pub fn strictly_verified(txs: &[Tx]) -> Self {
+        let (hashes, encoded_lens) = txs.par_iter().map(hash_and_len).unzip();
+        Self {
+            verdicts: vec![true; txs.len()],
+            hashes,
+            encoded_lens,
+        }
+    }
+
+    /// Number of transactions covered.
+    pub fn len(&self) -> usize {
+        self.verdicts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.verdicts.is_empty()
+    }
+
+    /// The signature verdicts in transaction order, `true` meaning valid.
+    pub fn verdicts(&self) -> &[bool] {
+        &self.verdicts
+    }
+
+    /// `(signature valid, hash, encoded length)` of the transaction at `index`.
+    pub fn get(&self, index: usize) -> Option<(bool, TxHash, u64)> {
+        Some((
+            *self.verdicts.get(index)?,
+            *self.hashes.get(index)?,
+            *self.encoded_lens.get(index)?,
+        ))
+    }
+}
+
+fn hash_and_len(tx: &Tx) -> (TxHash, u64) {
+    let encoded = tx.encode();
+    (*blake3::hash(&encoded).as_bytes(), encoded.len() as u64)
+}
+
 fn verify_chunk(chunk: &[Tx]) -> Vec<bool> {
     let mut keys = Vec::with_capacity(chunk.len());
     for tx in chunk {

@@ -26,7 +26,10 @@ use poi_core::event::{Event, Receipt};
 use poi_core::genesis::Genesis;
 use poi_core::params::Params;
 use poi_core::state::{self, StateReader, WriteSet};
-use poi_core::tx::{Tx, TxHash};
+use poi_core::tx::{Prechecks, Tx, TxHash};
+use std::sync::mpsc;
+
+use crate::signatures::SignaturePool;
 use poi_store::{BlockCommit, Committed, Prepared, Store};
 use tokio::sync::{broadcast, watch};
 
@@ -90,6 +93,9 @@ pub struct Ledger {
     tip: watch::Sender<Committed>,
     events: broadcast::Sender<ChainEvent>,
     metrics: Metrics,
+    signatures: SignaturePool,
+    /// Signature checks of received blocks, started on arrival: `(height, result)`.
+    prechecks: Mutex<BTreeMap<BlockHash, (u64, mpsc::Receiver<Prechecks>)>>,
 }
 
 fn now_ms() -> u64 {
@@ -138,6 +144,9 @@ impl Ledger {
             tip,
             events,
             metrics,
+            signatures: SignaturePool::new()
+                .map_err(|e| NodeError::io("start the signature pool", &data_dir, e))?,
+            prechecks: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -223,6 +232,14 @@ impl Ledger {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn prechecks_map(
+        &self,
+    ) -> MutexGuard<'_, BTreeMap<BlockHash, (u64, mpsc::Receiver<Prechecks>)>> {
+        self.prechecks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn pending(&self) -> MutexGuard<'_, BTreeMap<BlockHash, Pending>> {
         self.pending
             .lock()
@@ -301,9 +318,11 @@ impl Ledger {
             proposer,
         };
         let started = std::time::Instant::now();
-        let outcome = self
-            .chain
-            .execute_block(&state, &ctx, candidates, Mode::Build)?;
+        // Every mempool entry passed strict signature verification on admission.
+        let prechecks = Prechecks::strictly_verified(&candidates);
+        let outcome =
+            self.chain
+                .execute_verified_block(&state, &ctx, candidates, prechecks, Mode::Build)?;
         {
             let mut mempool = self.mempool();
             for (hash, error) in &outcome.rejected {
@@ -511,6 +530,10 @@ impl Ledger {
         let block = Block::decode(bytes).map_err(|e| NodeError::InvalidBlock(e.to_string()))?;
         let hash = block.hash();
         self.write_proposal(&hash, &block)?;
+        // Check its signatures now, on spare cores, while its parent may still be committing.
+        let checks = self.signatures.precheck_in_background(block.txs.clone());
+        self.prechecks_map()
+            .insert(hash, (block.header.height, checks));
         Ok(hash)
     }
 
@@ -569,10 +592,16 @@ impl Ledger {
         {
             return Err(invalid("transaction root or count mismatch".into()));
         }
-        let outcome = match self.chain.execute_block(
+        let started = self.prechecks_map().remove(hash);
+        let prechecks = started
+            .and_then(|(_, checks)| checks.recv().ok())
+            .filter(|checks| checks.len() == block.txs.len())
+            .unwrap_or_else(|| self.signatures.verify(&block.txs));
+        let outcome = match self.chain.execute_verified_block(
             &self.snapshot()?,
             &header.context(),
             block.txs.clone(),
+            prechecks,
             Mode::Verify,
         ) {
             Ok(outcome) => outcome,
@@ -685,6 +714,9 @@ impl Ledger {
 
     fn after_commit(&self, stored: &StoredBlock, receipts: &[Receipt], committed: Committed) {
         let header = &stored.block.header;
+        // Checks of blocks that can no longer be executed (orphaned proposals) are dropped.
+        self.prechecks_map()
+            .retain(|_, (height, _)| *height > header.height);
         {
             let mut mempool = self.mempool();
             let senders: std::collections::BTreeSet<Address> =

@@ -16,3 +16,4 @@ pub mod ledger;
 pub mod mempool;
 pub mod metrics;
 pub mod service;
+pub mod signatures;

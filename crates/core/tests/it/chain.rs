@@ -7,7 +7,7 @@ use poi_core::genesis::{Genesis, GenesisAccount};
 use poi_core::params::Params;
 use poi_core::state::MemState;
 use poi_core::supply::{self, BurnReason};
-use poi_core::tx::{Msg, Tx, TxBody};
+use poi_core::tx::{Msg, Prechecks, Tx, TxBody};
 use poi_core::{Address, TxError};
 
 pub(crate) const CHAIN: &str = "poi-test";
@@ -221,6 +221,60 @@ fn build_mode_skips_invalid_transactions() {
         .unwrap();
     assert_eq!(verified.writes, out.writes);
     assert_eq!(verified.receipts, out.receipts);
+}
+
+#[test]
+fn prechecked_execution_equals_plain_execution() {
+    let (alice, bob) = (key(1), key(2));
+    let state = genesis_state(&[(&alice, 1_000_000), (&bob, 1_000_000)]);
+    let chain = Chain::new(CHAIN);
+    let mut forged = transfer(&bob, 0, addr(&alice), 5, 10_000);
+    forged.signature[10] ^= 0x40;
+    let valid = vec![
+        transfer(&alice, 0, addr(&bob), 10, 10_000),
+        transfer(&bob, 0, addr(&alice), 3, 10_000),
+        transfer(&alice, 1, addr(&bob), 7, 10_000),
+    ];
+    // Strictly verified transactions (as the mempool holds) execute exactly as when the block
+    // verifies its own signatures.
+    let plain = chain
+        .execute_block(&state, &ctx(1), valid.clone(), Mode::Verify)
+        .unwrap();
+    let prechecked = chain
+        .execute_verified_block(
+            &state,
+            &ctx(1),
+            valid.clone(),
+            Prechecks::strictly_verified(&valid),
+            Mode::Verify,
+        )
+        .unwrap();
+    assert_eq!(prechecked.writes, plain.writes);
+    assert_eq!(prechecked.receipts, plain.receipts);
+    assert_eq!(prechecked.tx_hashes, plain.tx_hashes);
+    assert_eq!(
+        plain.tx_hashes,
+        valid.iter().map(Tx::hash).collect::<Vec<_>>()
+    );
+    // A forged signature is caught by the precheck and rejects the block like plain execution.
+    let mut with_forged = valid.clone();
+    with_forged.insert(1, forged);
+    let prechecks = Prechecks::verify(&with_forged);
+    assert_eq!(prechecks.verdicts(), &[true, false, true, true]);
+    let error = chain
+        .execute_verified_block(
+            &state,
+            &ctx(1),
+            with_forged.clone(),
+            prechecks,
+            Mode::Verify,
+        )
+        .unwrap_err();
+    let plain_error = chain
+        .execute_block(&state, &ctx(1), with_forged, Mode::Verify)
+        .unwrap_err();
+    assert_eq!(error.to_string(), plain_error.to_string());
+    assert!(error.to_string().contains("signature"), "{error}");
 }
 
 #[test]
