@@ -9,7 +9,11 @@
 //! After the criterion groups the bench prints a ratio table measured with interleaved rounds
 //! (each round times a batch of every contender in turn; the table keeps each one's fastest
 //! batch), so that noise from other work on the machine hits every contender alike.
-//! `POI_BENCH_TABLE_ONLY=1` skips criterion and prints only the table.
+//! `POI_BENCH_TABLE_ONLY=1` skips criterion and prints only the table; `POI_BENCH_SHAPES`
+//! (`512x512x512,64x11x64`) picks shapes; `POI_BENCH_{KC,MC,NC,TASKS,MIN_PAR,ROUNDS}` override
+//! poi's blocking and threading knobs (none changes a result bit) for tuning.
+//!
+//! Run: `POI_BENCH_THREADS=1 cargo bench -p poi-repops --bench gemm` (then `=2`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -161,6 +165,8 @@ fn main() {
     cfg.kc = knob("POI_BENCH_KC", cfg.kc);
     cfg.mc = knob("POI_BENCH_MC", cfg.mc);
     cfg.nc = knob("POI_BENCH_NC", cfg.nc);
+    cfg.max_tasks = knob("POI_BENCH_TASKS", cfg.max_tasks);
+    cfg.min_parallel_fmas = knob("POI_BENCH_MIN_PAR", cfg.min_parallel_fmas);
     let rounds = knob("POI_BENCH_ROUNDS", ROUNDS);
     let table_only = std::env::var("POI_BENCH_TABLE_ONLY").is_ok_and(|v| v == "1");
     if !table_only {
