@@ -30,6 +30,12 @@ pub struct AttnDims {
 
 impl AttnDims {
     fn lens(self, op: &'static str) -> OpResult<(usize, usize)> {
+        if self.dh == 0 && self.bh > 0 && self.t > 0 {
+            return Err(OpError::Shape {
+                op,
+                detail: "head dimension 0 has no scale".into(),
+            });
+        }
         Ok((
             checked_elems(op, &[self.bh, self.t, self.dh])?,
             checked_elems(op, &[self.bh, self.t, self.t])?,
