@@ -107,29 +107,40 @@ impl Bufs {
     }
 }
 
-/// Fastest per-call time of each contender over interleaved rounds.
-fn interleaved(bufs: &mut Bufs, cfg: &GemmConfig, threads: usize, rounds: usize) -> [f64; 3] {
+/// Fastest per-call time of each contender over interleaved rounds, and the median over
+/// rounds of `poi / fastest other in the same round` (robust when the machine's load comes
+/// and goes: both sides of each ratio ran within milliseconds of each other).
+fn interleaved(
+    bufs: &mut Bufs,
+    cfg: &GemmConfig,
+    threads: usize,
+    rounds: usize,
+) -> ([f64; 3], f64) {
     let Dims { m, k, n } = bufs.dims;
     let flops = (m * k * n) as f64;
     // About 2 ms per batch at ~50 GFMA/s.
     let iters = ((1e8 / flops) as usize).clamp(1, 20_000);
     let mut best = [f64::INFINITY; 3];
+    let mut ratios = Vec::with_capacity(rounds);
     for _ in 0..2 {
         for who in CONTENDERS {
             bufs.run(who, cfg, threads);
         }
     }
     for _round in 0..rounds {
+        let mut this = [0.0; 3];
         for (slot, who) in CONTENDERS.iter().enumerate() {
             let start = Instant::now();
             for _ in 0..iters {
                 bufs.run(who, cfg, threads);
             }
-            let per = start.elapsed().as_secs_f64() / iters as f64;
-            best[slot] = best[slot].min(per);
+            this[slot] = start.elapsed().as_secs_f64() / iters as f64;
+            best[slot] = best[slot].min(this[slot]);
         }
+        ratios.push(this[0] / this[1].min(this[2]));
     }
-    best
+    ratios.sort_by(f64::total_cmp);
+    (best, ratios[ratios.len() / 2])
 }
 
 fn main() {
@@ -167,7 +178,7 @@ fn main() {
     cfg.nc = knob("POI_BENCH_NC", cfg.nc);
     cfg.max_tasks = knob("POI_BENCH_TASKS", cfg.max_tasks);
     cfg.min_parallel_fmas = knob("POI_BENCH_MIN_PAR", cfg.min_parallel_fmas);
-    let rounds = knob("POI_BENCH_ROUNDS", ROUNDS);
+    let rounds = knob("POI_BENCH_ROUNDS", ROUNDS).max(1);
     let table_only = std::env::var("POI_BENCH_TABLE_ONLY").is_ok_and(|v| v == "1");
     if !table_only {
         let mut criterion = Criterion::default()
@@ -189,24 +200,26 @@ fn main() {
         criterion.final_summary();
     }
     println!(
-        "\n{threads} thread(s), poi path {}; time per call, ratio = poi / fastest other",
+        "\n{threads} thread(s), poi path {}; fastest time per call; ratio = poi / fastest \
+         other; median = median over rounds of the same ratio within one round",
         cfg.path
     );
     println!(
-        "{:>14} {:>10} {:>10} {:>10} {:>7} {:>9}",
-        "m x k x n", "poi us", "gemm us", "mm us", "ratio", "poi GF/s"
+        "{:>14} {:>10} {:>10} {:>10} {:>7} {:>7} {:>9}",
+        "m x k x n", "poi us", "gemm us", "mm us", "ratio", "median", "poi GF/s"
     );
     for &shape in &picked {
         let mut bufs = Bufs::new(shape);
-        let [ours, gemm_t, mm_t] = interleaved(&mut bufs, &cfg, threads, rounds);
+        let ([ours, gemm_t, mm_t], median) = interleaved(&mut bufs, &cfg, threads, rounds);
         let gflops = 2.0 * (shape.0 * shape.1 * shape.2) as f64 / ours / 1e9;
         println!(
-            "{:>14} {:>10.2} {:>10.2} {:>10.2} {:>7.3} {:>9.1}",
+            "{:>14} {:>10.2} {:>10.2} {:>10.2} {:>7.3} {:>7.3} {:>9.1}",
             format!("{}x{}x{}", shape.0, shape.1, shape.2),
             ours * 1e6,
             gemm_t * 1e6,
             mm_t * 1e6,
             ours / gemm_t.min(mm_t),
+            median,
             gflops
         );
     }

@@ -137,7 +137,6 @@ fn run_with<K: Kernel>(cfg: &GemmConfig, c: &mut [f32], p: &Problem<'_>) {
         return;
     }
     let tasks = task_count(cfg, p.dims, K::MR);
-    let rows_per_task = m.div_ceil(K::MR).div_ceil(tasks) * K::MR;
     // Pack as many columns of B as fit the cap at once, so one call makes two rayon
     // dispatches (pack, compute) per strip rather than one per block.
     let nc = cfg.nc.next_multiple_of(K::NR);
@@ -161,14 +160,37 @@ fn run_with<K: Kernel>(cfg: &GemmConfig, c: &mut [f32], p: &Problem<'_>) {
             if tasks == 1 {
                 compute_rows::<K>(cfg, c, 0, p, &packed);
             } else {
-                c.par_chunks_mut(rows_per_task * n)
-                    .enumerate()
-                    .for_each(|(t, chunk)| {
-                        compute_rows::<K>(cfg, chunk, t * rows_per_task, p, &packed);
-                    });
+                split_rows(c, (m, n), K::MR, tasks)
+                    .into_par_iter()
+                    .for_each(|(row0, chunk)| compute_rows::<K>(cfg, chunk, row0, p, &packed));
             }
         }
     });
+}
+
+/// Splits the `m x n` matrix `c` into `tasks` row ranges (with their first row) whose sizes in
+/// `mr`-row tiles differ by at most one, so that equal threads finish together.
+fn split_rows(
+    c: &mut [f32],
+    (m, n): (usize, usize),
+    mr: usize,
+    tasks: usize,
+) -> Vec<(usize, &mut [f32])> {
+    let tiles = m.div_ceil(mr);
+    let (base, extra) = (tiles / tasks, tiles % tasks);
+    let mut out = Vec::with_capacity(tasks);
+    let (mut rest, mut row0) = (c, 0);
+    for t in 0..tasks {
+        let rows = ((base + usize::from(t < extra)) * mr).min(m - row0);
+        if rows == 0 {
+            break;
+        }
+        let (head, tail) = rest.split_at_mut(rows * n);
+        out.push((row0, head));
+        (rest, row0) = (tail, row0 + rows);
+    }
+    assert_eq!(row0, m, "split_rows: every row belongs to one task");
+    out
 }
 
 /// How many row tasks a call splits into (1 for small problems).
