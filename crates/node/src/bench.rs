@@ -265,11 +265,7 @@ pub fn run_ledger_bench(
         let prepared = store.prepare(height, &outcome.writes)?;
         root_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let receipts = outcome
-            .receipts
-            .iter()
-            .map(|r| (r.tx_hash, borsh::to_vec(r).expect("encodes")))
-            .collect();
+        let receipts = crate::ledger::encode_receipts(&outcome.receipts);
         let hash = *blake3::hash(&height.to_le_bytes()).as_bytes();
         store.commit(
             prepared,

@@ -684,11 +684,7 @@ impl Ledger {
             outcome,
             prepared,
         } = pending;
-        let receipts: Vec<([u8; 32], Vec<u8>)> = outcome
-            .receipts
-            .iter()
-            .map(|r| (r.tx_hash, borsh::to_vec(r).expect("encodes")))
-            .collect();
+        let receipts = encode_receipts(&outcome.receipts);
         let stored = StoredBlock {
             block,
             block_events: outcome.block_events.clone(),
@@ -790,6 +786,15 @@ impl Ledger {
                 .map_err(|e| NodeError::Corrupt(format!("receipt: {e}"))),
         }
     }
+}
+
+/// Borsh-encodes receipts for the store, on all cores.
+pub(crate) fn encode_receipts(receipts: &[Receipt]) -> Vec<(TxHash, Vec<u8>)> {
+    use rayon::prelude::*;
+    receipts
+        .par_iter()
+        .map(|r| (r.tx_hash, borsh::to_vec(r).expect("encodes")))
+        .collect()
 }
 
 #[cfg(test)]
