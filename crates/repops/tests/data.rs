@@ -27,7 +27,7 @@ const SHIPPED_IDS: [(&str, &str); 4] = [
     ),
     (
         "diabetes",
-        "797e0393d152342781812577979beaf024e678ead3c749cf5f612289dfff679f",
+        "e937a1a7c91c935816a32b1d24e5b20cd69f545e9f39a1609546edd571b5a9c0",
     ),
     (
         "liber-primus",
@@ -97,8 +97,8 @@ fn shipped_tables_have_expected_shapes_and_deterministic_disjoint_splits() {
     check_split(&wine, 1599, 11, 6);
     assert_eq!(wine.eval.len(), 347);
     let diabetes = poi_repops::data::diabetes().unwrap();
-    check_split(&diabetes, 442, 10, 2);
-    assert_eq!(diabetes.eval.len(), 92);
+    check_split(&diabetes, 441, 10, 2);
+    assert_eq!(diabetes.eval.len(), 91);
     assert!(diabetes.train.targets.is_some() && diabetes.standardizer.target.is_some());
     assert!(iris.train.targets.is_none());
 
@@ -128,16 +128,15 @@ fn shipped_tables_have_expected_shapes_and_deterministic_disjoint_splits() {
 }
 
 #[test]
-fn diabetes_has_all_442_patients_and_an_above_median_label() {
+fn diabetes_has_every_shipped_patient_and_an_above_median_label() {
     let table = TabularDataset::from_dataset(&shipped_dataset("diabetes").unwrap()).unwrap();
     let targets = table.targets.as_ref().unwrap();
-    assert_eq!(targets.len(), 442);
-    // Patient 0 (which linfa-datasets 0.8 drops) is back, in first place.
-    assert_eq!(targets[..3], [151.0, 75.0, 141.0]);
-    assert_eq!(table.row(0)[0], 3.807_590_6e-2);
+    assert_eq!(targets.len(), 441);
+    // The rows come exactly as linfa-datasets 0.8 ships them (it drops the original patient 0).
+    assert_eq!(targets[..3], [75.0, 141.0, 206.0]);
     let mut sorted: Vec<f64> = targets.iter().map(|&t| t.into()).collect();
     sorted.sort_by(f64::total_cmp);
-    let median = (sorted[220] + sorted[221]) / 2.0;
+    let median = sorted[220];
     for (&label, &target) in table.labels.iter().zip(targets) {
         assert!((25.0..=346.0).contains(&target));
         assert_eq!(label, u32::from(f64::from(target) > median));
