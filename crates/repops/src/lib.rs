@@ -12,12 +12,20 @@
 //! - [`optim`]: SGD with momentum and AdamW.
 //! - [`data`]: real datasets shipped in crates, the sharded dataset format, splits.
 //! - [`commit`]: step digests, Merkle commitments, checkpoints and their proofs.
+//! - [`model`]: the MLP classifier and the character transformer LM.
+//! - [`exec`], [`meter`], [`trace`]: metered operator calls, operator traces, re-execution.
+//! - [`train`]: job specs, the committed training loop, checkpoints and replay.
 
 pub mod backend;
 pub mod commit;
 pub mod data;
+pub mod exec;
 pub mod gemm;
 pub mod kernels;
+pub mod meter;
+pub mod model;
 pub mod optim;
 pub mod rng;
 pub mod tensor;
+pub mod trace;
+pub mod train;
