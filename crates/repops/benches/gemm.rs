@@ -13,7 +13,7 @@
 //! (`512x512x512,64x11x64`) picks shapes; `POI_BENCH_{KC,MC,NC,TASKS,MIN_PAR,ROUNDS}` override
 //! poi's blocking and threading knobs (none changes a result bit) for tuning.
 //!
-//! Run: `POI_BENCH_THREADS=1 cargo bench -p poi-repops --bench gemm` (then `=2`).
+//! Run: `POI_BENCH_THREADS=1 cargo bench -p poi-repops --features compare --bench gemm` (then `=2`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
