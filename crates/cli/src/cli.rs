@@ -56,6 +56,136 @@ pub(crate) enum Command {
     /// Measure this machine.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Reproducible AI work on local files: train, evaluate, infer, replay, verify.
+    #[command(subcommand)]
+    Work(WorkCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkCmd {
+    /// Train a model, committing to every step (root, checkpoints, summary in --out).
+    ///
+    /// Threads come from $POI_THREADS (default: every core); the results do not depend on it.
+    Train(TrainArgs),
+    /// Evaluate a checkpoint of a job directory on the held-out split.
+    Eval {
+        /// Job directory written by `poi work train`.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Checkpoint step to evaluate [default: the last step].
+        #[arg(long)]
+        step: Option<u64>,
+    },
+    /// Classify feature rows (mlp) or generate text (charlm) from a checkpoint.
+    Infer(InferArgs),
+    /// Re-run a committed segment from a saved checkpoint and compare every step digest.
+    ///
+    /// Exits non-zero when a digest differs or the checkpoint does not match the commitment.
+    Replay {
+        /// Job directory written by `poi work train`.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Step of the checkpoint to start from (0, a multiple of the checkpoint interval, or
+        /// the last step).
+        #[arg(long)]
+        from: u64,
+        /// Steps to re-execute.
+        #[arg(long)]
+        steps: u64,
+    },
+    /// Verify a segment as a validator: checkpoint, spec, committed digests and root.
+    ///
+    /// Exits non-zero when anything does not match the commitment.
+    VerifySegment {
+        /// Checkpoint file the segment starts from.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// Job spec (job.json).
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+        /// Committed step digests (digests.json).
+        #[arg(long, value_name = "FILE")]
+        digests: PathBuf,
+        /// The committed Merkle root (64 hex digits) [default: the root in --digests].
+        #[arg(long, value_name = "HEX")]
+        root: Option<String>,
+        /// Steps to re-execute.
+        #[arg(long)]
+        steps: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    /// Model: mlp (classifier) or charlm (character transformer).
+    #[arg(long, value_parser = ["mlp", "charlm"])]
+    pub(crate) model: String,
+    /// Shipped dataset: winequality, iris, diabetes (mlp) or liber-primus (charlm).
+    ///
+    /// Defaults to winequality for mlp and liber-primus for charlm.
+    #[arg(long)]
+    pub(crate) dataset: Option<String>,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) steps: u64,
+    /// Seed of initialisation and data order.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Job directory to write (created; earlier checkpoints there are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Rows (mlp) or windows (charlm) per step [default: 32 for mlp, 16 for charlm].
+    #[arg(long)]
+    pub(crate) batch: Option<u32>,
+    /// Learning rate [default: 3e-3].
+    #[arg(long)]
+    pub(crate) lr: Option<f32>,
+    /// Optimizer: adamw or sgd (with --momentum).
+    #[arg(long, default_value = "adamw", value_parser = ["adamw", "sgd"])]
+    pub(crate) optimizer: String,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub(crate) momentum: f32,
+    /// Steps between checkpoints (step 0 and the last are always saved).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) checkpoint_every: u64,
+    /// MLP hidden widths, comma separated [default: 64,64].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) hidden: Vec<u32>,
+    /// Transformer width [default: 64].
+    #[arg(long)]
+    pub(crate) d_model: Option<u32>,
+    /// Transformer blocks [default: 2].
+    #[arg(long)]
+    pub(crate) layers: Option<u32>,
+    /// Attention heads [default: 4].
+    #[arg(long)]
+    pub(crate) heads: Option<u32>,
+    /// Context length in characters [default: 64].
+    #[arg(long)]
+    pub(crate) context: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InferArgs {
+    /// Job directory written by `poi work train`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Checkpoint step to use [default: the last step].
+    #[arg(long)]
+    pub(crate) step: Option<u64>,
+    /// A row of raw feature values, comma separated (mlp; repeatable).
+    #[arg(long, value_name = "VALUES")]
+    pub(crate) row: Vec<String>,
+    /// Text to continue (charlm).
+    #[arg(long)]
+    pub(crate) prompt: Option<String>,
+    /// Characters to generate (charlm).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) tokens: u32,
+    /// Sample with this seed instead of decoding greedily (charlm).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

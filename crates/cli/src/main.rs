@@ -11,6 +11,7 @@ mod cmd_keys;
 mod cmd_node;
 mod cmd_query;
 mod cmd_tx;
+mod cmd_work;
 pub mod keystore;
 mod output;
 
@@ -45,6 +46,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Node(cmd) => cmd_node::run_node(&global, cmd),
         cli::Command::Devnet(cmd) => cmd_node::run_devnet(&global, cmd),
         cli::Command::Bench(cmd) => cmd_bench::run(&global, cmd),
+        cli::Command::Work(cmd) => cmd_work::run(&global, cmd),
     }
 }
 

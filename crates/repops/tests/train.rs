@@ -96,18 +96,28 @@ fn small_charlm_beats_the_unigram_baseline() {
     assert!(ppl < 0.8 * unigram, "perplexity {ppl} vs unigram {unigram}");
 }
 
-/// The acceptance run: the default char LM for 300 steps (about 20 s in release).
+/// The acceptance runs: the default MLP and char LM for 300 steps, with replay of one
+/// segment (`cargo test --release -p poi-repops --test train -- --ignored --nocapture`
+/// prints the summaries).
 #[test]
-#[ignore = "slow: the full 300-step char LM run"]
-fn default_charlm_falls_well_below_the_unigram_baseline() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = train_in(
-        &JobSpec::default_for("charlm", None, 300, 1).unwrap(),
-        2,
-        dir.path(),
-    );
-    let (ppl, unigram) = (s.eval_perplexity.unwrap(), s.unigram_perplexity.unwrap());
-    assert!(ppl < 0.6 * unigram, "perplexity {ppl} vs unigram {unigram}");
+#[ignore = "slow: the full 300-step acceptance runs"]
+fn acceptance_runs_learn_and_replay() {
+    for model in ["mlp", "charlm"] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = JobSpec::default_for(model, None, 300, 1).unwrap();
+        let s = train_in(&spec, 2, dir.path());
+        println!("{}", serde_json::to_string_pretty(&s).unwrap());
+        let replay = train::with_threads(2, || train::replay(dir.path(), 100, 100, &CpuBackend));
+        let replay = replay.unwrap().unwrap();
+        println!("replay {model} 100..200: {replay:?}");
+        assert!(replay.ok);
+        if model == "charlm" {
+            let (ppl, unigram) = (s.eval_perplexity.unwrap(), s.unigram_perplexity.unwrap());
+            assert!(ppl < 0.6 * unigram, "perplexity {ppl} vs unigram {unigram}");
+        } else {
+            assert!(s.eval_accuracy.unwrap() > 0.55);
+        }
+    }
 }
 
 #[test]
