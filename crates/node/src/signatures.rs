@@ -64,11 +64,6 @@ impl SignaturePool {
             Ok((txs, verdicts))
         })
     }
-
-    /// Threads in the pool.
-    pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
-    }
 }
 
 #[cfg(target_os = "linux")]
