@@ -54,7 +54,11 @@ pub(crate) fn run(global: &Global, cmd: BenchCmd) -> anyhow::Result<()> {
             println!("    waiting for it  {:>10.1} ms", report.wait_ms);
             println!("    execute         {:>10.1} ms", report.execute_ms);
             println!("    state root      {:>10.1} ms", report.root_ms);
-            println!("    commit (fsync)  {:>10.1} ms", report.commit_ms);
+            println!(
+                "    commit (fsync)  {:>10.1} ms  (commit thread, overlaps the next block)",
+                report.commit_ms
+            );
+            println!("    waiting for it  {:>10.1} ms", report.commit_wait_ms);
             println!("ed25519 verification (the limit for signed transactions):");
             println!(
                 "  one core          {:>10.0} signatures/s",

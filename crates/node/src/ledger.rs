@@ -5,11 +5,13 @@
 //! [`Ledger::finalize`]; the API reads through [`Ledger::store`] and submits through
 //! [`Ledger::submit`].
 //!
-//! Invariants: a block is executed only on top of the committed tip (its parent), so its prepared
-//! state root is valid exactly when it is finalized next; blocks are committed in height order,
-//! each in one store transaction; every proposed block is written to disk (`proposals/`) before its
-//! digest is handed to consensus, so a restarted node can re-execute a block that consensus
-//! notarized before the crash.
+//! Invariants: a block is executed only on top of the head (its parent: the newest finalized
+//! block, durable or still being written, see [`crate::head`]), so its prepared state root is
+//! valid exactly when it is finalized next; blocks are committed in height order, each in one
+//! store transaction, and one commit lands before the next starts; the tip that clients see
+//! (and events, receipts, mempool pruning) moves only once a commit is durable; every proposed
+//! block is written to disk (`proposals/`) before its digest is handed to consensus, so a
+//! restarted node can re-execute a block that consensus notarized or finalized before the crash.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ use poi_core::state::{self, StateReader, WriteSet};
 use poi_core::tx::{Prechecks, Tx, TxHash};
 use std::sync::mpsc;
 
+use crate::head::{HeadView, InFlight};
 use crate::signatures::SignaturePool;
 use poi_store::{BlockCommit, Committed, Prepared, Store};
 use tokio::sync::{broadcast, watch};
@@ -75,7 +78,7 @@ impl StateReader for SnapshotState {
     }
 }
 
-/// A block executed on the tip, waiting for finality.
+/// A block executed on the head, waiting for finality.
 struct Pending {
     block: Block,
     outcome: BlockOutcome,
@@ -90,12 +93,26 @@ pub struct Ledger {
     mempool: Mutex<Mempool>,
     pending: Mutex<BTreeMap<BlockHash, Pending>>,
     proposals_dir: PathBuf,
+    /// The newest durable block.
     tip: watch::Sender<Committed>,
+    /// The newest finalized block: the tip, or the block in flight above it.
+    head: watch::Sender<Committed>,
+    /// The finalized block being written, if any; set and cleared together with `head`.
+    in_flight: Mutex<Option<Arc<InFlight>>>,
+    /// The thread writing `in_flight`; whoever takes it lands the block.
+    landing: Mutex<Option<std::thread::JoinHandle<Result<Landed>>>>,
     events: broadcast::Sender<ChainEvent>,
     metrics: Metrics,
     signatures: SignaturePool,
     /// Signature checks of received blocks, started on arrival: `(height, result)`.
     prechecks: Mutex<BTreeMap<BlockHash, (u64, mpsc::Receiver<Prechecks>)>>,
+}
+
+/// What a background commit hands back for acknowledging the block.
+struct Landed {
+    stored: StoredBlock,
+    receipts: Vec<Receipt>,
+    committed: Committed,
 }
 
 fn now_ms() -> u64 {
@@ -130,6 +147,7 @@ impl Ledger {
             )));
         }
         let (tip, _) = watch::channel(latest);
+        let (head, _) = watch::channel(latest);
         let (events, _) = broadcast::channel(4096);
         metrics
             .height
@@ -142,6 +160,9 @@ impl Ledger {
             pending: Mutex::new(BTreeMap::new()),
             proposals_dir,
             tip,
+            head,
+            in_flight: Mutex::new(None),
+            landing: Mutex::new(None),
             events,
             metrics,
             signatures: SignaturePool::new()
@@ -176,7 +197,7 @@ impl Ledger {
         let hash = stored.block.hash();
         let bytes = borsh::to_vec(&stored).expect("encodes");
         Ok(store.commit(
-            prepared,
+            &prepared,
             BlockCommit {
                 height: 0,
                 hash,
@@ -214,6 +235,44 @@ impl Ledger {
     /// Watches the committed tip.
     pub fn watch_tip(&self) -> watch::Receiver<Committed> {
         self.tip.subscribe()
+    }
+
+    /// The newest finalized block: the tip, or the block above it whose commit is running.
+    /// Consensus builds on it.
+    pub fn head(&self) -> Committed {
+        *self.head.borrow()
+    }
+
+    /// Watches the head.
+    pub fn watch_head(&self) -> watch::Receiver<Committed> {
+        self.head.subscribe()
+    }
+
+    /// State as of the head, for executing its child.
+    pub fn head_view(&self) -> Result<HeadView> {
+        // Under the lock no commit starts or finishes landing, so the snapshot holds the tip
+        // or (once the in-flight block landed) the in-flight block, both correct under it.
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = self.snapshot()?;
+        let head = in_flight
+            .as_ref()
+            .map_or_else(|| self.tip(), |block| block.committed);
+        Ok(HeadView {
+            head,
+            in_flight: in_flight.clone(),
+            snapshot,
+        })
+    }
+
+    /// The header of the head block.
+    fn head_header(&self, view: &HeadView) -> Result<BlockHeader> {
+        if let Some(header) = view.in_flight_header() {
+            return Ok(header.clone());
+        }
+        Ok(Self::read_block(&self.store, view.head().height)?
+            .ok_or_else(|| NodeError::Corrupt(format!("tip block {} missing", view.head().height)))?
+            .block
+            .header)
     }
 
     /// Subscribes to committed-block events.
@@ -291,17 +350,16 @@ impl Ledger {
         Ok(hash)
     }
 
-    /// Builds a block on the committed tip (which must be `parent`), executes it, prepares its
-    /// state root and writes it to `proposals/`. Returns the block hash.
+    /// Builds a block on the head (which must be `parent`), executes it, prepares its state
+    /// root and writes it to `proposals/`. Returns the block hash.
     pub fn build_block(&self, parent: BlockHash, proposer: Address) -> Result<BlockHash> {
-        let tip = self.tip();
-        if tip.block_hash != parent {
+        let state = self.head_view()?;
+        if !state.is(&parent) {
             return self.build_empty_on_pending(parent, proposer);
         }
-        let parent_block = Self::read_block(&self.store, tip.height)?
-            .ok_or_else(|| NodeError::Corrupt(format!("tip block {} missing", tip.height)))?;
-        let params = self.params()?;
-        let state = self.snapshot()?;
+        let parent_header = self.head_header(&state)?;
+        let params: Params = state::read_borsh(&state, poi_core::params::PARAMS_KEY)?
+            .ok_or_else(|| NodeError::Corrupt("params missing".into()))?;
         let candidates = self
             .mempool()
             .select(params.block_txs_max as usize, |sender| {
@@ -310,8 +368,8 @@ impl Ledger {
                     .flatten()
                     .map_or(0, |a| a.nonce)
             });
-        let height = tip.height + 1;
-        let timestamp_ms = now_ms().max(parent_block.block.header.timestamp_ms);
+        let height = state.head().height + 1;
+        let timestamp_ms = now_ms().max(parent_header.timestamp_ms);
         let ctx = poi_core::block::BlockContext {
             height,
             timestamp_ms,
@@ -330,7 +388,7 @@ impl Ledger {
                 mempool.remove(hash);
             }
         }
-        let prepared = self.store.prepare(height, &outcome.writes)?;
+        let prepared = state.prepare(&self.store, height, &outcome.writes)?;
         let header = BlockHeader {
             chain_id: self.genesis.chain_id.clone(),
             height,
@@ -378,10 +436,15 @@ impl Ledger {
         if let Some(p) = self.pending().get(hash) {
             return Ok((p.block.header.clone(), p.outcome.writes.clone()));
         }
+        let view = self.head_view()?;
+        if view.is(hash) {
+            // The head's writes are already in the head view that children execute on.
+            return Ok((self.head_header(&view)?, WriteSet::new()));
+        }
         let bytes = std::fs::read(self.proposal_path(hash))
             .map_err(|_| NodeError::UnknownBlock(hex::encode(hash)))?;
         let block = Block::decode(&bytes).map_err(|e| NodeError::Corrupt(e.to_string()))?;
-        if block.header.parent_hash == self.tip().block_hash {
+        if view.is(&block.header.parent_hash) {
             let pending = self.execute_received(block, hash)?;
             let executed = (pending.block.header.clone(), pending.outcome.writes.clone());
             self.pending().insert(*hash, pending);
@@ -447,8 +510,8 @@ impl Ledger {
             timestamp_ms,
             proposer,
         };
-        let store_state = self.snapshot()?;
-        let layered = state::Layered::new(&store_state, &parent_writes);
+        let head_state = self.head_view()?;
+        let layered = state::Layered::new(&head_state, &parent_writes);
         let outcome = self
             .chain
             .execute_block(&layered, &ctx, vec![], Mode::Build)?;
@@ -567,19 +630,18 @@ impl Ledger {
         if block.hash() != *hash {
             return Err(invalid("hash does not match".into()));
         }
-        let tip = self.tip();
+        let state = self.head_view()?;
         let header = &block.header;
-        if header.parent_hash != tip.block_hash || header.height != tip.height + 1 {
+        if !state.is(&header.parent_hash) || header.height != state.head().height + 1 {
             return Err(NodeError::NotOnTip {
                 parent: hex::encode(header.parent_hash),
             });
         }
-        let parent = Self::read_block(&self.store, tip.height)?
-            .ok_or_else(|| NodeError::Corrupt("tip block missing".into()))?;
+        let parent = self.head_header(&state)?;
         if header.chain_id != self.genesis.chain_id {
             return Err(invalid(format!("chain id {:?}", header.chain_id)));
         }
-        if header.timestamp_ms < parent.block.header.timestamp_ms
+        if header.timestamp_ms < parent.timestamp_ms
             || header.timestamp_ms > now_ms().saturating_add(CLOCK_DRIFT_MAX_MS)
         {
             return Err(invalid(format!(
@@ -598,7 +660,7 @@ impl Ledger {
             .filter(|checks| checks.len() == block.txs.len())
             .unwrap_or_else(|| self.signatures.verify(&block.txs));
         let outcome = match self.chain.execute_verified_block(
-            &self.snapshot()?,
+            &state,
             &header.context(),
             block.txs.clone(),
             prechecks,
@@ -612,7 +674,7 @@ impl Ledger {
         if block::events_root(&outcome.receipts, &outcome.block_events) != header.events_root {
             return Err(invalid("events root mismatch".into()));
         }
-        let prepared = self.store.prepare(header.height, &outcome.writes)?;
+        let prepared = state.prepare(&self.store, header.height, &outcome.writes)?;
         if prepared.state_root() != header.state_root {
             return Err(invalid("state root mismatch".into()));
         }
@@ -623,14 +685,22 @@ impl Ledger {
         })
     }
 
-    /// Commits the finalized block `hash` (and any uncommitted ancestors we hold). Idempotent:
-    /// finalizations replayed after a restart are ignored.
+    /// Commits the finalized block `hash` (and any uncommitted ancestors we hold) and waits
+    /// until it is durable. Idempotent: finalizations replayed after a restart are ignored.
     pub fn finalize(&self, hash: &BlockHash) -> Result<()> {
-        if self.store.height_by_block_hash(hash)?.is_some() {
+        self.finalize_in_background(hash)?;
+        self.land()
+    }
+
+    /// Like [`Ledger::finalize`], but returns once the last commit has started: the head moves
+    /// to `hash` at once, so its child can be built while it is written. Call [`Ledger::land`]
+    /// (on another thread) to acknowledge it once durable; the next finalization lands it too.
+    pub fn finalize_in_background(&self, hash: &BlockHash) -> Result<()> {
+        if self.head().block_hash == *hash || self.store.height_by_block_hash(hash)?.is_some() {
             return Ok(());
         }
-        // Walk back to the tip through blocks we hold.
-        let tip = self.tip();
+        // Walk back to the head through blocks we hold.
+        let head = self.head();
         let mut chain = vec![*hash];
         loop {
             let last = *chain.last().expect("non-empty");
@@ -644,12 +714,12 @@ impl Ledger {
                         .header
                 }
             };
-            if header.parent_hash == tip.block_hash {
+            if header.parent_hash == head.block_hash {
                 break;
             }
-            if header.height <= tip.height + 1 {
+            if header.height <= head.height + 1 {
                 return Err(NodeError::Halt(format!(
-                    "finalized block {} at height {} does not extend our tip",
+                    "finalized block {} at height {} does not extend our head",
                     hex::encode(last),
                     header.height
                 )));
@@ -657,12 +727,41 @@ impl Ledger {
             chain.push(header.parent_hash);
         }
         for hash in chain.iter().rev() {
-            self.commit_one(hash)?;
+            self.start_commit(hash)?;
         }
         Ok(())
     }
 
-    fn commit_one(&self, hash: &BlockHash) -> Result<()> {
+    /// Waits for the block in flight (if any) to be durable, then acknowledges it: tip,
+    /// events, mempool. An error here is a storage fault: the node must stop.
+    pub fn land(&self) -> Result<()> {
+        // Held while joining: a second caller waits until the block has landed.
+        let mut landing = self.landing.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(thread) = landing.take() else {
+            return Ok(());
+        };
+        let landed = thread
+            .join()
+            .map_err(|_| NodeError::Halt("the commit thread panicked".into()))??;
+        assert_eq!(
+            landed.committed.state_root, landed.stored.block.header.state_root,
+            "store root differs from header"
+        );
+        self.after_commit(&landed.stored, &landed.receipts, landed.committed);
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if in_flight
+            .as_ref()
+            .is_some_and(|block| block.committed == landed.committed)
+        {
+            *in_flight = None;
+        }
+        Ok(())
+    }
+
+    /// Lands the previous commit, then starts committing `hash`, a child of the tip, on a
+    /// background thread.
+    fn start_commit(&self, hash: &BlockHash) -> Result<()> {
+        self.land()?;
         let pending = self.pending().remove(hash);
         let pending = match pending {
             Some(p) if p.prepared.height() == self.tip().height + 1 => p,
@@ -681,30 +780,52 @@ impl Ledger {
         };
         let Pending {
             block,
-            outcome,
+            mut outcome,
             prepared,
         } = pending;
-        let receipts = encode_receipts(&outcome.receipts);
-        let stored = StoredBlock {
-            block,
-            block_events: outcome.block_events.clone(),
-        };
-        let header = stored.block.header.clone();
-        let bytes = borsh::to_vec(&stored).expect("encodes");
-        let committed = self.store.commit(
-            prepared,
-            BlockCommit {
+        let header = block.header.clone();
+        let in_flight = Arc::new(InFlight {
+            committed: Committed {
                 height: header.height,
-                hash: *hash,
-                bytes,
-                txs: receipts,
+                state_root: header.state_root,
+                block_hash: *hash,
             },
-        )?;
-        assert_eq!(
-            committed.state_root, header.state_root,
-            "store root differs from header"
-        );
-        self.after_commit(&stored, &outcome.receipts, committed);
+            header,
+            writes: std::mem::take(&mut outcome.writes),
+            prepared,
+        });
+        let store = Arc::clone(&self.store);
+        let writing = Arc::clone(&in_flight);
+        let hash = *hash;
+        let thread = std::thread::Builder::new()
+            .name("poi-commit".into())
+            .spawn(move || -> Result<Landed> {
+                let receipts = encode_receipts(&outcome.receipts);
+                let stored = StoredBlock {
+                    block,
+                    block_events: outcome.block_events.clone(),
+                };
+                let bytes = borsh::to_vec(&stored).expect("encodes");
+                let committed = store.commit(
+                    &writing.prepared,
+                    BlockCommit {
+                        height: stored.block.header.height,
+                        hash,
+                        bytes,
+                        txs: receipts,
+                    },
+                )?;
+                Ok(Landed {
+                    stored,
+                    receipts: outcome.receipts,
+                    committed,
+                })
+            })
+            .map_err(|e| NodeError::io("start the commit thread", &self.proposals_dir, e))?;
+        let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        self.head.send_replace(in_flight.committed);
+        *slot = Some(in_flight);
+        *self.landing.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         Ok(())
     }
 
@@ -784,6 +905,15 @@ impl Ledger {
             Some(record) => borsh::from_slice(&record.bytes)
                 .map(Some)
                 .map_err(|e| NodeError::Corrupt(format!("receipt: {e}"))),
+        }
+    }
+}
+
+impl Drop for Ledger {
+    /// A graceful stop lands the block in flight, so a restart need not re-execute it.
+    fn drop(&mut self) {
+        if let Err(error) = self.land() {
+            tracing::error!(%error, "the last finalized block did not commit");
         }
     }
 }
@@ -888,6 +1018,57 @@ mod tests {
                     .collect();
                 prop_assert_eq!(produce(&first, &txs), produce(&second, &txs));
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        /// A proposer that builds each block while its parent's commit is still running, and a
+        /// validator that verifies and finalizes those blocks the same way, reach the same
+        /// state root at every height as a node that commits before building.
+        #[test]
+        fn blocks_built_over_a_commit_in_flight_match_sequential_ones(
+            blocks in proptest::collection::vec(
+                proptest::collection::vec(
+                    (1u8..=4, 0u64..4, 1u8..=4, 0u128..600_000, 0u128..8_000, proptest::bool::weighted(0.1)),
+                    0..8,
+                ),
+                2..5,
+            )
+        ) {
+            let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+            let (sequential, proposer, validator) =
+                (open(dirs[0].path()), open(dirs[1].path()), open(dirs[2].path()));
+            let me = Address::from_public_key(&key(100).verifying_key());
+            for ops in &blocks {
+                let txs: Vec<Vec<u8>> = ops
+                    .iter()
+                    .map(|(f, n, t, amount, fee, bad)| transfer(*f, *n, *t, *amount, *fee, *bad))
+                    .collect();
+                produce(&sequential, &txs);
+                for tx in &txs {
+                    let _ = proposer.submit(tx);
+                }
+                let hash = proposer.build_block(proposer.head().block_hash, me).unwrap();
+                proposer.finalize_in_background(&hash).unwrap();
+                prop_assert_eq!(proposer.head().block_hash, hash);
+                let bytes = proposer.block_bytes(&hash).unwrap().unwrap();
+                validator.receive_block(&bytes).unwrap();
+                prop_assert!(validator.verify_block(&hash).unwrap());
+                validator.finalize_in_background(&hash).unwrap();
+            }
+            proposer.land().unwrap();
+            validator.land().unwrap();
+            let tip = sequential.tip();
+            prop_assert_eq!(proposer.tip(), validator.tip());
+            prop_assert_eq!(proposer.tip().height, tip.height);
+            for height in 1..=tip.height {
+                let root = sequential.store().root_at(height).unwrap();
+                prop_assert_eq!(proposer.store().root_at(height).unwrap(), root);
+                prop_assert_eq!(validator.store().root_at(height).unwrap(), root);
+            }
+            let audit = proposer.chain().audit(&proposer.snapshot().unwrap());
+            prop_assert!(audit.is_ok(), "supply audit failed: {:?}", audit);
         }
     }
 

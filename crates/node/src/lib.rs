@@ -11,6 +11,7 @@ pub mod bench;
 pub mod consensus;
 pub mod error;
 pub mod events;
+pub mod head;
 pub mod home;
 pub mod ledger;
 pub mod mempool;

@@ -49,10 +49,10 @@ impl LedgerApp {
         })
     }
 
-    /// Waits until `parent` is the committed tip. False if it never will be (an older block)
-    /// or it takes longer than [`PARENT_WAIT_MAX`].
-    async fn parent_is_tip(&self, parent: BlockDigest) -> bool {
-        let mut tip = self.ledger.watch_tip();
+    /// Waits until `parent` is the head (finalized; its commit may still be running). False if
+    /// it never will be (an older block) or it takes longer than [`PARENT_WAIT_MAX`].
+    async fn parent_is_head(&self, parent: BlockDigest) -> bool {
+        let mut tip = self.ledger.watch_head();
         let wait = async {
             loop {
                 let current: Committed = *tip.borrow_and_update();
@@ -93,7 +93,7 @@ impl Application for LedgerApp {
     }
 
     async fn propose(&self, parent: BlockDigest, view: u64) -> Option<BlockDigest> {
-        if !self.parent_is_tip(parent).await {
+        if !self.parent_is_head(parent).await {
             let committed = self
                 .ledger
                 .store()
@@ -124,7 +124,7 @@ impl Application for LedgerApp {
     async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
         // A block on a parent that is not final yet is checked by verify_block (only an empty
         // block can be); one on an older committed block is refused there.
-        let _ = self.parent_is_tip(parent).await;
+        let _ = self.parent_is_head(parent).await;
         let ledger = Arc::clone(&self.ledger);
         loop {
             let ledger = Arc::clone(&ledger);
@@ -162,14 +162,26 @@ impl Application for LedgerApp {
 
     async fn finalized(&self, digest: BlockDigest) {
         let ledger = Arc::clone(&self.ledger);
-        match tokio::task::spawn_blocking(move || ledger.finalize(&digest)).await {
+        match tokio::task::spawn_blocking(move || ledger.finalize_in_background(&digest)).await {
             Ok(Ok(())) => {}
-            Ok(Err(NodeError::Halt(reason))) => self.halt(reason),
+            Ok(Err(NodeError::Halt(reason))) => return self.halt(reason),
             Ok(Err(error)) => {
-                tracing::error!(%error, block = %hex::encode(digest), "cannot commit finalized block")
+                tracing::error!(%error, block = %hex::encode(digest), "cannot commit finalized block");
+                return;
             }
-            Err(error) => self.halt(format!("commit panicked: {error}")),
+            Err(error) => return self.halt(format!("commit panicked: {error}")),
         }
+        // The commit runs on its own thread while consensus moves on (the next block executes
+        // over it); acknowledge it once durable. A failed commit is a storage fault: stop.
+        let app = self.clone();
+        tokio::spawn(async move {
+            let ledger = Arc::clone(&app.ledger);
+            match tokio::task::spawn_blocking(move || ledger.land()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => app.halt(format!("cannot commit a finalized block: {error}")),
+                Err(error) => app.halt(format!("commit panicked: {error}")),
+            }
+        });
     }
 }
 

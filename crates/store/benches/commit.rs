@@ -93,14 +93,14 @@ fn setup(dir: &tempfile::TempDir, state: &mut u64) -> Store {
         .map(|index| (account_key(index), Some(balance(state))))
         .collect();
     let prepared = store.prepare(0, &genesis).expect("prepare genesis");
-    store.commit(prepared, block(0)).expect("commit genesis");
+    store.commit(&prepared, block(0)).expect("commit genesis");
     // Fill the history window, so that the measured commits prune.
     let warm_heights = HISTORY_HEIGHTS + StoreOptions::default().prune_interval_heights;
     for height in 1..=warm_heights {
         let prepared = store
             .prepare(height, &random_updates(state))
             .expect("prepare");
-        store.commit(prepared, block(height)).expect("commit");
+        store.commit(&prepared, block(height)).expect("commit");
     }
     store
 }
@@ -125,7 +125,7 @@ fn bench_commit(c: &mut Criterion) {
                 let height = store.latest().expect("genesis").height + 1;
                 let start = Instant::now();
                 let prepared = store.prepare(height, &writes).expect("prepare");
-                black_box(store.commit(prepared, block(height)).expect("commit"));
+                black_box(store.commit(&prepared, block(height)).expect("commit"));
                 total += start.elapsed();
             }
             total
@@ -140,7 +140,7 @@ fn bench_commit(c: &mut Criterion) {
                 let block = full_block(height, &mut state);
                 let start = Instant::now();
                 let prepared = store.prepare(height, &writes).expect("prepare");
-                black_box(store.commit(prepared, block).expect("commit"));
+                black_box(store.commit(&prepared, block).expect("commit"));
                 total += start.elapsed();
             }
             total

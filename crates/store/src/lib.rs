@@ -43,7 +43,7 @@
 //! let writes = BTreeMap::from([(b"alice".to_vec(), Some(b"10".to_vec()))]);
 //! let prepared = store.prepare(0, &writes)?;
 //! let block = BlockCommit { height: 0, hash: [1; 32], bytes: vec![], txs: vec![] };
-//! let committed = store.commit(prepared, block)?;
+//! let committed = store.commit(&prepared, block)?;
 //! let (value, proof) = store.get_with_proof(b"alice", 0)?;
 //! verify_proof(committed.state_root, b"alice", value.as_deref(), &proof)?;
 //! # Ok(())

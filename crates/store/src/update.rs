@@ -57,8 +57,13 @@ const LEAF_HEADER_BYTES: usize = 1 + 32 + 32;
 
 /// Applies `writes` (sorted by key hash, one per key) to the tree of version `base` (`None`:
 /// empty tree) and returns version `version`.
+///
+/// `pending` is the update of version `base` when it is not committed yet: its nodes are read
+/// from it before `table` (which may or may not hold them, depending on whether the commit
+/// landed while this ran; both hold the same bytes).
 pub(crate) fn apply(
     table: &ReadOnlyTable<&'static [u8], &'static [u8]>,
+    pending: Option<&TreeUpdate>,
     base: Option<u64>,
     version: u64,
     writes: &[Write<'_>],
@@ -70,6 +75,7 @@ pub(crate) fn apply(
     );
     let mut updater = Updater {
         table,
+        pending,
         version,
         path: [0; NIBBLES_MAX],
         records: Vec::with_capacity(writes.len() * 512),
@@ -109,7 +115,22 @@ struct ChildRef {
 /// A leaf value: new from the block, or read from the leaf's old record.
 enum LeafValue<'w> {
     New(&'w [u8]),
-    Old(AccessGuard<'static, &'static [u8]>),
+    Old(Record<'w>),
+}
+
+/// A node record of an earlier version: in redb, or in the uncommitted update of the parent.
+enum Record<'w> {
+    Stored(AccessGuard<'static, &'static [u8]>),
+    Pending(&'w [u8]),
+}
+
+impl Record<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Record::Stored(guard) => guard.value(),
+            Record::Pending(bytes) => bytes,
+        }
+    }
 }
 
 /// A leaf whose place is not decided yet: a parent may still hoist it.
@@ -123,7 +144,7 @@ impl Leaf<'_> {
     fn value(&self) -> &[u8] {
         match &self.value {
             LeafValue::New(value) => value,
-            LeafValue::Old(record) => &record.value()[LEAF_HEADER_BYTES..],
+            LeafValue::Old(record) => &record.bytes()[LEAF_HEADER_BYTES..],
         }
     }
 
@@ -145,21 +166,22 @@ enum Outcome<'w> {
 }
 
 /// A node of the parent version.
-enum Stored {
+enum Stored<'w> {
     Null,
-    Leaf(AccessGuard<'static, &'static [u8]>),
-    Internal(AccessGuard<'static, &'static [u8]>),
+    Leaf(Record<'w>),
+    Internal(Record<'w>),
 }
 
 /// The children of an internal node record that `load` returned.
-fn children_of(record: &AccessGuard<'static, &'static [u8]>) -> Result<[Option<ChildRef>; 16]> {
-    let bytes = record.value();
+fn children_of(record: &Record<'_>) -> Result<[Option<ChildRef>; 16]> {
+    let bytes = record.bytes();
     decode_internal(bytes.get(1..).unwrap_or_default())
         .ok_or_else(|| StoreError::corrupt("internal tree node does not decode"))
 }
 
 struct Updater<'t> {
     table: &'t ReadOnlyTable<&'static [u8], &'static [u8]>,
+    pending: Option<&'t TreeUpdate>,
     version: u64,
     /// Nibbles from the root to the node being visited.
     path: [u8; NIBBLES_MAX],
@@ -299,7 +321,7 @@ fn decode_internal(mut bytes: &[u8]) -> Option<[Option<ChildRef>; 16]> {
 
 impl<'t> Updater<'t> {
     /// Updates the whole tree and writes the root of the new version.
-    fn root<'w>(&mut self, base: Option<u64>, writes: &[Write<'w>]) -> Result<[u8; 32]> {
+    fn root(&mut self, base: Option<u64>, writes: &[Write<'t>]) -> Result<[u8; 32]> {
         let outcome = match base {
             None => self.fresh(0, writes)?,
             Some(base) => {
@@ -335,9 +357,9 @@ impl<'t> Updater<'t> {
     /// Copies the unchanged root of `base` to the new version; `None` if it is the null node.
     fn copy_root(&mut self, base: u64) -> Result<Option<[u8; 32]>> {
         let key = NodeKeyBytes::from_nibbles(base, &[]);
-        let record = self.table.get(key.as_slice())?;
+        let record = self.get(&key)?;
         let record = record.ok_or_else(|| StoreError::corrupt("parent root is missing"))?;
-        let bytes = record.value();
+        let bytes = record.bytes();
         let hash = match bytes.first() {
             Some(&TAG_LEAF) => {
                 let leaf = self.old_leaf(record)?;
@@ -358,14 +380,28 @@ impl<'t> Updater<'t> {
         Ok(Some(hash))
     }
 
-    fn load(&self, version: u64, depth: usize) -> Result<Stored> {
+    /// The record of node `key`: from the uncommitted parent update if it has it, else redb.
+    fn get(&self, key: &NodeKeyBytes) -> Result<Option<Record<'t>>> {
+        if let Some(pending) = self.pending {
+            let found = pending
+                .nodes
+                .binary_search_by(|(node, _)| node.as_slice().cmp(key.as_slice()));
+            if let Ok(index) = found {
+                let range = pending.nodes[index].1.clone();
+                return Ok(Some(Record::Pending(&pending.records[range])));
+            }
+        }
+        Ok(self.table.get(key.as_slice())?.map(Record::Stored))
+    }
+
+    fn load(&self, version: u64, depth: usize) -> Result<Stored<'t>> {
         let key = NodeKeyBytes::from_nibbles(version, &self.path[..depth]);
-        let Some(record) = self.table.get(key.as_slice())? else {
+        let Some(record) = self.get(&key)? else {
             return Err(StoreError::corrupt(format!(
                 "tree node at version {version}, depth {depth} is missing"
             )));
         };
-        let bytes = record.value();
+        let bytes = record.bytes();
         match bytes.first() {
             Some(&TAG_NULL) if bytes.len() == 1 && depth == 0 => Ok(Stored::Null),
             Some(&TAG_LEAF) if bytes.len() >= LEAF_HEADER_BYTES => Ok(Stored::Leaf(record)),
@@ -374,8 +410,8 @@ impl<'t> Updater<'t> {
         }
     }
 
-    fn old_leaf<'w>(&self, record: AccessGuard<'static, &'static [u8]>) -> Result<Leaf<'w>> {
-        let bytes = record.value();
+    fn old_leaf(&self, record: Record<'t>) -> Result<Leaf<'t>> {
+        let bytes = record.bytes();
         let header = bytes.get(1..LEAF_HEADER_BYTES);
         let header = header.ok_or_else(|| StoreError::corrupt("leaf record is too short"))?;
         let key_hash = KeyHash(header[..32].try_into().expect("32 bytes"));
@@ -432,12 +468,12 @@ impl<'t> Updater<'t> {
     }
 
     /// Updates the subtree at `depth` whose node (if any) is `existing`.
-    fn slot<'w>(
+    fn slot(
         &mut self,
         depth: usize,
         existing: Option<ChildRef>,
-        writes: &[Write<'w>],
-    ) -> Result<Outcome<'w>> {
+        writes: &[Write<'t>],
+    ) -> Result<Outcome<'t>> {
         match existing {
             None => self.fresh(depth, writes),
             Some(child) => match self.load(child.version, depth)? {
@@ -456,8 +492,8 @@ impl<'t> Updater<'t> {
     }
 
     /// Builds a subtree where no node exists; deletions there change nothing.
-    fn fresh<'w>(&mut self, depth: usize, writes: &[Write<'w>]) -> Result<Outcome<'w>> {
-        let mut leaves: Vec<Option<Leaf<'w>>> = writes
+    fn fresh(&mut self, depth: usize, writes: &[Write<'t>]) -> Result<Outcome<'t>> {
+        let mut leaves: Vec<Option<Leaf<'t>>> = writes
             .iter()
             .filter_map(|write| write.value.map(|value| Some(new_leaf(write.hash, value))))
             .collect();
@@ -468,20 +504,20 @@ impl<'t> Updater<'t> {
     }
 
     /// Updates the subtree rooted at an existing leaf.
-    fn update_leaf<'w>(
+    fn update_leaf(
         &mut self,
         depth: usize,
         version: u64,
-        record: AccessGuard<'static, &'static [u8]>,
-        writes: &[Write<'w>],
-    ) -> Result<Outcome<'w>> {
+        record: Record<'t>,
+        writes: &[Write<'t>],
+    ) -> Result<Outcome<'t>> {
         let old = self.old_leaf(record)?;
         let touched = writes.iter().any(|write| write.hash == old.key_hash);
         if !touched && writes.iter().all(|write| write.value.is_none()) {
             return Ok(Outcome::Unchanged);
         }
         self.mark_stale(version, depth);
-        let mut leaves: Vec<Option<Leaf<'w>>> = Vec::with_capacity(writes.len() + 1);
+        let mut leaves: Vec<Option<Leaf<'t>>> = Vec::with_capacity(writes.len() + 1);
         let mut old = (!touched).then_some(old);
         for write in writes {
             if old.as_ref().is_some_and(|leaf| leaf.key_hash < write.hash) {
@@ -500,7 +536,7 @@ impl<'t> Updater<'t> {
     }
 
     /// Builds the subtree of two or more `leaves` (sorted, all `Some`) at `depth`.
-    fn build<'w>(&mut self, depth: usize, leaves: &mut [Option<Leaf<'w>>]) -> Result<Outcome<'w>> {
+    fn build(&mut self, depth: usize, leaves: &mut [Option<Leaf<'t>>]) -> Result<Outcome<'t>> {
         if let [single] = leaves {
             let leaf = single
                 .take()
@@ -528,20 +564,20 @@ impl<'t> Updater<'t> {
     }
 
     /// Updates the subtree rooted at an existing internal node.
-    fn update_internal<'w>(
+    fn update_internal(
         &mut self,
         depth: usize,
         version: u64,
         mut children: [Option<ChildRef>; 16],
-        writes: &[Write<'w>],
-    ) -> Result<Outcome<'w>> {
+        writes: &[Write<'t>],
+    ) -> Result<Outcome<'t>> {
         if depth >= NIBBLES_MAX {
             return Err(StoreError::corrupt(
                 "internal tree node below the last nibble",
             ));
         }
         let old = children;
-        let mut floating: Vec<(u8, Leaf<'w>)> = Vec::new();
+        let mut floating: Vec<(u8, Leaf<'t>)> = Vec::new();
         let mut changed = false;
         let (bounds, count) = runs(writes, depth, |write| &write.hash);
         for &(nibble, start, end) in &bounds[..count] {
@@ -567,12 +603,12 @@ impl<'t> Updater<'t> {
 
     /// Writes an internal node from its new children and not yet placed leaves, or hoists its
     /// only leaf.
-    fn rebuild<'w>(
+    fn rebuild(
         &mut self,
         depth: usize,
         mut children: [Option<ChildRef>; 16],
-        mut floating: Vec<(u8, Leaf<'w>)>,
-    ) -> Result<Outcome<'w>> {
+        mut floating: Vec<(u8, Leaf<'t>)>,
+    ) -> Result<Outcome<'t>> {
         let placed = children.iter().flatten().count();
         match (placed, floating.len()) {
             (0, 0) => return Ok(Outcome::Empty),

@@ -40,8 +40,9 @@ pub struct BlockCommit {
 /// A block's state changes with their new root, computed but not written.
 pub struct Prepared {
     height: u64,
-    /// Latest committed block when this was prepared; commit refuses any other base.
-    base: Option<Committed>,
+    /// Height and state root this was computed on (`None`: the empty store); commit refuses
+    /// any other latest state.
+    base: Option<(u64, [u8; 32])>,
     tree: TreeUpdate,
     /// Keys and values of the writes, back to back.
     flat_bytes: Vec<u8>,
@@ -72,7 +73,7 @@ impl fmt::Debug for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Prepared")
             .field("height", &self.height)
-            .field("base", &self.base.map(|base| base.height))
+            .field("base", &self.base.map(|(height, _)| height))
             .field("state_root", &hex::encode(self.tree.root))
             .field("writes", &self.flat.len())
             .field("nodes", &self.tree.nodes.len())
@@ -91,7 +92,48 @@ impl Store {
         check_writes(writes)?;
         let txn = self.db.begin_read()?;
         let base = read_meta(&txn.open_table(META)?)?.latest;
-        check_next_height(base.as_ref(), height)?;
+        check_next_height(base.map(|base| base.height), height)?;
+        let base = base.map(|base| (base.height, base.state_root));
+        self.prepare_on(&txn, None, base, height, writes)
+    }
+
+    /// Like [`Store::prepare`], on top of `parent`, a block prepared but perhaps not committed
+    /// yet: execution of a block can then overlap the commit of its parent. Commit `parent`
+    /// first; committing the result on any other state fails with
+    /// [`StoreError::StalePrepared`].
+    ///
+    /// Fails with [`StoreError::StalePrepared`] unless the latest committed state is
+    /// `parent`'s base or `parent` itself.
+    pub fn prepare_after(
+        &self,
+        parent: &Prepared,
+        height: u64,
+        writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ) -> Result<Prepared> {
+        check_writes(writes)?;
+        check_next_height(Some(parent.height), height)?;
+        let txn = self.db.begin_read()?;
+        let latest = read_meta(&txn.open_table(META)?)?
+            .latest
+            .map(|latest| (latest.height, latest.state_root));
+        let parent_state = Some((parent.height, parent.tree.root));
+        if latest != parent.base && latest != parent_state {
+            return Err(StoreError::StalePrepared {
+                prepared: height,
+                latest: latest.map(|(height, _)| height),
+            });
+        }
+        self.prepare_on(&txn, Some(&parent.tree), parent_state, height, writes)
+    }
+
+    fn prepare_on(
+        &self,
+        txn: &redb::ReadTransaction,
+        pending: Option<&TreeUpdate>,
+        base: Option<(u64, [u8; 32])>,
+        height: u64,
+        writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    ) -> Result<Prepared> {
         let mut sorted: Vec<Write<'_>> = writes
             .iter()
             .map(|(key, value)| Write {
@@ -101,7 +143,8 @@ impl Store {
             .collect();
         sorted.sort_unstable_by_key(|write| write.hash);
         let nodes = txn.open_table(NODES)?;
-        let tree = update::apply(&nodes, base.map(|base| base.height), height, &sorted)?;
+        let base_height = base.map(|(height, _)| height);
+        let tree = update::apply(&nodes, pending, base_height, height, &sorted)?;
         let (flat_bytes, flat) = flat_writes(writes);
         Ok(Prepared {
             height,
@@ -117,8 +160,8 @@ impl Store {
     ///
     /// Fails with [`StoreError::StalePrepared`] unless `prepared` was computed on the latest
     /// committed state; nothing is written then.
-    pub fn commit(&self, prepared: Prepared, block: BlockCommit) -> Result<Committed> {
-        check_block(&prepared, &block)?;
+    pub fn commit(&self, prepared: &Prepared, block: BlockCommit) -> Result<Committed> {
+        check_block(prepared, &block)?;
         let committed = Committed {
             height: prepared.height,
             state_root: prepared.tree.root,
@@ -127,7 +170,10 @@ impl Store {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let previous = read_meta(&txn.open_table(META)?)?;
-        if previous.latest != prepared.base {
+        let latest = previous
+            .latest
+            .map(|latest| (latest.height, latest.state_root));
+        if latest != prepared.base {
             return Err(StoreError::StalePrepared {
                 prepared: prepared.height,
                 latest: previous.latest.map(|latest| latest.height),
@@ -135,8 +181,8 @@ impl Store {
         }
         let oldest = next_oldest(previous.oldest, committed.height, self.options);
         write_block(&txn, &block, &committed)?;
-        write_tree(&txn, &prepared)?;
-        write_flat(&txn, &prepared)?;
+        write_tree(&txn, prepared)?;
+        write_flat(&txn, prepared)?;
         prune(&txn, oldest)?;
         write_meta(&txn, &committed, oldest)?;
         txn.commit()?;
@@ -209,14 +255,14 @@ fn check_size(what: &'static str, size: usize, max: u32) -> Result<()> {
     Ok(())
 }
 
-fn check_next_height(latest: Option<&Committed>, height: u64) -> Result<()> {
+fn check_next_height(latest: Option<u64>, height: u64) -> Result<()> {
     // The tree reserves u64::MAX as its pre-genesis version and increments past each version.
     if height == u64::MAX {
         return Err(StoreError::HeightOutOfRange { height });
     }
     match latest {
-        Some(latest) if latest.height + 1 != height => Err(StoreError::UnexpectedHeight {
-            expected: latest.height + 1,
+        Some(latest) if latest + 1 != height => Err(StoreError::UnexpectedHeight {
+            expected: latest + 1,
             got: height,
         }),
         _ => Ok(()),

@@ -189,11 +189,7 @@ fn prepare_like_jmt(store: &Store, height: u64, writes: &Writes) -> Prepared {
         );
         if let Some(base) = prepared.base {
             // jmt leaves the parent root off its index when the root did not change.
-            stale.insert(
-                NodeKeyBytes::from_nibbles(base.height, &[])
-                    .as_slice()
-                    .to_vec(),
-            );
+            stale.insert(NodeKeyBytes::from_nibbles(base.0, &[]).as_slice().to_vec());
         }
         assert_eq!(our_stale, stale, "stale at {height}, per key {per_key}");
     }
@@ -219,7 +215,7 @@ fn updates_match_jmt_node_for_node() {
     ];
     for (height, writes) in (0u64..).zip(&blocks) {
         let prepared = prepare_like_jmt(&store, height, writes);
-        store.commit(prepared, block(height)).expect("commit");
+        store.commit(&prepared, block(height)).expect("commit");
     }
 }
 
@@ -249,7 +245,7 @@ proptest::proptest! {
                 })
                 .collect();
             let prepared = prepare_like_jmt(&store, height, &writes);
-            store.commit(prepared, block(height)).expect("commit");
+            store.commit(&prepared, block(height)).expect("commit");
         }
     }
 }
@@ -294,7 +290,7 @@ fn pruning_keeps_exactly_what_retained_versions_reach() {
         }
         states.push((height, state.clone()));
         let prepared = store.prepare(height, &writes).expect("prepare");
-        store.commit(prepared, block(height)).expect("commit");
+        store.commit(&prepared, block(height)).expect("commit");
         let oldest = store.oldest_provable().expect("oldest");
         assert_eq!(oldest, height.saturating_sub(history - 1));
         let stored = stored_node_keys(&store);
@@ -328,7 +324,7 @@ fn moved_leaves_keep_their_values() {
     // Many keys, then inserts and deletes that split and collapse their neighbours' paths.
     let first = random_writes(1, 2_000, 1_000_000, 0);
     store
-        .commit(store.prepare(0, &first).expect("prepare"), block(0))
+        .commit(&store.prepare(0, &first).expect("prepare"), block(0))
         .expect("commit");
     let mut grow = random_writes(2, 2_000, 1_000_000, 0);
     grow.retain(|key, _| !first.contains_key(key));
@@ -337,7 +333,7 @@ fn moved_leaves_keep_their_values() {
         moved_leaves(&prepared, &grow) > 0,
         "inserts moved no leaf; the test lost its point"
     );
-    store.commit(prepared, block(1)).expect("commit");
+    store.commit(&prepared, block(1)).expect("commit");
     let shrink: Writes = grow.keys().map(|key| (key.clone(), None)).collect();
     let prepared = prepare_like_jmt(&store, 2, &shrink);
     assert!(
@@ -345,7 +341,7 @@ fn moved_leaves_keep_their_values() {
         "deletes moved no leaf; the test lost its point"
     );
     let root = prepared.state_root();
-    store.commit(prepared, block(2)).expect("commit");
+    store.commit(&prepared, block(2)).expect("commit");
     assert_eq!(
         store.root_at(0).expect("root"),
         Some(root),

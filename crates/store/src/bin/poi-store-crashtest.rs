@@ -64,7 +64,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             bytes: height.to_be_bytes().to_vec(),
             txs: vec![(Sha256::digest(height.to_le_bytes()).into(), b"ok".to_vec())],
         };
-        let committed = store.commit(prepared, block)?;
+        let committed = store.commit(&prepared, block)?;
         writeln!(
             out,
             "{} {}",

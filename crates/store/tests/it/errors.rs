@@ -37,8 +37,8 @@ fn a_stale_prepared_is_refused() {
     let loser = store
         .prepare(1, &writes(&[("a", Some("666"))]))
         .expect("prepare");
-    let committed = store.commit(winner, block(1, 0)).expect("commit");
-    let refused = store.commit(loser, block(1, 1));
+    let committed = store.commit(&winner, block(1, 0)).expect("commit");
+    let refused = store.commit(&loser, block(1, 1));
     assert!(matches!(
         refused,
         Err(StoreError::StalePrepared {
@@ -51,8 +51,8 @@ fn a_stale_prepared_is_refused() {
     let (_dir, _, empty) = temp_store(StoreOptions::default());
     let first = empty.prepare(0, &writes(&[])).expect("prepare");
     let second = empty.prepare(0, &writes(&[])).expect("prepare");
-    empty.commit(first, block(0, 0)).expect("commit");
-    let refused = empty.commit(second, block(0, 1));
+    empty.commit(&first, block(0, 0)).expect("commit");
+    let refused = empty.commit(&second, block(0, 1));
     assert!(matches!(
         refused,
         Err(StoreError::StalePrepared {
@@ -69,7 +69,7 @@ fn block_height_must_match_prepared_height() {
     let prepared = store
         .prepare(1, &writes(&[("a", Some("2"))]))
         .expect("prepare");
-    let refused = store.commit(prepared, block(2, 0));
+    let refused = store.commit(&prepared, block(2, 0));
     assert!(matches!(
         refused,
         Err(StoreError::BlockHeightMismatch {
@@ -88,14 +88,14 @@ fn duplicate_block_hash_and_tx_hash_are_refused_atomically() {
     let prepared = store
         .prepare(0, &writes(&[("a", Some("1"))]))
         .expect("prepare");
-    let before = store.commit(prepared, first.clone()).expect("commit");
+    let before = store.commit(&prepared, first.clone()).expect("commit");
 
     let prepared = store
         .prepare(1, &writes(&[("a", Some("2"))]))
         .expect("prepare");
     let mut same_hash = block(1, 0);
     same_hash.hash = first.hash;
-    let refused = store.commit(prepared, same_hash);
+    let refused = store.commit(&prepared, same_hash);
     assert!(matches!(
         refused,
         Err(StoreError::DuplicateBlockHash { height: 0, .. })
@@ -108,7 +108,7 @@ fn duplicate_block_hash_and_tx_hash_are_refused_atomically() {
         .expect("prepare");
     let mut same_tx = block(1, 0);
     same_tx.txs = vec![([8; 32], vec![]), ([7; 32], vec![])];
-    let refused = store.commit(prepared, same_tx);
+    let refused = store.commit(&prepared, same_tx);
     assert!(matches!(refused, Err(StoreError::DuplicateTx { .. })));
     assert_unchanged(&store, Some(before));
     assert_eq!(store.tx_record(&[8; 32]).expect("tx"), None);

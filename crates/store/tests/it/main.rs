@@ -4,6 +4,7 @@ mod concurrency;
 mod crash;
 mod errors;
 mod model;
+mod pipeline;
 mod proofs;
 mod prune;
 mod reopen;
@@ -55,7 +56,7 @@ pub(crate) fn temp_store(options: StoreOptions) -> (TempDir, PathBuf, Store) {
 pub(crate) fn commit(store: &Store, height: u64, writes: &Writes) -> Committed {
     let prepared = store.prepare(height, writes).expect("prepare");
     let root = prepared.state_root();
-    let committed = store.commit(prepared, block(height, 0)).expect("commit");
+    let committed = store.commit(&prepared, block(height, 0)).expect("commit");
     assert_eq!(committed.state_root, root);
     committed
 }

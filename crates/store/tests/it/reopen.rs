@@ -13,7 +13,7 @@ fn reopen_keeps_height_root_values_blocks_and_txs() {
         .expect("prepare");
     let mut record = block(1, 7);
     record.txs = vec![([1; 32], b"receipt one".to_vec()), ([2; 32], vec![])];
-    let last = store.commit(prepared, record.clone()).expect("commit");
+    let last = store.commit(&prepared, record.clone()).expect("commit");
     drop(store);
 
     let store = Store::open(&path).expect("reopen");
