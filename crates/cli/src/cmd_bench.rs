@@ -48,6 +48,10 @@ pub(crate) fn run(global: &Global, cmd: BenchCmd) -> anyhow::Result<()> {
                 report.ledger_tps, report.block_ms
             );
             println!(
+                "    CPU, all threads{:>10.1} ms  (user + system)",
+                report.cpu_ms
+            );
+            println!(
                 "    signature stage {:>10.1} ms  (decode + batch verify, overlaps the rest)",
                 report.check_ms
             );

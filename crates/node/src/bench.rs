@@ -65,6 +65,9 @@ pub struct LedgerBenchReport {
     pub ledger_tps: f64,
     /// Mean milliseconds per block, and its parts.
     pub block_ms: f64,
+    /// CPU time (user + system, all threads) per block, ms: less sensitive than `block_ms` to
+    /// other load on the machine.
+    pub cpu_ms: f64,
     /// Signature stage: decoding and batch-verifying a block's transactions on all cores,
     /// ms per block (overlaps the execution and commit of the previous block).
     pub check_ms: f64,
@@ -252,10 +255,12 @@ pub fn run_ledger_bench(
     let mut commit_s = 0.0;
     let mut in_flight: Option<InFlight> = None;
     let mut measured = Instant::now();
+    let mut cpu_start = process_cpu_s();
     for b in 0..blocks as usize {
         if b == 1 {
             (wait_s, execute_s, root_s, commit_wait_s) = (0.0, 0.0, 0.0, 0.0);
             measured = Instant::now();
+            cpu_start = process_cpu_s();
         }
         let height = b as u64 + 1;
         let t = Instant::now();
@@ -327,6 +332,7 @@ pub fn run_ledger_bench(
         commit_s += last.land()?;
         commit_wait_s += t.elapsed().as_secs_f64();
     }
+    let cpu_s = process_cpu_s() - cpu_start;
     let check_s = checker
         .join()
         .map_err(|_| NodeError::InvalidBlock("signature stage panicked".into()))??;
@@ -342,6 +348,7 @@ pub fn run_ledger_bench(
         blocks: options.blocks,
         ledger_tps,
         block_ms: total_s * 1000.0 / n,
+        cpu_ms: cpu_s * 1000.0 / n,
         check_ms: check_s * 1000.0 / n,
         wait_ms: wait_s * 1000.0 / n,
         execute_ms: execute_s * 1000.0 / n,
@@ -370,4 +377,18 @@ impl InFlight {
             .join()
             .map_err(|_| NodeError::InvalidBlock("commit thread panicked".into()))?
     }
+}
+
+/// User plus system CPU seconds used by this process so far (all threads); 0 if unavailable.
+fn process_cpu_s() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the pointer it is given, which is valid.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return 0.0;
+        }
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
