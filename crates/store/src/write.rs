@@ -1,8 +1,9 @@
 //! The write path: computing a block's root, committing it, pruning old versions.
 //!
-//! Owns: [`Prepared`], [`BlockCommit`], `Store::prepare` and `Store::commit`. Invariants: a
-//! commit is one redb write transaction with immediate durability; it lands only on the state
-//! its [`Prepared`] was computed from; every leaf is written with the value it commits to;
+//! Owns: [`Prepared`], [`BlockCommit`], `Store::prepare`, `Store::prepare_after` and
+//! `Store::commit`. Invariants: a commit is one redb write transaction with immediate
+//! durability; it lands only on the state (height and root) its [`Prepared`] was computed
+//! from, so a block prepared over an uncommitted parent commits only after that parent; every leaf is written with the value it commits to;
 //! pruning never deletes a node that a version in `[oldest, latest]` reaches.
 
 use std::collections::BTreeMap;
