@@ -48,6 +48,9 @@ pub(crate) enum Command {
     /// Read chain state from a node.
     #[command(subcommand)]
     Query(QueryCmd),
+    /// Bond, unbond and withdraw stake; show an account's stake and tier.
+    #[command(subcommand)]
+    Stake(StakeCmd),
     /// Initialise or start a node.
     #[command(subcommand)]
     Node(NodeCmd),
@@ -253,15 +256,22 @@ pub(crate) enum TxCmd {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// Name of the sending key (fee payer).
-    #[arg(long)]
-    pub(crate) from: String,
     /// Recipient address (poi1...) or key name.
     #[arg(long)]
     pub(crate) to: String,
     /// Amount: base units (1500) or POI (1.5poi).
     #[arg(long)]
     pub(crate) amount: String,
+    #[command(flatten)]
+    pub(crate) tx: TxOptions,
+}
+
+/// What every command that signs and submits a transaction takes.
+#[derive(Debug, Args)]
+pub(crate) struct TxOptions {
+    /// Name of the signing key (fee payer).
+    #[arg(long)]
+    pub(crate) from: String,
     /// Fee in base units or POI; defaults to the chain's minimum for this transaction.
     #[arg(long)]
     pub(crate) fee: Option<String>,
@@ -271,6 +281,37 @@ pub(crate) struct SendArgs {
     /// Seconds to wait for the transaction to be committed.
     #[arg(long, default_value_t = 30)]
     pub(crate) timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StakeCmd {
+    /// Bond tokens from your balance: bonded stake sets your tier (see `poi stake show`).
+    Bond {
+        /// Amount: base units (1500) or POI (1.5poi).
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Start unbonding: the tokens leave your tier at once and can be withdrawn after the
+    /// unbonding period (`staking.unbonding_blocks`).
+    Unbond {
+        /// Amount: base units (1500) or POI (1.5poi).
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Move every unbonding chunk whose period has passed back to your balance.
+    Withdraw {
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// An account's bonded, locked and unbonding stake and its tier.
+    Show {
+        /// Address (poi1...) or key name.
+        address: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

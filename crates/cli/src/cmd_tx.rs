@@ -10,7 +10,7 @@ use poi_core::token::parse_amount;
 use poi_core::tx::{Msg, TxBody};
 use serde_json::json;
 
-use crate::cli::{Global, SendArgs, TxCmd};
+use crate::cli::{Global, SendArgs, TxCmd, TxOptions};
 use crate::client::Api;
 use crate::{cmd_keys, output};
 
@@ -26,7 +26,48 @@ pub(crate) fn run(global: &Global, cmd: TxCmd) -> anyhow::Result<()> {
 fn send(global: &Global, args: SendArgs) -> anyhow::Result<()> {
     let amount = parse_amount(&args.amount)?;
     let to = cmd_keys::resolve_address(global, &args.to)?;
-    let key = cmd_keys::unlock(global, &args.from)?;
+    let Some(committed) = submit(
+        global,
+        &args.tx,
+        Msg::Bank(BankMsg::Transfer { to, amount }),
+    )?
+    else {
+        return Ok(());
+    };
+    if !global.json {
+        println!(
+            "committed {} in block {}: sent {} to {to}, fee {}",
+            committed.hash,
+            committed.status["height"],
+            poi_core::token::format_poi(amount),
+            poi_core::token::format_poi(committed.fee)
+        );
+    }
+    Ok(())
+}
+
+/// A transaction committed with success.
+pub(crate) struct Committed {
+    /// Its hash, hex.
+    pub(crate) hash: String,
+    /// `GET /txs/{hash}`: height, index and receipt.
+    pub(crate) status: serde_json::Value,
+    /// The fee it paid.
+    pub(crate) fee: poi_core::token::Amount,
+    /// The signer.
+    pub(crate) signer: Address,
+}
+
+/// Signs `msg` with `options.from`'s key (next nonce, minimum fee unless given), submits it and
+/// waits for its block. `None` with `--no-wait` (the pending line or JSON is printed); an
+/// error if it is refused, fails in its block or is not committed in time. With `--json` the
+/// committed status is printed here.
+pub(crate) fn submit(
+    global: &Global,
+    options: &TxOptions,
+    msg: Msg,
+) -> anyhow::Result<Option<Committed>> {
+    let key = cmd_keys::unlock(global, &options.from)?;
     let from = Address::from_public_key(&key.verifying_key());
     let api = Api::resolve(global)?;
     let status = api.get("/status")?;
@@ -44,9 +85,9 @@ fn send(global: &Global, args: SendArgs) -> anyhow::Result<()> {
         signer: from,
         nonce,
         fee: 0,
-        msg: Msg::Bank(BankMsg::Transfer { to, amount }),
+        msg,
     };
-    body.fee = match &args.fee {
+    body.fee = match &options.fee {
         Some(fee) => parse_amount(fee)?,
         // The fee field has a fixed width, so the size (and minimum fee) does not depend on it.
         None => params.min_fee(body.clone().sign(&key).encoded_len()),
@@ -54,15 +95,15 @@ fn send(global: &Global, args: SendArgs) -> anyhow::Result<()> {
     let tx = body.sign(&key);
     let submitted = api.post("/txs", &json!({ "tx": hex::encode(tx.encode()) }))?;
     let hash = submitted["hash"].as_str().unwrap_or_default().to_string();
-    if args.no_wait {
+    if options.no_wait {
         if global.json {
             output::json(&submitted);
         } else {
             println!("submitted {hash} (pending)");
         }
-        return Ok(());
+        return Ok(None);
     }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let deadline = Instant::now() + Duration::from_secs(options.timeout_secs);
     loop {
         let status = api.get(&format!("/txs/{hash}"))?;
         if status["status"] == "committed" {
@@ -78,20 +119,17 @@ fn send(global: &Global, args: SendArgs) -> anyhow::Result<()> {
                     outcome["code"].as_str().unwrap_or("?")
                 );
             }
-            if !global.json {
-                println!(
-                    "committed {hash} in block {}: sent {} to {to}, fee {}",
-                    status["height"],
-                    poi_core::token::format_poi(amount),
-                    poi_core::token::format_poi(tx.body.fee)
-                );
-            }
-            return Ok(());
+            return Ok(Some(Committed {
+                hash,
+                status,
+                fee: tx.body.fee,
+                signer: from,
+            }));
         }
         if Instant::now() >= deadline {
             bail!(
                 "transaction {hash} still pending after {}s; check later with `poi query tx {hash}`",
-                args.timeout_secs
+                options.timeout_secs
             );
         }
         std::thread::sleep(POLL_INTERVAL);

@@ -10,6 +10,7 @@ mod cmd_bench;
 mod cmd_keys;
 mod cmd_node;
 mod cmd_query;
+mod cmd_stake;
 mod cmd_tx;
 mod cmd_work;
 pub mod keystore;
@@ -49,6 +50,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Keys(cmd) => cmd_keys::run(&global, cmd),
         cli::Command::Tx(cmd) => cmd_tx::run(&global, cmd),
         cli::Command::Query(cmd) => cmd_query::run(&global, cmd),
+        cli::Command::Stake(cmd) => cmd_stake::run(&global, cmd),
         cli::Command::Node(cmd) => cmd_node::run_node(&global, cmd),
         cli::Command::Devnet(cmd) => cmd_node::run_devnet(&global, cmd),
         cli::Command::Bench(cmd) => cmd_bench::run(&global, cmd),

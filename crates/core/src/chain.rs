@@ -20,6 +20,7 @@ use crate::event::{Event, Receipt, TxOutcome};
 use crate::limits::TX_EVENTS_MAX;
 use crate::module::{ExecContext, Module};
 use crate::params::Params;
+use crate::staking::{self, Staking};
 use crate::state::{Overlay, StateReader, WriteSet};
 use crate::supply::{self, Supply, SupplyModule};
 use crate::token::Amount;
@@ -104,9 +105,10 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A chain with the built-in modules (params, supply, bank).
+    /// A chain with the built-in modules (params, supply, bank, staking).
     pub fn new(chain_id: impl Into<String>) -> Self {
-        let modules: Vec<Box<dyn Module>> = vec![Box::new(Bank), Box::new(SupplyModule)];
+        let modules: Vec<Box<dyn Module>> =
+            vec![Box::new(Bank), Box::new(SupplyModule), Box::new(Staking)];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {
                 assert!(
@@ -141,8 +143,14 @@ impl Chain {
     }
 
     /// Admission check for the mempool against committed `state`: everything a block would
-    /// check, plus a dry run of the message, so a transfer that would fail is refused up front.
-    pub fn check_tx(&self, state: &dyn StateReader, tx: &Tx) -> Result<Admission, TxError> {
+    /// check, plus a dry run of the message as if executed at `height` (the next block's), so a
+    /// transfer that would fail is refused up front.
+    pub fn check_tx(
+        &self,
+        state: &dyn StateReader,
+        tx: &Tx,
+        height: u64,
+    ) -> Result<Admission, TxError> {
         let encoded_len = tx.encoded_len();
         self.check_stateless(tx, encoded_len)?;
         tx.verify_signature()?;
@@ -164,7 +172,7 @@ impl Chain {
         };
         // Dry run as if this were the next transaction (for a future nonce, pretend its turn came).
         let ctx = BlockContext {
-            height: 0,
+            height,
             timestamp_ms: 0,
             proposer: Address::default(),
         };
@@ -266,6 +274,7 @@ impl Chain {
     fn dispatch(&self, ctx: &mut ExecContext<'_, '_>, tx: &Tx) -> Result<(), TxError> {
         match &tx.body.msg {
             Msg::Bank(msg) => bank::handle(ctx, tx.body.signer, msg)?,
+            Msg::Staking(msg) => staking::handle(ctx, tx.body.signer, msg)?,
         }
         if ctx.events.len() > TX_EVENTS_MAX as usize {
             return Err(TxError::InvalidMessage(format!(

@@ -96,6 +96,44 @@ pub enum TxError {
     /// The transaction is already known.
     #[error("transaction {0} is already known")]
     Duplicate(String),
+    /// The account's free bonded stake is smaller than the amount asked for.
+    #[error("insufficient stake in {account}: {free} free to use, needs {needed}")]
+    InsufficientStake {
+        /// Staker.
+        account: Address,
+        /// Bonded stake not locked behind commitments, in base units.
+        free: Amount,
+        /// Base units required.
+        needed: Amount,
+    },
+    /// The stake exists but backs active commitments (jobs, collateral) and cannot leave.
+    #[error(
+        "stake of {account} is locked: {locked} of it backs active commitments, so {requested} cannot leave"
+    )]
+    StakeLocked {
+        /// Staker.
+        account: Address,
+        /// Locked base units.
+        locked: Amount,
+        /// Base units asked for.
+        requested: Amount,
+    },
+    /// No unbonding chunk has matured yet.
+    #[error("nothing to withdraw for {account}{}", next_release.map(|h| format!(": the next chunk is released at height {h}")).unwrap_or_default())]
+    NothingToWithdraw {
+        /// Staker.
+        account: Address,
+        /// Release height of the earliest waiting chunk, if any.
+        next_release: Option<u64>,
+    },
+    /// The account already has the most unbonding chunks allowed waiting.
+    #[error("{account} already has {max} unbondings waiting: withdraw matured ones first")]
+    TooManyUnbondings {
+        /// Staker.
+        account: Address,
+        /// The limit (`staking.unbonding_entries_max`).
+        max: u32,
+    },
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -118,6 +156,10 @@ impl TxError {
             TxError::InvalidMessage(_) => "invalid_message",
             TxError::MempoolFull { .. } => "mempool_full",
             TxError::Duplicate(_) => "duplicate",
+            TxError::InsufficientStake { .. } => "insufficient_stake",
+            TxError::StakeLocked { .. } => "stake_locked",
+            TxError::NothingToWithdraw { .. } => "nothing_to_withdraw",
+            TxError::TooManyUnbondings { .. } => "too_many_unbondings",
             TxError::State(_) => "internal",
         }
     }

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod merkle;
 pub mod module;
 pub mod params;
+pub mod staking;
 pub mod state;
 pub mod supply;
 pub mod token;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StateError;
 use crate::limits::BLOCK_TXS_MAX;
+use crate::staking::StakingParams;
 use crate::state::Overlay;
 use crate::token::Amount;
 
@@ -36,6 +37,9 @@ pub struct Params {
     pub fee_treasury_bps: u16,
     /// Most transactions a proposer puts in one block.
     pub block_txs_max: u32,
+    /// Bonding, unbonding and tiers ([`crate::staking`]); defaults when absent from genesis.
+    #[serde(default)]
+    pub staking: StakingParams,
 }
 
 impl Default for Params {
@@ -46,6 +50,7 @@ impl Default for Params {
             fee_burn_bps: 5_000,
             fee_treasury_bps: 1_000,
             block_txs_max: BLOCK_TXS_MAX,
+            staking: StakingParams::default(),
         }
     }
 }
@@ -59,6 +64,9 @@ pub enum ParamsError {
     /// Block size above the compiled-in cap.
     #[error("block_txs_max = {0}, must be between 1 and {BLOCK_TXS_MAX}")]
     BlockTxs(u32),
+    /// A staking parameter is out of range.
+    #[error("{0}")]
+    Staking(String),
 }
 
 impl Params {
@@ -71,7 +79,7 @@ impl Params {
         if self.block_txs_max == 0 || self.block_txs_max > BLOCK_TXS_MAX {
             return Err(ParamsError::BlockTxs(self.block_txs_max));
         }
-        Ok(())
+        self.staking.validate().map_err(ParamsError::Staking)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

@@ -24,6 +24,7 @@ use crate::address::Address;
 use crate::bank::BankMsg;
 use crate::error::TxError;
 use crate::limits::{SIGNATURE_BATCH_TXS, TX_BYTES_MAX};
+use crate::staking::StakingMsg;
 use crate::token::Amount;
 
 /// Domain separator prefixed to every signed transaction body.
@@ -37,6 +38,8 @@ pub type TxHash = [u8; 32];
 pub enum Msg {
     /// A bank message (transfers).
     Bank(BankMsg),
+    /// A staking message (bond, unbond, withdraw).
+    Staking(StakingMsg),
 }
 
 /// The signed part of a transaction.

@@ -340,7 +340,10 @@ impl Ledger {
         }
         // A future nonce is admitted and held in the mempool until the gap closes.
         let state = self.snapshot().map_err(|e| StateError(e.to_string()))?;
-        let _admission: Admission = self.chain.check_tx(&state, &tx)?;
+        // Read after the snapshot: if a commit lands in between, the dry run is more lenient
+        // (a later height), never stricter; the block re-checks everything.
+        let next_height = self.tip().height.saturating_add(1);
+        let _admission: Admission = self.chain.check_tx(&state, &tx, next_height)?;
         let mut mempool = self.mempool();
         mempool.insert(tx, hash)?;
         self.metrics

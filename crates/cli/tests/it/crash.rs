@@ -97,6 +97,7 @@ fn transfer(key: &SigningKey, params: &Params, nonce: u64, to: Address) -> Tx {
 fn amount_of(tx: &Tx) -> u128 {
     match &tx.body.msg {
         Msg::Bank(BankMsg::Transfer { amount, .. }) => *amount,
+        other => panic!("crash tests only send transfers, not {other:?}"),
     }
 }
 

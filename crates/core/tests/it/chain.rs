@@ -68,7 +68,7 @@ fn transfer_moves_funds_and_splits_fees() {
     let mut state = genesis_state(&[(&alice, 1_000_000)]);
     let chain = Chain::new(CHAIN);
     let tx = transfer(&alice, 0, addr(&bob), 300_000, 10_000);
-    assert_eq!(chain.check_tx(&state, &tx), Ok(Admission::Ready));
+    assert_eq!(chain.check_tx(&state, &tx, 1), Ok(Admission::Ready));
     let out = chain
         .execute_block(&state, &ctx(1), vec![tx], Mode::Verify)
         .unwrap();
@@ -125,7 +125,7 @@ fn every_rejection_is_typed_and_changes_nothing() {
         (wrong_chain.clone(), "wrong_chain_id"),
     ];
     for (tx, code) in &cases {
-        let err = chain.check_tx(&state, tx).unwrap_err();
+        let err = chain.check_tx(&state, tx, 1).unwrap_err();
         assert_eq!(err.code(), *code, "{err}");
     }
     // Nonces: stale after one committed transfer; future is admitted but held.
@@ -140,7 +140,7 @@ fn every_rejection_is_typed_and_changes_nothing() {
         .unwrap();
     after.apply(&out.writes);
     let stale = chain
-        .check_tx(&after, &transfer(&alice, 0, to, 1, 10_000))
+        .check_tx(&after, &transfer(&alice, 0, to, 1, 10_000), 2)
         .unwrap_err();
     assert!(matches!(
         stale,
@@ -151,7 +151,7 @@ fn every_rejection_is_typed_and_changes_nothing() {
         }
     ));
     let future = chain
-        .check_tx(&after, &transfer(&alice, 5, to, 1, 10_000))
+        .check_tx(&after, &transfer(&alice, 5, to, 1, 10_000), 2)
         .unwrap();
     assert_eq!(future, Admission::Future(4));
     // In a block being verified, an invalid transaction invalidates the block.

@@ -3,3 +3,4 @@
 mod chain;
 mod conformance;
 mod determinism;
+mod staking;

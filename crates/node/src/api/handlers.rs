@@ -194,6 +194,45 @@ pub(super) async fn account(
     Ok(Json(body))
 }
 
+/// `GET /stake/{address}`: bonded, locked and unbonding stake and the tier it reaches, as of
+/// the tip, with a Merkle proof of the record.
+pub(super) async fn stake(State(ledger): Shared, Path(address): Path<String>) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let address: Address = address
+        .parse()
+        .map_err(|e: poi_core::address::AddressError| {
+            ApiError::bad_request("bad_address", e.to_string())
+        })?;
+    let tip = ledger.tip();
+    let key = poi_core::staking::stake_key(&address);
+    let store = ledger.store();
+    let (value, proof) = store
+        .get_with_proof(&key, tip.height)
+        .map_err(ApiError::internal)?;
+    let stake: poi_core::staking::Stake = match &value {
+        Some(bytes) => borsh::from_slice(bytes).map_err(ApiError::internal)?,
+        None => Default::default(),
+    };
+    let params = ledger.params()?.staking;
+    Ok(Json(json!({
+        "address": address,
+        "bonded": stake.bonded.to_string(),
+        "locked": stake.locked.to_string(),
+        "free": stake.free().to_string(),
+        "unbonding": stake.unbonding,
+        "tier": params.tier(stake.bonded),
+        "tier_thresholds": params.tier_thresholds.iter().map(u128::to_string).collect::<Vec<_>>(),
+        "unbonding_blocks": params.unbonding_blocks,
+        "height": tip.height,
+        "state_root": hex::encode(tip.state_root),
+        "proof": {
+            "key": hex::encode(&key),
+            "value": value.map(hex::encode),
+            "proof": hex::encode(proof.to_bytes()),
+        },
+    })))
+}
+
 fn block_json(stored: &StoredBlock) -> Value {
     let header = &stored.block.header;
     let txs: Vec<String> = stored

@@ -80,6 +80,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/txs", post(handlers::submit_tx))
         .route("/txs/{hash}", get(handlers::tx_status))
         .route("/accounts/{address}", get(handlers::account))
+        .route("/stake/{address}", get(handlers::stake))
         .route("/blocks/latest", get(handlers::latest_block))
         .route("/blocks/{id}", get(handlers::block))
         .route("/supply", get(handlers::supply))

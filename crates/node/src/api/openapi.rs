@@ -77,6 +77,20 @@ pub(super) fn spec() -> Value {
                     "400": error_response("bad_address or bad_query")
                 }
             }},
+            "/stake/{address}": { "get": {
+                "summary": "Bonded, locked and unbonding stake, the tier it reaches, with a Merkle proof",
+                "parameters": [{ "name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok_json("Stake", json!({"type": "object", "properties": {
+                        "address": {"type": "string"}, "bonded": {"type": "string"},
+                        "locked": {"type": "string"}, "free": {"type": "string"},
+                        "unbonding": {"type": "array"}, "tier": {"type": "integer"},
+                        "tier_thresholds": {"type": "array"}, "unbonding_blocks": {"type": "integer"},
+                        "height": {"type": "integer"}, "state_root": {"type": "string"},
+                        "proof": {"type": "object"}}})),
+                    "400": error_response("bad_address")
+                }
+            }},
             "/blocks/latest": { "get": { "summary": "Latest committed block",
                 "responses": { "200": ok_json("Block", json!({"$ref": "#/components/schemas/Block"})) }}},
             "/blocks/{id}": { "get": {

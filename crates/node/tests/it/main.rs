@@ -6,6 +6,7 @@ mod events;
 mod mempool;
 mod reads;
 mod rejections;
+mod staking;
 mod supply;
 mod transfers;
 

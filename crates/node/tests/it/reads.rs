@@ -8,12 +8,13 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 13] = [
     "/health",
     "/status",
     "/txs",
     "/txs/{hash}",
     "/accounts/{address}",
+    "/stake/{address}",
     "/blocks/latest",
     "/blocks/{id}",
     "/supply",

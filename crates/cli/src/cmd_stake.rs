@@ -1,0 +1,122 @@
+//! `poi stake ...`: bond, unbond, withdraw, show.
+
+use anyhow::anyhow;
+use poi_core::Address;
+use poi_core::staking::StakingMsg;
+use poi_core::token::{format_poi, parse_amount};
+use poi_core::tx::Msg;
+use serde_json::Value;
+
+use crate::cli::{Global, StakeCmd};
+use crate::client::Api;
+use crate::{cmd_keys, cmd_tx, output};
+
+pub(crate) fn run(global: &Global, cmd: StakeCmd) -> anyhow::Result<()> {
+    match cmd {
+        StakeCmd::Bond { amount, tx } => {
+            let amount = parse_amount(&amount)?;
+            let msg = Msg::Staking(StakingMsg::Bond { amount });
+            if let Some(done) = cmd_tx::submit(global, &tx, msg)? {
+                let stake = stake_of(global, &done.signer)?;
+                report(
+                    global,
+                    &done,
+                    &format!("bonded {}", format_poi(amount)),
+                    &stake,
+                );
+            }
+        }
+        StakeCmd::Unbond { amount, tx } => {
+            let amount = parse_amount(&amount)?;
+            let msg = Msg::Staking(StakingMsg::Unbond { amount });
+            if let Some(done) = cmd_tx::submit(global, &tx, msg)? {
+                let stake = stake_of(global, &done.signer)?;
+                let release = stake["unbonding"]
+                    .as_array()
+                    .and_then(|chunks| chunks.last())
+                    .map_or(Value::Null, |chunk| chunk["release_height"].clone());
+                let what = format!(
+                    "unbonding {}, withdrawable from height {release}",
+                    format_poi(amount)
+                );
+                report(global, &done, &what, &stake);
+            }
+        }
+        StakeCmd::Withdraw { tx } => {
+            let msg = Msg::Staking(StakingMsg::Withdraw);
+            if let Some(done) = cmd_tx::submit(global, &tx, msg)? {
+                let withdrawn = withdrawn_amount(&done.status).unwrap_or_default();
+                let stake = stake_of(global, &done.signer)?;
+                let what = format!("withdrew {}", format_poi(withdrawn));
+                report(global, &done, &what, &stake);
+            }
+        }
+        StakeCmd::Show { address } => {
+            let address = cmd_keys::resolve_address(global, &address)?;
+            let stake = stake_of(global, &address)?;
+            if global.json {
+                output::json(&stake);
+            } else {
+                print_stake(&stake);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stake_of(global: &Global, address: &Address) -> anyhow::Result<Value> {
+    Ok(Api::resolve(global)?.get(&format!("/stake/{address}"))?)
+}
+
+/// One line for the committed transaction, then the stake it left (human output only; with
+/// `--json` the transaction status was printed already).
+fn report(global: &Global, done: &cmd_tx::Committed, what: &str, stake: &Value) {
+    if global.json {
+        return;
+    }
+    println!(
+        "committed {} in block {}: {what}, fee {}",
+        done.hash,
+        done.status["height"],
+        format_poi(done.fee)
+    );
+    print_stake(stake);
+}
+
+fn print_stake(stake: &Value) {
+    println!("address:   {}", stake["address"].as_str().unwrap_or("?"));
+    println!("bonded:    {}", output::amount(&stake["bonded"]));
+    println!("locked:    {}", output::amount(&stake["locked"]));
+    println!("tier:      {}", stake["tier"]);
+    let chunks = stake["unbonding"].as_array().cloned().unwrap_or_default();
+    if chunks.is_empty() {
+        println!("unbonding: none");
+    }
+    for chunk in chunks {
+        println!(
+            "unbonding: {} from height {}",
+            output::amount(&chunk["amount"]),
+            chunk["release_height"]
+        );
+    }
+    println!("height:    {}", stake["height"]);
+}
+
+/// The amount of the `withdraw` event in a committed transaction's receipt.
+fn withdrawn_amount(status: &Value) -> anyhow::Result<u128> {
+    let events = status["receipt"]["events"]
+        .as_array()
+        .ok_or_else(|| anyhow!("receipt has no events"))?;
+    let event = events
+        .iter()
+        .find(|e| e["module"] == "staking" && e["kind"] == "withdraw")
+        .ok_or_else(|| anyhow!("receipt has no withdraw event"))?;
+    let amount = event["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|pair| pair[0] == "amount")
+        .and_then(|pair| pair[1].as_str())
+        .ok_or_else(|| anyhow!("withdraw event has no amount"))?;
+    Ok(parse_amount(amount)?)
+}

@@ -1,0 +1,373 @@
+//! Staking: bonded stake, unbonding with a delay, and the user tiers stake buys.
+//!
+//! Owns: `stk/s/<address>` → [`Stake`] (bonded amount, the part of it locked behind active
+//! commitments, and the queue of unbonding chunks). Every base unit in a record is held by this
+//! module: bonding moves tokens out of the bank, withdrawing a matured chunk moves them back.
+//!
+//! Invariants: `locked <= bonded`; every unbonding chunk has a positive amount, and a new chunk
+//! is refused once [`StakingParams::unbonding_entries_max`] wait; a record with nothing bonded
+//! and nothing unbonding is deleted. Stake that is unbonding has no tier and no weight; it only
+//! waits out [`StakingParams::unbonding_blocks`], so that stake answerable for past behaviour
+//! (a provider's jobs, a validator's votes) cannot leave before a fault can be proven.
+//!
+//! Other modules lock and unlock stake through [`lock`] and [`unlock`] (the market locks a
+//! provider's collateral and a user's tier stake while they back active jobs).
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::bank;
+use crate::error::{self, StateError, TxError};
+use crate::event::Event;
+use crate::module::{ExecContext, Module};
+use crate::state::{self, Overlay, StateReader};
+use crate::token::Amount;
+
+/// Module name.
+pub const NAME: &str = "staking";
+/// Owned prefix.
+pub const PREFIX: &[u8] = b"stk/";
+/// Prefix of stake records.
+pub const STAKE_PREFIX: &[u8] = b"stk/s/";
+/// Most tiers the thresholds may define.
+pub const TIERS_MAX: usize = 8;
+
+/// Governable staking parameters.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StakingParams {
+    /// Blocks between an unbond and the withdrawal of its tokens.
+    pub unbonding_blocks: u64,
+    /// Most unbonding chunks one account may have waiting at once (bounds the record's size).
+    pub unbonding_entries_max: u32,
+    /// Bonded stake needed for tier 1, 2, ...: strictly ascending, positive. Tier 0 needs none.
+    #[serde(with = "amounts_string")]
+    pub tier_thresholds: Vec<Amount>,
+}
+
+impl Default for StakingParams {
+    fn default() -> Self {
+        const POI: Amount = crate::token::BASE_UNITS_PER_POI;
+        Self {
+            // About a day at one block per second.
+            unbonding_blocks: 86_400,
+            unbonding_entries_max: 7,
+            tier_thresholds: vec![100 * POI, 1_000 * POI, 10_000 * POI],
+        }
+    }
+}
+
+impl StakingParams {
+    /// Checks the invariants; the reason names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.unbonding_entries_max == 0 {
+            return Err("staking.unbonding_entries_max must be at least 1".into());
+        }
+        if self.tier_thresholds.len() > TIERS_MAX {
+            return Err(format!(
+                "staking.tier_thresholds has {} tiers, at most {TIERS_MAX}",
+                self.tier_thresholds.len()
+            ));
+        }
+        if self.tier_thresholds.first() == Some(&0) {
+            return Err("staking.tier_thresholds must be positive".into());
+        }
+        if self
+            .tier_thresholds
+            .windows(2)
+            .any(|pair| pair[0] >= pair[1])
+        {
+            return Err("staking.tier_thresholds must be strictly ascending".into());
+        }
+        Ok(())
+    }
+
+    /// The tier `bonded` stake reaches: how many thresholds it meets.
+    pub fn tier(&self, bonded: Amount) -> u8 {
+        let tiers = self
+            .tier_thresholds
+            .iter()
+            .filter(|t| bonded >= **t)
+            .count();
+        u8::try_from(tiers).expect("at most TIERS_MAX tiers")
+    }
+}
+
+/// Tokens on their way out of stake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Unbonding {
+    /// Base units.
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub amount: Amount,
+    /// First height at which they can be withdrawn.
+    pub release_height: u64,
+}
+
+/// One account's stake.
+#[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Stake {
+    /// Bonded base units: they count for tiers and weight.
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub bonded: Amount,
+    /// The part of `bonded` that backs active commitments and cannot be unbonded.
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub locked: Amount,
+    /// Chunks waiting out the unbonding period, by release height.
+    pub unbonding: Vec<Unbonding>,
+}
+
+impl Stake {
+    /// Base units this record holds: bonded plus unbonding.
+    pub fn held(&self) -> Option<Amount> {
+        self.unbonding
+            .iter()
+            .try_fold(self.bonded, |sum, chunk| sum.checked_add(chunk.amount))
+    }
+
+    /// Bonded stake that is free to unbond.
+    pub fn free(&self) -> Amount {
+        self.bonded.saturating_sub(self.locked)
+    }
+}
+
+/// Staking messages.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum StakingMsg {
+    /// Move `amount` base units from the signer's balance into its bonded stake.
+    Bond {
+        /// Base units; must be positive.
+        amount: Amount,
+    },
+    /// Start unbonding `amount` of the signer's free bonded stake.
+    Unbond {
+        /// Base units; must be positive.
+        amount: Amount,
+    },
+    /// Move every matured unbonding chunk back to the signer's balance.
+    Withdraw,
+}
+
+/// The state key of `address`'s stake.
+pub fn stake_key(address: &Address) -> Vec<u8> {
+    [STAKE_PREFIX, address.as_bytes()].concat()
+}
+
+/// Reads `address`'s stake (all zero if it never staked).
+pub fn stake(state: &dyn StateReader, address: &Address) -> Result<Stake, StateError> {
+    Ok(state::read_borsh(state, &stake_key(address))?.unwrap_or_default())
+}
+
+/// The tier of `address` under `params`.
+pub fn tier(
+    state: &dyn StateReader,
+    params: &StakingParams,
+    address: &Address,
+) -> Result<u8, StateError> {
+    Ok(params.tier(stake(state, address)?.bonded))
+}
+
+fn write(state: &mut Overlay<'_>, address: &Address, stake: &Stake) {
+    if stake.bonded == 0 && stake.unbonding.is_empty() {
+        state.delete(stake_key(address));
+    } else {
+        state.put_borsh(stake_key(address), stake);
+    }
+}
+
+/// Locks `amount` more of `address`'s free bonded stake behind a commitment.
+pub fn lock(state: &mut Overlay<'_>, address: Address, amount: Amount) -> Result<(), TxError> {
+    let mut record = stake(state, &address)?;
+    if amount > record.free() {
+        return Err(TxError::InsufficientStake {
+            account: address,
+            free: record.free(),
+            needed: amount,
+        });
+    }
+    record.locked = error::add(record.locked, amount, "locked stake")?;
+    write(state, &address, &record);
+    Ok(())
+}
+
+/// Releases `amount` of `address`'s locked stake; more than is locked is a bug of the caller.
+pub fn unlock(state: &mut Overlay<'_>, address: Address, amount: Amount) -> Result<(), TxError> {
+    let mut record = stake(state, &address)?;
+    record.locked = error::sub(record.locked, amount, "locked stake")?;
+    write(state, &address, &record);
+    Ok(())
+}
+
+/// Applies a staking message signed by `signer`.
+pub fn handle(
+    ctx: &mut ExecContext<'_, '_>,
+    signer: Address,
+    msg: &StakingMsg,
+) -> Result<(), TxError> {
+    let params = &ctx.params.staking;
+    let mut record = stake(ctx.state, &signer)?;
+    match *msg {
+        StakingMsg::Bond { amount } => {
+            positive(amount, "bond")?;
+            bank::debit(ctx.state, signer, amount)?;
+            record.bonded = error::add(record.bonded, amount, "bonded stake")?;
+            write(ctx.state, &signer, &record);
+            ctx.emit(
+                Event::new(NAME, "bond")
+                    .with("staker", signer)
+                    .with("amount", amount)
+                    .with("bonded", record.bonded)
+                    .with("tier", u64::from(params.tier(record.bonded))),
+            );
+        }
+        StakingMsg::Unbond { amount } => {
+            positive(amount, "unbond")?;
+            if amount > record.free() {
+                return Err(if amount > record.bonded {
+                    TxError::InsufficientStake {
+                        account: signer,
+                        free: record.free(),
+                        needed: amount,
+                    }
+                } else {
+                    TxError::StakeLocked {
+                        account: signer,
+                        locked: record.locked,
+                        requested: amount,
+                    }
+                });
+            }
+            if record.unbonding.len() >= params.unbonding_entries_max as usize {
+                return Err(TxError::TooManyUnbondings {
+                    account: signer,
+                    max: params.unbonding_entries_max,
+                });
+            }
+            let release_height = ctx
+                .block
+                .height
+                .checked_add(params.unbonding_blocks)
+                .ok_or(TxError::Overflow("release height"))?;
+            record.bonded -= amount;
+            record.unbonding.push(Unbonding {
+                amount,
+                release_height,
+            });
+            write(ctx.state, &signer, &record);
+            ctx.emit(
+                Event::new(NAME, "unbond")
+                    .with("staker", signer)
+                    .with("amount", amount)
+                    .with("release_height", release_height)
+                    .with("bonded", record.bonded)
+                    .with("tier", u64::from(params.tier(record.bonded))),
+            );
+        }
+        StakingMsg::Withdraw => {
+            let height = ctx.block.height;
+            let (matured, waiting): (Vec<Unbonding>, Vec<Unbonding>) = record
+                .unbonding
+                .iter()
+                .partition(|chunk| chunk.release_height <= height);
+            if matured.is_empty() {
+                return Err(TxError::NothingToWithdraw {
+                    account: signer,
+                    next_release: waiting.iter().map(|c| c.release_height).min(),
+                });
+            }
+            let amount = matured
+                .iter()
+                .try_fold(0, |sum: Amount, chunk| sum.checked_add(chunk.amount))
+                .ok_or(TxError::Overflow("withdrawal"))?;
+            record.unbonding = waiting;
+            write(ctx.state, &signer, &record);
+            bank::credit(ctx.state, signer, amount)?;
+            ctx.emit(
+                Event::new(NAME, "withdraw")
+                    .with("staker", signer)
+                    .with("amount", amount),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn positive(amount: Amount, what: &str) -> Result<(), TxError> {
+    if amount == 0 {
+        return Err(TxError::InvalidMessage(format!(
+            "{what} amount must be positive"
+        )));
+    }
+    Ok(())
+}
+
+/// The staking module.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Staking;
+
+impl Module for Staking {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn prefix(&self) -> &'static [u8] {
+        PREFIX
+    }
+
+    fn held_by_entry(&self, key: &[u8], value: &[u8]) -> Result<Amount, StateError> {
+        if !key.starts_with(STAKE_PREFIX) {
+            return Ok(0);
+        }
+        state::decode::<Stake>(key, value)?
+            .held()
+            .ok_or_else(|| StateError(format!("stake under {} overflows", hex::encode(key))))
+    }
+
+    fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {
+        let mut problem = None;
+        state
+            .scan_prefix(STAKE_PREFIX, &mut |key, value| {
+                problem = check_record(key, value).err();
+                problem.is_none()
+            })
+            .map_err(|e| e.to_string())?;
+        problem.map_or(Ok(()), Err)
+    }
+}
+
+fn check_record(key: &[u8], value: &[u8]) -> Result<(), String> {
+    if key.len() != STAKE_PREFIX.len() + 32 {
+        return Err(format!("bad stake key {}", hex::encode(key)));
+    }
+    let record: Stake = state::decode(key, value).map_err(|e| e.to_string())?;
+    let who = hex::encode(&key[STAKE_PREFIX.len()..]);
+    if record.locked > record.bonded {
+        return Err(format!("stake of {who}: locked exceeds bonded"));
+    }
+    if record.bonded == 0 && record.unbonding.is_empty() {
+        return Err(format!("stake of {who}: empty record kept"));
+    }
+    if record.unbonding.iter().any(|chunk| chunk.amount == 0) {
+        return Err(format!("stake of {who}: empty unbonding chunk"));
+    }
+    if record.held().is_none() {
+        return Err(format!("stake of {who}: holdings overflow"));
+    }
+    Ok(())
+}
+
+/// Lists of `u128` amounts as decimal strings in TOML/JSON.
+mod amounts_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(amounts: &[u128], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(amounts.iter().map(|a| a.to_string()))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u128>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| crate::token::parse_amount(text).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
