@@ -100,13 +100,16 @@ pub struct Ledger {
     /// The finalized block being written, if any; set and cleared together with `head`.
     in_flight: Mutex<Option<Arc<InFlight>>>,
     /// The thread writing `in_flight`; whoever takes it lands the block.
-    landing: Mutex<Option<std::thread::JoinHandle<Result<Landed>>>>,
+    landing: Mutex<Option<CommitThread>>,
     events: broadcast::Sender<ChainEvent>,
     metrics: Metrics,
     signatures: SignaturePool,
     /// Signature checks of received blocks, started on arrival: `(height, result)`.
     prechecks: Mutex<BTreeMap<BlockHash, (u64, mpsc::Receiver<Prechecks>)>>,
 }
+
+/// The thread writing a finalized block; it returns what acknowledging the block needs.
+type CommitThread = std::thread::JoinHandle<Result<Landed>>;
 
 /// What a background commit hands back for acknowledging the block.
 struct Landed {
@@ -740,6 +743,11 @@ impl Ledger {
     pub fn land(&self) -> Result<()> {
         // Held while joining: a second caller waits until the block has landed.
         let mut landing = self.landing.lock().unwrap_or_else(|p| p.into_inner());
+        self.land_locked(&mut landing)
+    }
+
+    /// [`Ledger::land`] with the `landing` lock held. Lock order: `landing`, then `in_flight`.
+    fn land_locked(&self, landing: &mut Option<CommitThread>) -> Result<()> {
         let Some(thread) = landing.take() else {
             return Ok(());
         };
@@ -762,9 +770,10 @@ impl Ledger {
     }
 
     /// Lands the previous commit, then starts committing `hash`, a child of the tip, on a
-    /// background thread.
+    /// background thread. Holds the `landing` lock throughout, so commits never overlap.
     fn start_commit(&self, hash: &BlockHash) -> Result<()> {
-        self.land()?;
+        let mut landing = self.landing.lock().unwrap_or_else(|p| p.into_inner());
+        self.land_locked(&mut landing)?;
         let pending = self.pending().remove(hash);
         let pending = match pending {
             Some(p) if p.prepared.height() == self.tip().height + 1 => p,
@@ -828,7 +837,7 @@ impl Ledger {
         let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         self.head.send_replace(in_flight.committed);
         *slot = Some(in_flight);
-        *self.landing.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        *landing = Some(thread);
         Ok(())
     }
 
