@@ -285,6 +285,13 @@ pub(crate) struct TxOptions {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StakeCmd {
+    /// Bond exactly what is missing to reach tier N (thresholds: `poi query params`).
+    Tier {
+        /// The tier to reach, 1 or more.
+        tier: u8,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
     /// Bond tokens from your balance: bonded stake sets your tier (see `poi stake show`).
     Bond {
         /// Amount: base units (1500) or POI (1.5poi).

@@ -1,6 +1,6 @@
 //! `poi stake ...`: bond, unbond, withdraw, show.
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use poi_core::Address;
 use poi_core::staking::StakingMsg;
 use poi_core::token::{format_poi, parse_amount};
@@ -13,6 +13,30 @@ use crate::{cmd_keys, cmd_tx, output};
 
 pub(crate) fn run(global: &Global, cmd: StakeCmd) -> anyhow::Result<()> {
     match cmd {
+        StakeCmd::Tier { tier, tx } => {
+            let key = cmd_keys::unlock(global, &tx.from)?;
+            let me = Address::from_public_key(&key.verifying_key());
+            let stake = stake_of(global, &me)?;
+            let missing = missing_for_tier(&stake, tier)?;
+            if missing == 0 {
+                if global.json {
+                    output::json(&stake);
+                } else {
+                    println!(
+                        "already at tier {} (asked for {tier}); nothing bonded",
+                        stake["tier"]
+                    );
+                    print_stake(&stake);
+                }
+                return Ok(());
+            }
+            let msg = Msg::Staking(StakingMsg::Bond { amount: missing });
+            if let Some(done) = cmd_tx::submit(global, &tx, msg)? {
+                let stake = stake_of(global, &done.signer)?;
+                let what = format!("bonded {} to reach tier {tier}", format_poi(missing));
+                report(global, &done, &what, &stake);
+            }
+        }
         StakeCmd::Bond { amount, tx } => {
             let amount = parse_amount(&amount)?;
             let msg = Msg::Staking(StakingMsg::Bond { amount });
@@ -62,6 +86,29 @@ pub(crate) fn run(global: &Global, cmd: StakeCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Base units to bond so that `stake` (a `GET /stake` answer) reaches `tier`; 0 if it has.
+fn missing_for_tier(stake: &Value, tier: u8) -> anyhow::Result<u128> {
+    let thresholds: Vec<u128> = stake["tier_thresholds"]
+        .as_array()
+        .ok_or_else(|| anyhow!("node sent no tier thresholds"))?
+        .iter()
+        .map(|t| t.as_str().unwrap_or("").parse::<u128>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("node sent a bad tier threshold: {e}"))?;
+    if tier == 0 || usize::from(tier) > thresholds.len() {
+        bail!(
+            "tier {tier} does not exist: this chain has tiers 1 to {}",
+            thresholds.len()
+        );
+    }
+    let bonded: u128 = stake["bonded"]
+        .as_str()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e| anyhow!("node sent a bad bonded amount: {e}"))?;
+    Ok(thresholds[usize::from(tier) - 1].saturating_sub(bonded))
 }
 
 fn stake_of(global: &Global, address: &Address) -> anyhow::Result<Value> {

@@ -843,6 +843,9 @@ impl Ledger {
 
     fn after_commit(&self, stored: &StoredBlock, receipts: &[Receipt], committed: Committed) {
         let header = &stored.block.header;
+        // The tip first: receipts are shown only up to it (see `receipt`), and a transaction
+        // leaves the mempool below only after its receipt is shown, so it is never neither.
+        self.tip.send_replace(committed);
         // Checks of blocks that can no longer be executed (orphaned proposals) are dropped.
         self.prechecks_map()
             .retain(|_, (height, _)| *height > header.height);
@@ -874,7 +877,6 @@ impl Ledger {
             .height
             .set(i64::try_from(header.height).unwrap_or(i64::MAX));
         self.metrics.txs_committed.inc_by(receipts.len() as u64);
-        self.tip.send_replace(committed);
         let _ = self
             .events
             .send(ChainEvent::block(&stored.block, committed, receipts));
@@ -910,10 +912,13 @@ impl Ledger {
         }
     }
 
-    /// A committed receipt.
+    /// A committed receipt, once its block is the tip or below: a block is on disk a moment
+    /// before the tip moves to it, and a client that sees a receipt must then read state that
+    /// includes it.
     pub fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>> {
         match self.store.tx_record(hash)? {
             None => Ok(None),
+            Some(record) if record.height > self.tip().height => Ok(None),
             Some(record) => borsh::from_slice(&record.bytes)
                 .map(Some)
                 .map_err(|e| NodeError::Corrupt(format!("receipt: {e}"))),

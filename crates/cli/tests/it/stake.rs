@@ -13,11 +13,27 @@ fn stake_bond_unbond_show_and_an_early_withdraw() {
     let alice = alice.trim_end();
 
     let bonded = stdout_of(poi().args([
-        "stake", "bond", "--home", home_arg, "--from", "alice", "--amount", "1000poi",
+        "stake", "bond", "--home", home_arg, "--from", "alice", "--amount", "40poi",
     ]));
     assert!(bonded.starts_with("committed "), "{bonded}");
-    assert!(bonded.contains("bonded 1000 POI"), "{bonded}");
-    assert!(bonded.contains("tier:      2"), "{bonded}");
+    assert!(bonded.contains("bonded 40 POI"), "{bonded}");
+    assert!(bonded.contains("tier:      0"), "{bonded}");
+    // Tier 2 needs 1,000 POI bonded: `stake tier 2` bonds the missing 960.
+    let tiered =
+        stdout_of(poi().args(["stake", "tier", "2", "--home", home_arg, "--from", "alice"]));
+    assert!(
+        tiered.contains("bonded 960 POI to reach tier 2"),
+        "{tiered}"
+    );
+    assert!(tiered.contains("tier:      2"), "{tiered}");
+    let again =
+        stdout_of(poi().args(["stake", "tier", "1", "--home", home_arg, "--from", "alice"]));
+    assert!(again.starts_with("already at tier 2"), "{again}");
+    let refused = poi()
+        .args(["stake", "tier", "9", "--home", home_arg, "--from", "alice"])
+        .output()
+        .expect("run poi stake tier");
+    assert!(one_error_line(&refused).contains("tier 9 does not exist"));
 
     let unbonded = stdout_of(poi().args([
         "stake", "unbond", "--home", home_arg, "--from", "alice", "--amount", "1poi",
