@@ -10,7 +10,7 @@
 //! [`crate::module`]).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -69,7 +69,7 @@ impl StateReader for MemState {
 
 /// Values read from the base, remembered so each key is fetched from storage at most once per
 /// block (and so the supply check knows every written key's value before the block).
-pub type BaseReads = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+pub type BaseReads = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// Visits `prefix` keys of `base` with `layers` applied in order (later layers win), ascending.
 fn scan_layered(
@@ -133,9 +133,15 @@ impl StateReader for Layered<'_> {
 }
 
 /// Staged writes over a [`StateReader`]: block layer plus transaction layer.
+///
+/// The block layer and the cache of base reads are hash maps: a block of 10,000 transfers reads
+/// about 30,000 keys through them. Nothing depends on their order: the block's writes are
+/// sorted when they are taken ([`Overlay::into_parts`]) and scans sort what they visit. (The
+/// hasher's random seed only places entries in buckets; it cannot change a result, and it keeps
+/// crafted keys from degrading lookups.)
 pub struct Overlay<'a> {
     base: &'a dyn StateReader,
-    block: WriteSet,
+    block: HashMap<Vec<u8>, Option<Vec<u8>>>,
     tx: WriteSet,
     base_reads: RefCell<BaseReads>,
 }
@@ -145,7 +151,7 @@ impl<'a> Overlay<'a> {
     pub fn new(base: &'a dyn StateReader) -> Self {
         Self {
             base,
-            block: WriteSet::new(),
+            block: HashMap::new(),
             tx: WriteSet::new(),
             base_reads: RefCell::default(),
         }
@@ -228,12 +234,10 @@ impl<'a> Overlay<'a> {
             self.tx.is_empty(),
             "write set taken with an open transaction"
         );
-        (self.block, self.base_reads.into_inner())
-    }
-
-    /// The accepted writes so far (block layer).
-    pub fn writes(&self) -> &WriteSet {
-        &self.block
+        (
+            self.block.into_iter().collect(),
+            self.base_reads.into_inner(),
+        )
     }
 
     /// Visits keys under `prefix` as this overlay sees them, ascending.
@@ -242,7 +246,13 @@ impl<'a> Overlay<'a> {
         prefix: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StateError> {
-        scan_layered(self.base, &[&self.block, &self.tx], prefix, visit)
+        let block: WriteSet = self
+            .block
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        scan_layered(self.base, &[&block, &self.tx], prefix, visit)
     }
 }
 
