@@ -14,8 +14,8 @@ use crate::{cmd_keys, cmd_tx, output};
 pub(crate) fn run(global: &Global, cmd: StakeCmd) -> anyhow::Result<()> {
     match cmd {
         StakeCmd::Tier { tier, tx } => {
-            let key = cmd_keys::unlock(global, &tx.from)?;
-            let me = Address::from_public_key(&key.verifying_key());
+            // The key's address needs no password; `submit` unlocks it once, to sign.
+            let me = cmd_keys::resolve_address(global, &tx.from)?;
             let stake = stake_of(global, &me)?;
             let missing = missing_for_tier(&stake, tier)?;
             if missing == 0 {

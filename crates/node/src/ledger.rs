@@ -310,7 +310,12 @@ impl Ledger {
 
     /// Current parameters.
     pub fn params(&self) -> Result<Params> {
-        state::read_borsh(&self.snapshot()?, poi_core::params::PARAMS_KEY)?
+        Self::params_in(&self.snapshot()?)
+    }
+
+    /// The parameters stored in `state`.
+    fn params_in(state: &dyn StateReader) -> Result<Params> {
+        state::read_borsh(state, poi_core::params::PARAMS_KEY)?
             .ok_or_else(|| NodeError::Corrupt("params missing".into()))
     }
 
@@ -364,8 +369,7 @@ impl Ledger {
             return self.build_empty_on_pending(parent, proposer);
         }
         let parent_header = self.head_header(&state)?;
-        let params: Params = state::read_borsh(&state, poi_core::params::PARAMS_KEY)?
-            .ok_or_else(|| NodeError::Corrupt("params missing".into()))?;
+        let params = Self::params_in(&state)?;
         let candidates = self
             .mempool()
             .select(params.block_txs_max as usize, |sender| {

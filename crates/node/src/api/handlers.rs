@@ -111,6 +111,12 @@ pub(super) async fn submit_tx(
     }
 }
 
+fn parse_address(text: &str) -> Result<Address, ApiError> {
+    text.parse().map_err(|e: poi_core::address::AddressError| {
+        ApiError::bad_request("bad_address", e.to_string())
+    })
+}
+
 fn parse_hash(text: &str) -> Result<[u8; 32], ApiError> {
     let bytes = hex::decode(text)
         .map_err(|_| ApiError::bad_request("bad_hash", format!("{text:?} is not 64 hex digits")))?;
@@ -155,11 +161,7 @@ pub(super) async fn account(
 ) -> ApiResult {
     ledger.metrics().http_requests.inc();
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    let address: Address = address
-        .parse()
-        .map_err(|e: poi_core::address::AddressError| {
-            ApiError::bad_request("bad_address", e.to_string())
-        })?;
+    let address = parse_address(&address)?;
     // One consistent view: the record as of the tip's height, read from the versioned tree, so
     // balance, nonce, root and proof always belong together even while blocks commit.
     let tip = ledger.tip();
@@ -198,11 +200,7 @@ pub(super) async fn account(
 /// the tip, with a Merkle proof of the record.
 pub(super) async fn stake(State(ledger): Shared, Path(address): Path<String>) -> ApiResult {
     ledger.metrics().http_requests.inc();
-    let address: Address = address
-        .parse()
-        .map_err(|e: poi_core::address::AddressError| {
-            ApiError::bad_request("bad_address", e.to_string())
-        })?;
+    let address = parse_address(&address)?;
     let tip = ledger.tip();
     let key = poi_core::staking::stake_key(&address);
     let store = ledger.store();
