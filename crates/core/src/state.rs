@@ -72,30 +72,55 @@ impl StateReader for MemState {
 pub type BaseReads = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// Visits `prefix` keys of `base` with `layers` applied in order (later layers win), ascending.
+///
+/// Streams: the layers' entries under `prefix` are merged into the base scan as it goes, so a
+/// visitor that stops early (the market reads the head of its queue) costs what it visited plus
+/// the layers' writes under `prefix`, not the whole prefix.
 fn scan_layered(
     base: &dyn StateReader,
     layers: &[&WriteSet],
     prefix: &[u8],
     visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
 ) -> Result<(), StateError> {
-    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    base.scan_prefix(prefix, &mut |k, v| {
-        merged.insert(k.to_vec(), v.to_vec());
-        true
-    })?;
+    let mut overrides: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
     for layer in layers {
         for (key, value) in layer.range(prefix.to_vec()..) {
             if !key.starts_with(prefix) {
                 break;
             }
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
+            overrides.insert(key.as_slice(), value.as_deref());
         }
     }
-    for (key, value) in &merged {
+    let mut pending = overrides.into_iter().peekable();
+    let mut stopped = false;
+    base.scan_prefix(prefix, &mut |key, value| {
+        // Layer entries that sort before this base key come first.
+        while let Some((k, v)) = pending.next_if(|(k, _)| *k < key) {
+            if let Some(v) = v
+                && !visit(k, v)
+            {
+                stopped = true;
+                return false;
+            }
+        }
+        let value = match pending.next_if(|(k, _)| *k == key) {
+            Some((_, None)) => return true,
+            Some((_, Some(v))) => v,
+            None => value,
+        };
         if !visit(key, value) {
+            stopped = true;
+            return false;
+        }
+        true
+    })?;
+    if stopped {
+        return Ok(());
+    }
+    for (key, value) in pending {
+        if let Some(value) = value
+            && !visit(key, value)
+        {
             break;
         }
     }
@@ -330,5 +355,41 @@ mod tests {
         );
         let writes = overlay.into_writes();
         assert_eq!(writes.get(b"p/1".as_slice()), Some(&None));
+    }
+
+    #[test]
+    fn scan_merges_layers_in_order_and_stops_early() {
+        let mut base = MemState::default();
+        for key in ["p/1", "p/3", "p/5", "p/7"] {
+            base.0.insert(key.as_bytes().to_vec(), b"base".to_vec());
+        }
+        let mut overlay = Overlay::new(&base);
+        overlay.put(b"p/0".to_vec(), b"new".to_vec());
+        overlay.delete(b"p/3".to_vec());
+        overlay.put(b"p/5".to_vec(), b"block".to_vec());
+        overlay.commit_tx();
+        overlay.put(b"p/5".to_vec(), b"tx".to_vec());
+        overlay.put(b"p/9".to_vec(), b"tail".to_vec());
+        let mut seen = Vec::new();
+        overlay
+            .scan_prefix(b"p/", &mut |k, v| {
+                seen.push(format!(
+                    "{}={}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                ));
+                true
+            })
+            .unwrap();
+        assert_eq!(seen, ["p/0=new", "p/1=base", "p/5=tx", "p/7=base", "p/9=tail"]);
+        let mut first_two = Vec::new();
+        overlay
+            .scan_prefix(b"p/", &mut |k, _| {
+                first_two.push(k.to_vec());
+                first_two.len() < 2
+            })
+            .unwrap();
+        assert_eq!(first_two, [b"p/0".to_vec(), b"p/1".to_vec()]);
+        overlay.discard_tx();
     }
 }
