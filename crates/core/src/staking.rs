@@ -11,7 +11,8 @@
 //! (a provider's jobs, a validator's votes) cannot leave before a fault can be proven.
 //!
 //! Other modules lock and unlock stake through [`lock`] and [`unlock`] (the market locks a
-//! provider's collateral and a user's tier stake while they back active jobs).
+//! provider's collateral and a user's tier stake while they back active jobs), and take locked
+//! stake away for a proven fault with [`slash`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -196,6 +197,21 @@ pub fn unlock(state: &mut Overlay<'_>, address: Address, amount: Amount) -> Resu
     record.locked = error::sub(record.locked, amount, "locked stake")?;
     write(state, &address, &record);
     Ok(())
+}
+
+/// Destroys up to `amount` of `address`'s *locked* stake (a proven fault of the commitment it
+/// backed) and returns how much was removed: `min(amount, locked)`. The removed base units leave
+/// this module's holdings, so the caller must put exactly that much somewhere (a victim's
+/// balance, the treasury) or record it as burned in the same transaction; otherwise the chain's
+/// supply check fails the block. Free and unbonding stake are never touched: only stake that was
+/// locked behind the commitment answers for it.
+pub fn slash(state: &mut Overlay<'_>, address: Address, amount: Amount) -> Result<Amount, TxError> {
+    let mut record = stake(state, &address)?;
+    let removed = amount.min(record.locked);
+    record.locked -= removed;
+    record.bonded = error::sub(record.bonded, removed, "slashed stake")?;
+    write(state, &address, &record);
+    Ok(removed)
 }
 
 /// Applies a staking message signed by `signer`.

@@ -33,6 +33,8 @@ pub const BURNED_PREFIX: &[u8] = b"supply/burned/";
 pub enum BurnReason {
     /// The burned share of transaction fees.
     Fees,
+    /// The burned share of slashed provider collateral (see [`crate::market`]).
+    Slash,
 }
 
 impl BurnReason {
@@ -40,6 +42,7 @@ impl BurnReason {
     pub fn as_str(self) -> &'static str {
         match self {
             BurnReason::Fees => "fees",
+            BurnReason::Slash => "slash",
         }
     }
 }
@@ -79,16 +82,28 @@ pub fn burn(
         return Ok(());
     }
     bank::debit(ctx.state, from, amount)?;
-    let key = burned_key(reason.as_str());
-    let burned = read_amount(ctx.state, &key)?;
-    ctx.state
-        .put_borsh(key, &error::add(burned, amount, "supply burned")?);
+    record_burn(ctx, amount, reason)?;
     ctx.emit(
         Event::new(NAME, "burn")
             .with("from", from)
             .with("amount", amount)
             .with("reason", reason.as_str()),
     );
+    Ok(())
+}
+
+/// Records `amount` as burned for `reason` when the caller has already removed those base units
+/// from the entry that held them (slashed stake, which no account holds). Only this crate's
+/// modules may call it, in the same transaction as the removal.
+pub(crate) fn record_burn(
+    ctx: &mut ExecContext<'_, '_>,
+    amount: Amount,
+    reason: BurnReason,
+) -> Result<(), TxError> {
+    let key = burned_key(reason.as_str());
+    let burned = read_amount(ctx.state, &key)?;
+    ctx.state
+        .put_borsh(key, &error::add(burned, amount, "supply burned")?);
     Ok(())
 }
 
