@@ -18,6 +18,7 @@ use crate::block::BlockContext;
 use crate::error::{self, StateError, TxError};
 use crate::event::{Event, Receipt, TxOutcome};
 use crate::limits::TX_EVENTS_MAX;
+use crate::market::{self, Market};
 use crate::module::{ExecContext, Module};
 use crate::params::Params;
 use crate::staking::{self, Staking};
@@ -105,10 +106,14 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A chain with the built-in modules (params, supply, bank, staking).
+    /// A chain with the built-in modules (params, supply, bank, staking, market).
     pub fn new(chain_id: impl Into<String>) -> Self {
-        let modules: Vec<Box<dyn Module>> =
-            vec![Box::new(Bank), Box::new(SupplyModule), Box::new(Staking)];
+        let modules: Vec<Box<dyn Module>> = vec![
+            Box::new(Bank),
+            Box::new(SupplyModule),
+            Box::new(Staking),
+            Box::new(Market),
+        ];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {
                 assert!(
@@ -275,6 +280,7 @@ impl Chain {
         match &tx.body.msg {
             Msg::Bank(msg) => bank::handle(ctx, tx.body.signer, msg)?,
             Msg::Staking(msg) => staking::handle(ctx, tx.body.signer, msg)?,
+            Msg::Market(msg) => market::handle(ctx, tx.body.signer, msg)?,
         }
         if ctx.events.len() > TX_EVENTS_MAX as usize {
             return Err(TxError::InvalidMessage(format!(

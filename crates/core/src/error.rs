@@ -134,6 +134,87 @@ pub enum TxError {
         /// The limit (`staking.unbonding_entries_max`).
         max: u32,
     },
+    /// A provider's collateral is below what its capacity requires (see [`crate::market`]).
+    #[error(
+        "collateral of {provider} is {collateral}, its capacity requires {required}: add collateral or lower the capacity"
+    )]
+    InsufficientCollateral {
+        /// Provider.
+        provider: Address,
+        /// Collateral it would have, in base units.
+        collateral: Amount,
+        /// Collateral required, in base units.
+        required: Amount,
+    },
+    /// The model is not in `market.models`.
+    #[error("unknown model {0:?}: the chain accepts the models listed in params market.models")]
+    UnknownModel(String),
+    /// A dataset is not in `market.datasets`.
+    #[error("unknown dataset {0:?}: the chain accepts the datasets listed in params market.datasets")]
+    UnknownDataset(String),
+    /// A job's escrow (`units x max_price`) exceeds what the signer can pay.
+    #[error("job escrow {escrow} exceeds the balance {balance} of {account}")]
+    OverBudget {
+        /// Submitter.
+        account: Address,
+        /// Escrow asked for, in base units.
+        escrow: Amount,
+        /// Its balance after the fee, in base units.
+        balance: Amount,
+    },
+    /// No job has this id.
+    #[error("unknown job {0}")]
+    UnknownJob(u64),
+    /// The address is not a registered provider.
+    #[error("{0} is not a registered provider")]
+    UnknownProvider(Address),
+    /// Only the job's owner may do this.
+    #[error("job {job} belongs to {owner}, not {signer}")]
+    NotJobOwner {
+        /// Job id.
+        job: u64,
+        /// Its owner.
+        owner: Address,
+        /// Who asked.
+        signer: Address,
+    },
+    /// Only the provider the job is assigned to may do this.
+    #[error("job {job} is not assigned to {signer}")]
+    NotAssignedProvider {
+        /// Job id.
+        job: u64,
+        /// Who asked.
+        signer: Address,
+    },
+    /// The job is not in a state that allows this.
+    #[error("job {job} is {state}; this needs it to be {expected}")]
+    BadJobState {
+        /// Job id.
+        job: u64,
+        /// Its state.
+        state: &'static str,
+        /// The state(s) the action needs.
+        expected: &'static str,
+    },
+    /// The action's deadline for this job has passed.
+    #[error("job {job}: the deadline was height {deadline}")]
+    DeadlinePassed {
+        /// Job id.
+        job: u64,
+        /// Last height at which the action was accepted.
+        deadline: u64,
+    },
+    /// The signer is already a registered provider.
+    #[error("{0} is already a registered provider")]
+    AlreadyRegistered(Address),
+    /// The provider has active jobs, which this action would strand.
+    #[error("provider {provider} has {active_jobs} active jobs: wait until they settle")]
+    ProviderBusy {
+        /// Provider.
+        provider: Address,
+        /// Jobs matched, running, committed or disputed.
+        active_jobs: u32,
+    },
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -160,6 +241,18 @@ impl TxError {
             TxError::StakeLocked { .. } => "stake_locked",
             TxError::NothingToWithdraw { .. } => "nothing_to_withdraw",
             TxError::TooManyUnbondings { .. } => "too_many_unbondings",
+            TxError::InsufficientCollateral { .. } => "insufficient_collateral",
+            TxError::UnknownModel(_) => "unknown_model",
+            TxError::UnknownDataset(_) => "unknown_dataset",
+            TxError::OverBudget { .. } => "over_budget",
+            TxError::UnknownJob(_) => "unknown_job",
+            TxError::UnknownProvider(_) => "unknown_provider",
+            TxError::NotJobOwner { .. } => "not_job_owner",
+            TxError::NotAssignedProvider { .. } => "not_assigned_provider",
+            TxError::BadJobState { .. } => "bad_job_state",
+            TxError::DeadlinePassed { .. } => "deadline_passed",
+            TxError::AlreadyRegistered(_) => "already_registered",
+            TxError::ProviderBusy { .. } => "provider_busy",
             TxError::State(_) => "internal",
         }
     }

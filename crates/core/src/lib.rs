@@ -12,7 +12,8 @@
 //! # Modules
 //! Each mechanism is a module ([`module::Module`]) that owns a key prefix, its transaction
 //! handlers, events, per-block hooks and invariants. This crate ships the framework, the
-//! [`bank`] module and the [`supply`] ledger; later mechanisms plug in the same way.
+//! [`bank`] module, the [`supply`] ledger, [`staking`] and the compute [`market`]; later
+//! mechanisms plug in the same way.
 //!
 //! Stability: ALPHA; encodings are pinned by golden digests in tests.
 
@@ -24,6 +25,7 @@ pub mod error;
 pub mod event;
 pub mod genesis;
 pub mod limits;
+pub mod market;
 pub mod merkle;
 pub mod module;
 pub mod params;

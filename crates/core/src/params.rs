@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StateError;
 use crate::limits::BLOCK_TXS_MAX;
+use crate::market::MarketParams;
 use crate::staking::StakingParams;
 use crate::state::Overlay;
 use crate::token::Amount;
@@ -40,6 +41,9 @@ pub struct Params {
     /// Bonding, unbonding and tiers ([`crate::staking`]); defaults when absent from genesis.
     #[serde(default)]
     pub staking: StakingParams,
+    /// The compute marketplace ([`crate::market`]); defaults when absent from genesis.
+    #[serde(default)]
+    pub market: MarketParams,
 }
 
 impl Default for Params {
@@ -51,6 +55,7 @@ impl Default for Params {
             fee_treasury_bps: 1_000,
             block_txs_max: BLOCK_TXS_MAX,
             staking: StakingParams::default(),
+            market: MarketParams::default(),
         }
     }
 }
@@ -67,6 +72,9 @@ pub enum ParamsError {
     /// A staking parameter is out of range.
     #[error("{0}")]
     Staking(String),
+    /// A marketplace parameter is out of range.
+    #[error("{0}")]
+    Market(String),
 }
 
 impl Params {
@@ -79,7 +87,8 @@ impl Params {
         if self.block_txs_max == 0 || self.block_txs_max > BLOCK_TXS_MAX {
             return Err(ParamsError::BlockTxs(self.block_txs_max));
         }
-        self.staking.validate().map_err(ParamsError::Staking)
+        self.staking.validate().map_err(ParamsError::Staking)?;
+        self.market.validate().map_err(ParamsError::Market)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

@@ -24,6 +24,7 @@ use crate::address::Address;
 use crate::bank::BankMsg;
 use crate::error::TxError;
 use crate::limits::{SIGNATURE_BATCH_TXS, TX_BYTES_MAX};
+use crate::market::MarketMsg;
 use crate::staking::StakingMsg;
 use crate::token::Amount;
 
@@ -40,6 +41,8 @@ pub enum Msg {
     Bank(BankMsg),
     /// A staking message (bond, unbond, withdraw).
     Staking(StakingMsg),
+    /// A marketplace message (providers and jobs).
+    Market(MarketMsg),
 }
 
 /// The signed part of a transaction.
