@@ -34,6 +34,11 @@ pub(crate) fn run(ctx: &mut ExecContext<'_, '_>, ms: &mut MarketState) -> Result
         }
     })?;
     for key in &due {
+        // An earlier deadline in this batch may have moved this one (a missed heartbeat
+        // requeues the provider's jobs, replacing their start and commit deadlines).
+        if ctx.state.get(key)?.is_none() {
+            continue;
+        }
         let (h, kind, subject) = parse_deadline_key(key).expect("parsed above");
         match kind {
             DeadlineKind::Heartbeat => {

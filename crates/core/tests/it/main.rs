@@ -3,4 +3,5 @@
 mod chain;
 mod conformance;
 mod determinism;
+mod market;
 mod staking;

@@ -210,6 +210,28 @@ fn locked_stake_cannot_unbond_until_unlocked() {
 }
 
 #[test]
+fn slash_takes_only_locked_stake_and_reports_what_it_took() {
+    let alice = key(1);
+    let chain = Chain::new(CHAIN);
+    let mut state = genesis_state(&[(&alice, START)]);
+    let txs = vec![
+        staking_tx(&alice, 0, StakingMsg::Bond { amount: 1_000 }),
+        staking_tx(&alice, 1, StakingMsg::Unbond { amount: 100 }),
+    ];
+    assert_eq!(run(&chain, &mut state, 1, txs), ["ok", "ok"]);
+    let mut overlay = Overlay::new(&state);
+    staking::lock(&mut overlay, addr(&alice), 300).unwrap();
+    assert_eq!(staking::slash(&mut overlay, addr(&alice), 120).unwrap(), 120);
+    let stake = staking::stake(&overlay, &addr(&alice)).unwrap();
+    assert_eq!((stake.bonded, stake.locked), (780, 180));
+    // Asking for more than is locked takes what is locked; free and unbonding stake stay.
+    assert_eq!(staking::slash(&mut overlay, addr(&alice), 10_000).unwrap(), 180);
+    let stake = staking::stake(&overlay, &addr(&alice)).unwrap();
+    assert_eq!((stake.bonded, stake.locked, stake.unbonding[0].amount), (600, 0, 100));
+    assert_eq!(staking::slash(&mut overlay, addr(&alice), 1).unwrap(), 0);
+}
+
+#[test]
 fn staking_params_are_validated() {
     let mut params = Params::default();
     params.validate().unwrap();

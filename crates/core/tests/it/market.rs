@@ -1,0 +1,712 @@
+//! The compute marketplace through signed transactions and blocks, auditing after every block.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::SigningKey;
+use poi_core::Address;
+use poi_core::block::BlockContext;
+use poi_core::chain::{Chain, Mode};
+use poi_core::event::TxOutcome;
+use poi_core::market::{self, JobStatus, MarketMsg};
+use poi_core::module::ExecContext;
+use poi_core::params::{PARAMS_KEY, Params};
+use poi_core::staking::{self, StakingMsg};
+use poi_core::state::{MemState, Overlay, WriteSet};
+use poi_core::tx::{Msg, Tx, TxBody};
+use proptest::prelude::*;
+
+use crate::chain::{CHAIN, addr, ctx, genesis_state, key};
+
+const FEE: u128 = 10_000;
+const START: u128 = 100_000_000_000_000;
+
+/// A chain under test: state, height, nonces, fees paid per account.
+struct Net {
+    chain: Chain,
+    state: MemState,
+    height: u64,
+    nonces: BTreeMap<Address, u64>,
+    fees: BTreeMap<Address, u128>,
+}
+
+impl Net {
+    fn new(funded: &[&SigningKey], params: Params) -> Self {
+        let funded: Vec<(&SigningKey, u128)> = funded.iter().map(|k| (*k, START)).collect();
+        let mut state = genesis_state(&funded);
+        let mut writes = WriteSet::new();
+        params.validate().expect("test params are valid");
+        writes.insert(PARAMS_KEY.to_vec(), Some(borsh::to_vec(&params).unwrap()));
+        state.apply(&writes);
+        Self {
+            chain: Chain::new(CHAIN),
+            state,
+            height: 0,
+            nonces: BTreeMap::new(),
+            fees: BTreeMap::new(),
+        }
+    }
+
+    fn tx(&mut self, from: &SigningKey, msg: Msg) -> Tx {
+        let nonce = self.nonces.entry(addr(from)).or_default();
+        let tx = TxBody {
+            chain_id: CHAIN.into(),
+            signer: addr(from),
+            nonce: *nonce,
+            fee: FEE,
+            msg,
+        }
+        .sign(from);
+        *nonce += 1;
+        *self.fees.entry(addr(from)).or_default() += FEE;
+        tx
+    }
+
+    /// Executes the next block with `txs`, audits, and returns each transaction's code.
+    fn block(&mut self, txs: Vec<Tx>) -> Vec<String> {
+        self.height += 1;
+        let out = self
+            .chain
+            .execute_block(&self.state, &ctx(self.height), txs, Mode::Verify)
+            .expect("block executes");
+        self.state.apply(&out.writes);
+        self.chain.audit(&self.state).expect("supply and invariants hold");
+        out.receipts
+            .iter()
+            .map(|r| match &r.outcome {
+                TxOutcome::Success => "ok".to_string(),
+                TxOutcome::Failed { code, .. } => code.clone(),
+            })
+            .collect()
+    }
+
+    /// One transaction in its own block; its code.
+    fn send(&mut self, from: &SigningKey, msg: Msg) -> String {
+        let tx = self.tx(from, msg);
+        self.block(vec![tx]).remove(0)
+    }
+
+    fn market(&mut self, from: &SigningKey, msg: MarketMsg) -> String {
+        self.send(from, Msg::Market(msg))
+    }
+
+    fn empty_blocks(&mut self, n: u64) {
+        for _ in 0..n {
+            self.block(Vec::new());
+        }
+    }
+
+    fn balance(&self, who: &SigningKey) -> u128 {
+        poi_core::bank::account(&self.state, &addr(who))
+            .unwrap()
+            .map_or(0, |a| a.balance)
+    }
+
+    fn treasury(&self) -> u128 {
+        poi_core::bank::account(&self.state, &poi_core::bank::treasury())
+            .unwrap()
+            .map_or(0, |a| a.balance)
+    }
+
+    fn job(&self, id: u64) -> market::Job {
+        market::job(&self.state, id).unwrap().expect("job exists")
+    }
+
+    fn stats(&self) -> market::MarketStats {
+        let params = params_of(&self.state);
+        market::market_stats(&self.state, &params, self.height).unwrap()
+    }
+
+    fn fee(&self, who: &SigningKey) -> u128 {
+        self.fees.get(&addr(who)).copied().unwrap_or(0)
+    }
+
+    /// Bonds `stake` and registers `who` as a provider.
+    fn provider(&mut self, who: &SigningKey, stake: u128, reg: Register) {
+        let bond = self.tx(who, Msg::Staking(StakingMsg::Bond { amount: stake }));
+        let register = self.tx(who, Msg::Market(reg.msg()));
+        assert_eq!(self.block(vec![bond, register]), ["ok", "ok"]);
+    }
+
+    /// Resolves a dispute directly, as the Proof-of-Intelligence module will.
+    fn resolve(&mut self, id: u64, at_fault: bool) -> Result<(), String> {
+        let params = params_of(&self.state);
+        let block = BlockContext {
+            height: self.height,
+            timestamp_ms: 0,
+            proposer: addr(&key(200)),
+        };
+        let mut overlay = Overlay::new(&self.state);
+        let mut events = Vec::new();
+        let mut ctx = ExecContext {
+            state: &mut overlay,
+            block: &block,
+            params: &params,
+            events: &mut events,
+        };
+        let result = market::resolve_dispute(&mut ctx, id, at_fault);
+        match result {
+            Ok(()) => overlay.commit_tx(),
+            Err(_) => overlay.discard_tx(),
+        }
+        let writes = overlay.into_writes();
+        self.state.apply(&writes);
+        self.chain.audit(&self.state).expect("supply and invariants hold");
+        result.map_err(|e| e.code().to_string())
+    }
+}
+
+fn params_of(state: &MemState) -> Params {
+    poi_core::state::read_borsh(state, PARAMS_KEY).unwrap().unwrap()
+}
+
+struct Register {
+    capacity: u64,
+    ask: u128,
+    collateral: u128,
+    class: u8,
+}
+
+impl Register {
+    fn new(capacity: u64, ask: u128, collateral: u128) -> Self {
+        Self {
+            capacity,
+            ask,
+            collateral,
+            class: 0,
+        }
+    }
+
+    fn msg(&self) -> MarketMsg {
+        MarketMsg::Register {
+            hardware: "1x test gpu".into(),
+            capacity_units_per_block: self.capacity,
+            class: self.class,
+            ask_price: self.ask,
+            endpoint: "https://provider.invalid/ckpt".into(),
+            collateral: self.collateral,
+        }
+    }
+}
+
+fn inference(units: u64, max_price: u128) -> MarketMsg {
+    MarketMsg::SubmitInference {
+        model: "charlm".into(),
+        version: 1,
+        input_hash: [7; 32],
+        units,
+        max_price,
+    }
+}
+
+fn training(model: &str, dataset: &str, units: u64, max_price: u128) -> MarketMsg {
+    MarketMsg::SubmitTraining {
+        model: model.into(),
+        datasets: vec![dataset.into()],
+        hyperparams_hash: [1; 32],
+        steps: 300,
+        eval_commitment: [2; 32],
+        units,
+        max_price,
+    }
+}
+
+fn commit(id: u64, units_delivered: u64) -> MarketMsg {
+    MarketMsg::CommitJob {
+        id,
+        result_root: [9; 32],
+        units_delivered,
+    }
+}
+
+/// Params with a fixed price (so tests can compute payments) and short windows.
+fn test_params() -> Params {
+    let mut params = Params::default();
+    params.market.price_min = 10;
+    params.market.price_max = 10;
+    params.market.price_start = 10;
+    params.market.heartbeat_timeout_blocks = 10;
+    params.market.reserve_bps = Vec::new();
+    params
+}
+
+#[test]
+fn a_job_settles_paying_delivered_units_and_refunding_the_rest_exactly() {
+    let (prov, user) = (key(1), key(2));
+    let mut net = Net::new(&[&prov, &user], test_params());
+    net.provider(&prov, 1_000_000, Register::new(100, 5, 100_000));
+    assert_eq!(net.market(&user, inference(400, 30)), "ok");
+    let job = net.job(0);
+    assert_eq!(job.status, JobStatus::Matched);
+    // max(base 10, ask 5), never above max_price 30.
+    assert_eq!(job.charged_price, 10);
+    assert_eq!(job.escrow, 400 * 30);
+    let (prov_before, user_before) = (net.balance(&prov), net.balance(&user));
+    assert_eq!(net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
+    assert_eq!(net.market(&prov, commit(0, 250)), "ok");
+    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "ok");
+    let job = net.job(0);
+    assert_eq!(job.status, JobStatus::Settled);
+    assert_eq!((job.paid, job.refunded, job.escrow), (2_500, 12_000 - 2_500, 0));
+    assert_eq!(net.balance(&prov), prov_before - 2 * FEE + 2_500);
+    assert_eq!(net.balance(&user), user_before - FEE + 12_000 - 2_500);
+    // A second accept finds the job settled: no double payment.
+    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "bad_job_state");
+    assert_eq!(net.balance(&prov), prov_before - 2 * FEE + 2_500);
+    let p = market::provider(&net.state, &addr(&prov)).unwrap().unwrap();
+    assert_eq!((p.record.jobs_settled, p.record.load_units), (1, 0));
+    assert!(p.record.reputation_ppm > params_of(&net.state).market.reputation_start_ppm);
+    assert!(p.eligible);
+}
+
+#[test]
+fn a_provider_that_stops_heartbeating_is_slashed_and_its_job_moves_on() {
+    let (cheap, backup, user) = (key(1), key(2), key(3));
+    let mut net = Net::new(&[&cheap, &backup, &user], test_params());
+    let collateral = 1_000_000;
+    net.provider(&cheap, collateral, Register::new(100, 1, collateral));
+    net.provider(&backup, collateral, Register::new(100, 8, collateral));
+    assert_eq!(net.market(&user, inference(500, 20)), "ok");
+    let escrow = 500 * 20;
+    assert_eq!(net.job(0).provider, Some(addr(&cheap)), "the lowest ask wins");
+    assert_eq!(net.market(&cheap, MarketMsg::StartJob { id: 0 }), "ok");
+    let user_before = net.balance(&user);
+    let treasury_before = net.treasury();
+    // `cheap` goes silent; `backup` keeps heartbeating until `cheap`'s deadline passes.
+    let deadline = market::provider(&net.state, &addr(&cheap))
+        .unwrap()
+        .unwrap()
+        .record
+        .heartbeat_deadline;
+    while net.height < deadline {
+        assert_eq!(net.market(&backup, MarketMsg::Heartbeat), "ok");
+    }
+    let p = market::provider(&net.state, &addr(&cheap)).unwrap().unwrap().record;
+    let slashed = collateral / 10; // slash_bps 1,000
+    let credit = escrow / 10; // sla_credit_bps 1,000 of the escrow
+    let rest = slashed - credit;
+    assert!(!p.online);
+    assert_eq!((p.slashes, p.slashed_total, p.collateral), (1, slashed, collateral - slashed));
+    assert_eq!(staking::stake(&net.state, &addr(&cheap)).unwrap().bonded, collateral - slashed);
+    assert_eq!(net.balance(&user), user_before + credit, "compensated to the base unit");
+    let burned = rest / 2; // slash_burn_bps 5,000
+    // The treasury also takes its fee share of each block; count only the slash part.
+    let supply = net.chain.audit(&net.state).unwrap();
+    assert_eq!(supply.burned_by_reason.get("slash"), Some(&burned));
+    assert!(net.treasury() >= treasury_before + (rest - burned));
+    assert!(p.reputation_ppm < params_of(&net.state).market.reputation_start_ppm);
+
+    // Re-queued with its escrow, and matched to the other provider in the same block.
+    let job = net.job(0);
+    assert_eq!(job.status, JobStatus::Matched);
+    assert_eq!(job.provider, Some(addr(&backup)));
+    assert_eq!((job.requeues, job.excluded), (1, Some(addr(&cheap))));
+    assert_eq!((job.escrow, job.compensated), (escrow, credit));
+    assert_eq!(job.charged_price, 10);
+    assert_eq!(net.market(&backup, MarketMsg::StartJob { id: 0 }), "ok");
+    assert_eq!(net.market(&backup, commit(0, 500)), "ok");
+    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "ok");
+    assert_eq!(net.balance(&user), user_before + credit + escrow - 5_000 - FEE);
+    // A stranger's commit and a heartbeat from a non-provider are refused with their codes.
+    assert_eq!(net.market(&cheap, commit(0, 1)), "not_assigned_provider");
+    assert_eq!(net.market(&user, MarketMsg::Heartbeat), "unknown_provider");
+    // Coming back online needs only a heartbeat.
+    assert_eq!(net.market(&cheap, MarketMsg::Heartbeat), "ok");
+    assert!(market::provider(&net.state, &addr(&cheap)).unwrap().unwrap().record.online);
+}
+
+#[test]
+fn higher_tiers_go_first_and_lower_tiers_wait_at_most_the_aging_bound() {
+    let (prov, high, low) = (key(1), key(2), key(3));
+    let mut params = test_params();
+    params.market.aging_blocks = 4;
+    params.market.backlog_blocks = 10;
+    params.market.verify_blocks = 1;
+    params.market.heartbeat_timeout_blocks = 1_000;
+    let aging = params.market.aging_blocks;
+    let tiers = params.staking.tier_thresholds.len() as u64;
+    let top_stake = *params.staking.tier_thresholds.last().unwrap();
+    let mut net = Net::new(&[&prov, &high, &low], params);
+    // Capacity 10 x backlog 10: one 100-unit job at a time.
+    net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
+    assert_eq!(net.send(&high, Msg::Staking(StakingMsg::Bond { amount: top_stake })), "ok");
+    // The provider is busy with a first high-tier job, then the low-tier job arrives.
+    assert_eq!(net.market(&high, inference(100, 50)), "ok");
+    let low_submitted = net.height + 1;
+    assert_eq!(net.market(&low, inference(100, 50)), "ok");
+    let low_id = 1;
+    assert_eq!(net.job(low_id).tier, 0);
+    let mut order = Vec::new();
+    for _ in 0..40 {
+        let mut txs = vec![net.tx(&high, Msg::Market(inference(100, 50)))];
+        let running: Vec<u64> = (0..net.stats().jobs.values().sum::<u64>())
+            .filter(|id| net.job(*id).status == JobStatus::Matched)
+            .collect();
+        for id in running {
+            order.push(id);
+            txs.push(net.tx(&prov, Msg::Market(MarketMsg::StartJob { id })));
+            txs.push(net.tx(&prov, Msg::Market(commit(id, 100))));
+        }
+        assert!(net.block(txs).iter().all(|c| c == "ok"));
+        if net.job(low_id).status != JobStatus::Queued && order.len() > 1 && order.contains(&low_id)
+        {
+            break;
+        }
+    }
+    let low_at = order.iter().position(|id| *id == low_id).expect("low job served");
+    let overtook: Vec<u64> = order[..low_at].iter().copied().filter(|id| *id > low_id).collect();
+    assert!(!overtook.is_empty(), "a later high-tier job is served before the low-tier one");
+    let bound = low_submitted + (tiers + 1) * aging;
+    for id in overtook {
+        assert_eq!(net.job(id).tier, tiers as u8);
+        assert!(
+            net.job(id).submitted_height < bound,
+            "job {id} submitted at {} overtook past the bound {bound}",
+            net.job(id).submitted_height
+        );
+    }
+    let waited = net.job(low_id).matched_height - low_submitted;
+    assert!(waited >= aging, "the low-tier job did wait ({waited} blocks)");
+    let stats = net.stats();
+    assert_eq!(stats.queue[0].queued, 0);
+}
+
+#[test]
+fn base_price_and_multiplier_rise_with_demand_fall_when_idle_and_stay_bounded() {
+    let (prov, user) = (key(1), key(2));
+    let mut params = Params::default();
+    let m = &mut params.market;
+    (m.price_min, m.price_start, m.price_max) = (100, 1_000, 2_000);
+    (m.multiplier_min_ppm, m.multiplier_max_ppm) = (900_000, 1_100_000);
+    m.utilisation_window_blocks = 3;
+    m.backlog_blocks = 10;
+    m.commit_grace_blocks = 40;
+    m.heartbeat_timeout_blocks = 1_000;
+    m.reserve_bps = Vec::new();
+    let bounds = (m.price_min, m.price_max, m.multiplier_min_ppm, m.multiplier_max_ppm);
+    let mut net = Net::new(&[&prov, &user], params);
+    net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
+    assert_eq!(net.market(&user, inference(100, 1_000_000)), "ok");
+    assert_eq!(net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
+    let mut last = (net.stats().base_price, net.stats().demand_multiplier_ppm);
+    for _ in 0..40 {
+        net.empty_blocks(1);
+        let s = net.stats();
+        assert_eq!(s.utilisation_bps, 10_000);
+        assert!(s.base_price >= last.0 && s.demand_multiplier_ppm >= last.1);
+        assert!(s.base_price <= bounds.1 && s.demand_multiplier_ppm <= bounds.3);
+        last = (s.base_price, s.demand_multiplier_ppm);
+    }
+    assert_eq!(last, (bounds.1, bounds.3), "sustained demand reaches the ceilings");
+    // Required collateral follows the multiplier, rounded up.
+    let p = market::provider(&net.state, &addr(&prov)).unwrap().unwrap();
+    assert_eq!(p.required_collateral, (10 * 1_000 * u128::from(bounds.3)).div_ceil(1_000_000));
+    assert_eq!(net.market(&prov, commit(0, 100)), "ok");
+    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "ok");
+    for _ in 0..40 {
+        net.empty_blocks(1);
+        let s = net.stats();
+        assert!(s.base_price <= last.0 && s.demand_multiplier_ppm <= last.1);
+        assert!(s.base_price >= bounds.0 && s.demand_multiplier_ppm >= bounds.2);
+        last = (s.base_price, s.demand_multiplier_ppm);
+    }
+    assert_eq!(last, (bounds.0, bounds.2), "idleness reaches the floors");
+    assert_eq!(net.stats().utilisation_bps, 0);
+}
+
+#[test]
+fn the_reserve_at_peak_holds_the_last_capacity_for_higher_tiers() {
+    let (prov, high, low) = (key(1), key(2), key(3));
+    let mut params = test_params();
+    params.market.reserve_bps = vec![5_000, 0, 0, 0];
+    params.market.backlog_blocks = 10;
+    params.market.aging_blocks = 1_000;
+    let tier1 = params.staking.tier_thresholds[0];
+    let mut net = Net::new(&[&prov, &high, &low], params);
+    net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
+    assert_eq!(net.send(&high, Msg::Staking(StakingMsg::Bond { amount: tier1 })), "ok");
+    // Room is 100 units; tier 0 may fill only half of it.
+    assert_eq!(net.market(&low, inference(50, 20)), "ok");
+    assert_eq!(net.job(0).status, JobStatus::Matched);
+    assert_eq!(net.market(&low, inference(10, 20)), "ok");
+    assert_eq!(net.job(1).status, JobStatus::Queued, "tier 0 stops at the reserve");
+    assert_eq!(net.market(&high, inference(40, 20)), "ok");
+    assert_eq!(net.job(1).status, JobStatus::Queued);
+    assert_eq!(net.job(2).status, JobStatus::Matched, "tier 1 uses the reserve");
+}
+
+#[test]
+fn every_bad_market_transaction_has_its_code() {
+    let (prov, user, stranger, poor) = (key(1), key(2), key(3), key(4));
+    let mut params = test_params();
+    params.staking.unbonding_blocks = 5;
+    // Hold the multiplier at 1.0 so the required collateral is a round 100,000.
+    params.market.multiplier_min_ppm = 1_000_000;
+    params.market.heartbeat_timeout_blocks = 1_000;
+    let tier1 = params.staking.tier_thresholds[0];
+    let mut net = Net::new(&[&prov, &user, &stranger], params);
+    // Fund `poor` with just enough for fees.
+    let to_poor = poi_core::bank::BankMsg::Transfer { to: addr(&poor), amount: 5 * FEE };
+    assert_eq!(net.send(&user, Msg::Bank(to_poor)), "ok");
+    assert_eq!(net.send(&prov, Msg::Staking(StakingMsg::Bond { amount: 500_000 })), "ok");
+    let reg = |collateral| Register::new(100, 1, collateral).msg();
+    assert_eq!(net.market(&prov, reg(600_000)), "insufficient_stake");
+    // 100 units x 1,000 per unit x multiplier 1.0.
+    assert_eq!(net.market(&prov, reg(99_999)), "insufficient_collateral");
+    assert_eq!(net.market(&prov, reg(100_000)), "ok");
+    assert_eq!(net.market(&prov, reg(100_000)), "already_registered");
+    assert_eq!(net.market(&user, training("gpt5", "iris", 10, 10)), "unknown_model");
+    assert_eq!(net.market(&user, training("mlp", "imagenet", 10, 10)), "unknown_dataset");
+    assert_eq!(net.market(&poor, inference(10, 10_000)), "over_budget");
+    assert_eq!(net.market(&user, inference(10, 0)), "invalid_message");
+    assert_eq!(net.market(&stranger, MarketMsg::Heartbeat), "unknown_provider");
+    assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 99 }), "unknown_job");
+
+    // A tier-1 user with a job: its tier stake is locked while the job is active.
+    assert_eq!(net.send(&user, Msg::Staking(StakingMsg::Bond { amount: tier1 })), "ok");
+    assert_eq!(net.market(&user, training("mlp", "iris", 10, 10)), "ok");
+    assert_eq!(net.job(0).tier, 1);
+    assert_eq!(market::user(&net.state, &addr(&user)).unwrap().locked, tier1);
+    let unbond = |amount| Msg::Staking(StakingMsg::Unbond { amount });
+    assert_eq!(net.send(&user, unbond(1)), "stake_locked");
+    assert_eq!(net.market(&stranger, MarketMsg::CancelJob { id: 0 }), "not_job_owner");
+    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "bad_job_state");
+    assert_eq!(net.market(&stranger, MarketMsg::StartJob { id: 0 }), "not_assigned_provider");
+    assert_eq!(net.market(&stranger, commit(0, 10)), "not_assigned_provider");
+    assert_eq!(net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
+    assert_eq!(net.market(&prov, commit(0, 11)), "invalid_message");
+    assert_eq!(net.market(&prov, MarketMsg::Deregister), "provider_busy");
+    let remove = |amount| MarketMsg::RemoveCollateral { amount };
+    assert_eq!(net.market(&prov, remove(1)), "insufficient_collateral");
+    // Collateral is locked stake: it cannot unbond below the commitment.
+    assert_eq!(net.send(&prov, unbond(400_001)), "stake_locked");
+    assert_eq!(net.send(&prov, unbond(400_000)), "ok");
+    assert_eq!(net.market(&prov, commit(0, 10)), "ok");
+    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "ok");
+    // The last job over, the tier stake is free again.
+    assert_eq!(market::user(&net.state, &addr(&user)).unwrap().locked, 0);
+    assert_eq!(net.send(&user, unbond(tier1)), "ok");
+    assert_eq!(net.market(&prov, remove(100_000)), "ok");
+    assert_eq!(net.market(&prov, MarketMsg::Deregister), "ok");
+    assert_eq!(net.send(&prov, unbond(100_000)), "ok");
+    net.empty_blocks(5);
+    let withdraw = || Msg::Staking(StakingMsg::Withdraw);
+    assert_eq!(net.send(&prov, withdraw()), "ok");
+    assert_eq!(net.send(&prov, withdraw()), "nothing_to_withdraw");
+    assert_eq!(staking::stake(&net.state, &addr(&prov)).unwrap(), Default::default());
+    // Everything back but the fees, plus 10 units x price 10 earned.
+    assert_eq!(net.balance(&prov), START - net.fee(&prov) + 100);
+}
+
+#[test]
+fn queued_jobs_expire_and_cancelled_jobs_refund_everything() {
+    let (user, prov) = (key(1), key(2));
+    let mut params = test_params();
+    params.market.queue_ttl_blocks = 5;
+    let mut net = Net::new(&[&user, &prov], params);
+    assert_eq!(net.market(&user, inference(10, 100)), "ok");
+    assert_eq!(net.market(&user, inference(10, 100)), "ok");
+    assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 1 }), "ok");
+    net.empty_blocks(5);
+    assert_eq!(net.job(0).status, JobStatus::Expired);
+    assert_eq!(net.job(1).status, JobStatus::Cancelled);
+    assert_eq!((net.job(0).refunded, net.job(1).refunded), (1_000, 1_000));
+    assert_eq!(net.balance(&user), START - net.fee(&user));
+    assert_eq!(net.stats().jobs["expired"], 1);
+    assert_eq!(net.stats().escrow_total, 0);
+}
+
+#[test]
+fn missed_start_and_commit_deadlines_and_disputes_slash() {
+    let (prov, other, user) = (key(1), key(2), key(3));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 1_000;
+    params.market.start_blocks = 3;
+    let mut net = Net::new(&[&prov, &other, &user], params);
+    net.provider(&prov, 1_000_000, Register::new(100, 1, 1_000_000));
+    assert_eq!(net.market(&user, inference(100, 10)), "ok");
+    net.empty_blocks(3);
+    // Not started in time: slashed once, re-queued, excluded from this job.
+    let p = market::provider(&net.state, &addr(&prov)).unwrap().unwrap().record;
+    assert_eq!((p.slashes, p.collateral), (1, 900_000));
+    assert_eq!(net.job(0).status, JobStatus::Queued);
+    assert_eq!(net.job(0).compensated, 100);
+    net.provider(&other, 1_000_000, Register::new(100, 2, 1_000_000));
+    assert_eq!(net.job(0).provider, Some(addr(&other)));
+    assert_eq!(net.market(&other, MarketMsg::StartJob { id: 0 }), "ok");
+    assert_eq!(net.market(&other, commit(0, 100)), "ok");
+    assert_eq!(net.market(&user, MarketMsg::DisputeJob { id: 0 }), "ok");
+    assert_eq!(net.resolve(0, true), Ok(()));
+    assert_eq!(net.resolve(0, true), Err("bad_job_state".into()));
+    let job = net.job(0);
+    assert_eq!((job.status, job.paid, job.refunded), (JobStatus::Settled, 0, 1_000));
+    // Two credits of 10% of the 1,000 escrow, and the whole escrow back.
+    assert_eq!(job.compensated, 200);
+    assert_eq!(net.balance(&user), START - net.fee(&user) + 200);
+    let o = market::provider(&net.state, &addr(&other)).unwrap().unwrap().record;
+    assert_eq!((o.slashes, o.collateral, o.jobs.len()), (1, 900_000, 0));
+}
+
+/// One random step of the lifecycle proptest. `job` picks one of the jobs submitted so far
+/// (modulo their number); `wrong` sends the message from someone other than the job's provider
+/// or owner.
+#[derive(Debug, Clone)]
+enum Op {
+    Submit { user: usize, units: u64, price: u128 },
+    Cancel { job: u64, wrong: bool },
+    Start { job: u64, wrong: bool },
+    /// `delivered` is a percentage of the units bought (above 100 is refused).
+    Commit { job: u64, wrong: bool, delivered: u64 },
+    Accept { job: u64, wrong: bool },
+    Dispute { job: u64, wrong: bool },
+    Resolve { job: u64, fault: bool },
+    Heartbeats,
+    Idle { blocks: u64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let wrong = || prop::bool::weighted(0.15);
+    prop_oneof![
+        4 => (0..2usize, 1..300u64, 5..40u128)
+            .prop_map(|(user, units, price)| Op::Submit { user, units, price }),
+        1 => (any::<u64>(), wrong()).prop_map(|(job, wrong)| Op::Cancel { job, wrong }),
+        3 => (any::<u64>(), wrong()).prop_map(|(job, wrong)| Op::Start { job, wrong }),
+        3 => (any::<u64>(), wrong(), 0..=105u64)
+            .prop_map(|(job, wrong, delivered)| Op::Commit { job, wrong, delivered }),
+        2 => (any::<u64>(), wrong()).prop_map(|(job, wrong)| Op::Accept { job, wrong }),
+        1 => (any::<u64>(), wrong()).prop_map(|(job, wrong)| Op::Dispute { job, wrong }),
+        1 => (any::<u64>(), any::<bool>()).prop_map(|(job, fault)| Op::Resolve { job, fault }),
+        3 => Just(Op::Heartbeats),
+        1 => (1..15u64).prop_map(|blocks| Op::Idle { blocks }),
+    ]
+}
+
+/// Job `pick` (modulo the jobs so far) and who acts on it: its owner and its provider, or
+/// strangers when `wrong`.
+fn pick<'k>(
+    net: &Net,
+    pick: u64,
+    wrong: bool,
+    users: &'k [SigningKey; 2],
+    provs: &'k [SigningKey; 2],
+) -> Option<(u64, &'k SigningKey, &'k SigningKey)> {
+    let count: u64 = net.stats().jobs.values().sum();
+    let open: Vec<u64> = (0..count)
+        .filter(|id| !net.job(*id).status.is_final())
+        .collect();
+    let id = match (open.len() as u64, count) {
+        (0, 0) => return None,
+        (0, all) => pick % all,
+        (n, _) => open[(pick % n) as usize],
+    };
+    let job = net.job(id);
+    let owner = users.iter().position(|u| addr(u) == job.owner).unwrap();
+    let prov = provs
+        .iter()
+        .position(|p| Some(addr(p)) == job.provider)
+        .unwrap_or(0);
+    let flip = usize::from(wrong);
+    Some((id, &users[owner ^ flip], &provs[prov ^ flip]))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random job lifecycles with two providers and two users (one with a tier): the audit
+    /// (supply and every market invariant) holds after every block, and in the end each
+    /// account's balance and stake are exactly what its jobs' payments, refunds, credits and
+    /// slashes say, to the base unit.
+    #[test]
+    fn random_lifecycles_conserve_every_base_unit(ops in prop::collection::vec(op(), 1..80)) {
+        let provs = [key(1), key(2)];
+        let users = [key(3), key(4)];
+        let mut params = Params::default();
+        params.market.heartbeat_timeout_blocks = 16;
+        params.market.start_blocks = 8;
+        params.market.commit_grace_blocks = 4;
+        params.market.verify_blocks = 5;
+        params.market.queue_ttl_blocks = 25;
+        params.market.price_start = 10;
+        params.market.price_max = 30;
+        params.market.backlog_blocks = 3;
+        let tier1 = params.staking.tier_thresholds[0];
+        let mut net = Net::new(&[&provs[0], &provs[1], &users[0], &users[1]], params);
+        net.provider(&provs[0], 300_000, Register::new(50, 8, 300_000));
+        net.provider(&provs[1], 300_000, Register::new(80, 12, 300_000));
+        let bond = Msg::Staking(StakingMsg::Bond { amount: tier1 });
+        prop_assert_eq!(net.send(&users[0], bond), "ok");
+        for op in ops {
+            match op {
+                Op::Submit { user, units, price } => {
+                    net.market(&users[user], inference(units, price));
+                }
+                Op::Cancel { job, wrong } => {
+                    if let Some((id, owner, _)) = pick(&net, job, wrong, &users, &provs) {
+                        net.market(owner, MarketMsg::CancelJob { id });
+                    }
+                }
+                Op::Start { job, wrong } => {
+                    if let Some((id, _, prov)) = pick(&net, job, wrong, &users, &provs) {
+                        net.market(prov, MarketMsg::StartJob { id });
+                    }
+                }
+                Op::Commit { job, wrong, delivered } => {
+                    if let Some((id, _, prov)) = pick(&net, job, wrong, &users, &provs) {
+                        let units = net.job(id).units * delivered / 100;
+                        net.market(prov, commit(id, units));
+                    }
+                }
+                Op::Accept { job, wrong } => {
+                    if let Some((id, owner, _)) = pick(&net, job, wrong, &users, &provs) {
+                        net.market(owner, MarketMsg::AcceptJob { id });
+                    }
+                }
+                Op::Dispute { job, wrong } => {
+                    if let Some((id, owner, _)) = pick(&net, job, wrong, &users, &provs) {
+                        net.market(owner, MarketMsg::DisputeJob { id });
+                    }
+                }
+                Op::Resolve { job, fault } => {
+                    if let Some((id, _, _)) = pick(&net, job, false, &users, &provs) {
+                        let _ = net.resolve(id, fault);
+                    }
+                }
+                Op::Heartbeats => {
+                    let txs = provs
+                        .iter()
+                        .map(|p| net.tx(p, Msg::Market(MarketMsg::Heartbeat)))
+                        .collect();
+                    net.block(txs);
+                }
+                Op::Idle { blocks } => net.empty_blocks(blocks),
+            }
+        }
+        let stats = net.stats();
+        let count: u64 = stats.jobs.values().sum();
+        let jobs: Vec<market::Job> = (0..count).map(|id| net.job(id)).collect();
+        for (i, u) in users.iter().enumerate() {
+            let stake = staking::stake(&net.state, &addr(u)).unwrap().held().unwrap();
+            let bonded = if i == 0 { tier1 } else { 0 };
+            prop_assert_eq!(stake, bonded);
+            let mine = jobs.iter().filter(|j| j.owner == addr(u));
+            let (mut spent, mut back) = (0u128, 0u128);
+            for j in mine {
+                spent += u128::from(j.units) * j.max_price;
+                back += j.refunded + j.compensated;
+                prop_assert!(j.paid + j.refunded <= u128::from(j.units) * j.max_price);
+            }
+            prop_assert_eq!(net.balance(u) + spent, START - net.fee(u) - bonded + back);
+        }
+        for p in &provs {
+            let earned: u128 = jobs
+                .iter()
+                .filter(|j| j.provider == Some(addr(p)))
+                .map(|j| j.paid)
+                .sum();
+            let record = market::provider(&net.state, &addr(p)).unwrap().unwrap().record;
+            let stake = staking::stake(&net.state, &addr(p)).unwrap();
+            prop_assert_eq!(stake.bonded, 300_000 - record.slashed_total);
+            prop_assert_eq!(stake.locked, record.collateral);
+            prop_assert_eq!(net.balance(p), START - net.fee(p) - 300_000 + earned);
+        }
+    }
+}
