@@ -150,7 +150,9 @@ pub enum TxError {
     #[error("unknown model {0:?}: the chain accepts the models listed in params market.models")]
     UnknownModel(String),
     /// A dataset is not in `market.datasets`.
-    #[error("unknown dataset {0:?}: the chain accepts the datasets listed in params market.datasets")]
+    #[error(
+        "unknown dataset {0:?}: the chain accepts the datasets listed in params market.datasets"
+    )]
     UnknownDataset(String),
     /// A job's escrow (`units x max_price`) exceeds what the signer can pay.
     #[error("job escrow {escrow} exceeds the balance {balance} of {account}")]

@@ -381,7 +381,10 @@ mod tests {
                 true
             })
             .unwrap();
-        assert_eq!(seen, ["p/0=new", "p/1=base", "p/5=tx", "p/7=base", "p/9=tail"]);
+        assert_eq!(
+            seen,
+            ["p/0=new", "p/1=base", "p/5=tx", "p/7=base", "p/9=tail"]
+        );
         let mut first_two = Vec::new();
         overlay
             .scan_prefix(b"p/", &mut |k, _| {

@@ -24,15 +24,16 @@ pub(crate) fn run(ctx: &mut ExecContext<'_, '_>, ms: &mut MarketState) -> Result
     let height = ctx.block.height;
     let budget = ctx.params.market.deadlines_per_block_max as usize;
     let mut due = Vec::new();
-    ctx.state.scan_prefix(DEADLINE_PREFIX, &mut |key, _| {
-        match parse_deadline_key(key) {
+    ctx.state.scan_prefix(
+        DEADLINE_PREFIX,
+        &mut |key, _| match parse_deadline_key(key) {
             Some((h, _, _)) if h <= height => {
                 due.push(key.to_vec());
                 due.len() < budget
             }
             _ => false,
-        }
-    })?;
+        },
+    )?;
     for key in &due {
         // An earlier deadline in this batch may have moved this one (a missed heartbeat
         // requeues the provider's jobs, replacing their start and commit deadlines).
@@ -121,7 +122,11 @@ fn job_deadline(
     let mut job = job_or_err(ctx.state, id)?;
     let deadline = job.deadline.ok_or_else(|| corrupt(&id.to_be_bytes()))?;
     if deadline.kind != kind || DeadlineKind::for_status(job.status) != Some(kind) {
-        return Err(corrupt(&deadline_key(deadline.height, kind, &id.to_be_bytes())));
+        return Err(corrupt(&deadline_key(
+            deadline.height,
+            kind,
+            &id.to_be_bytes(),
+        )));
     }
     match kind {
         DeadlineKind::Expiry => {

@@ -55,7 +55,10 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
         .map_err(|e| e.to_string())?
         .unwrap_or_default();
     let ms = load_state(state, &params.market).map_err(|e| e.to_string())?;
-    let jobs: Vec<Job> = scan(state, JOB_PREFIX)?.into_iter().map(|(_, j)| j).collect();
+    let jobs: Vec<Job> = scan(state, JOB_PREFIX)?
+        .into_iter()
+        .map(|(_, j)| j)
+        .collect();
     let providers: BTreeMap<Address, Provider> = scan::<Provider>(state, PROVIDER_PREFIX)?
         .into_iter()
         .map(|(_, p)| (p.address, p))
@@ -65,9 +68,13 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut queue = keys(state, QUEUE_PREFIX)?;
     let mut asks = keys(state, ASK_PREFIX)?;
     check_jobs(&ms, &jobs, &providers, &mut queue, &mut deadlines)?;
-    ensure(queue.is_empty(), || format!("{} stray queue entries", queue.len()))?;
+    ensure(queue.is_empty(), || {
+        format!("{} stray queue entries", queue.len())
+    })?;
     check_providers(&ms, &jobs, &providers, &mut asks, &mut deadlines)?;
-    ensure(asks.is_empty(), || format!("{} stray ask entries", asks.len()))?;
+    ensure(asks.is_empty(), || {
+        format!("{} stray ask entries", asks.len())
+    })?;
     ensure(deadlines.is_empty(), || {
         format!("{} stray deadline entries", deadlines.len())
     })?;
@@ -88,7 +95,9 @@ fn check_jobs(
     for job in jobs {
         let id = job.id;
         let bought = u128::from(job.units) * job.max_price;
-        ensure(id < ms.next_job_id, || format!("job {id} above the counter"))?;
+        ensure(id < ms.next_job_id, || {
+            format!("job {id} above the counter")
+        })?;
         by_status[job.status.index()] += 1;
         escrow += job.escrow;
         if job.status.is_final() {
@@ -97,21 +106,33 @@ fn check_jobs(
                 format!("job {id}: paid + refunded != escrow")
             })?;
         } else {
-            ensure(job.escrow == bought, || format!("job {id}: escrow != units x max_price"))?;
-            ensure(job.paid == 0 && job.refunded == 0, || format!("open job {id} paid out"))?;
+            ensure(job.escrow == bought, || {
+                format!("job {id}: escrow != units x max_price")
+            })?;
+            ensure(job.paid == 0 && job.refunded == 0, || {
+                format!("open job {id} paid out")
+            })?;
         }
         match DeadlineKind::for_status(job.status) {
             Some(kind) => {
                 let d = job.deadline.filter(|d| d.kind == kind);
                 let d = d.ok_or_else(|| format!("job {id} lacks its {kind:?} deadline"))?;
                 let key = deadline_key(d.height, kind, &id.to_be_bytes());
-                ensure(deadlines.remove(&key), || format!("job {id}: deadline not indexed"))?;
+                ensure(deadlines.remove(&key), || {
+                    format!("job {id}: deadline not indexed")
+                })?;
             }
-            None => ensure(job.deadline.is_none(), || format!("job {id}: stale deadline"))?,
+            None => ensure(job.deadline.is_none(), || {
+                format!("job {id}: stale deadline")
+            })?,
         }
         if job.status == JobStatus::Queued {
-            ensure(job.provider.is_none(), || format!("queued job {id} has a provider"))?;
-            ensure(queue.remove(&queue_key(job)), || format!("job {id} not in the queue"))?;
+            ensure(job.provider.is_none(), || {
+                format!("queued job {id} has a provider")
+            })?;
+            ensure(queue.remove(&queue_key(job)), || {
+                format!("job {id} not in the queue")
+            })?;
             queued_by_tier[job.tier as usize] += 1;
             since[job.tier as usize] += u128::from(job.submitted_height);
         } else if !job.status.is_final() {
@@ -119,14 +140,26 @@ fn check_jobs(
                 .provider
                 .and_then(|a| providers.get(&a))
                 .ok_or_else(|| format!("job {id}: provider missing"))?;
-            ensure(p.jobs.contains(&id), || format!("job {id} not in its provider's list"))?;
-            ensure(job.charged_price <= job.max_price, || format!("job {id} overcharged"))?;
+            ensure(p.jobs.contains(&id), || {
+                format!("job {id} not in its provider's list")
+            })?;
+            ensure(job.charged_price <= job.max_price, || {
+                format!("job {id} overcharged")
+            })?;
         }
     }
-    ensure(by_status == ms.jobs_by_status, || "job counts by status drifted".into())?;
-    ensure(queued_by_tier == ms.queued_by_tier, || "queue counts drifted".into())?;
-    ensure(since == ms.queued_since_sum, || "queue wait sums drifted".into())?;
-    ensure(escrow == ms.escrow_total, || format!("escrow {escrow} != total"))
+    ensure(by_status == ms.jobs_by_status, || {
+        "job counts by status drifted".into()
+    })?;
+    ensure(queued_by_tier == ms.queued_by_tier, || {
+        "queue counts drifted".into()
+    })?;
+    ensure(since == ms.queued_since_sum, || {
+        "queue wait sums drifted".into()
+    })?;
+    ensure(escrow == ms.escrow_total, || {
+        format!("escrow {escrow} != total")
+    })
 }
 
 fn check_providers(
@@ -144,15 +177,20 @@ fn check_providers(
             format!("provider {address}: job list unsorted")
         })?;
         for id in &p.jobs {
-            let job = by_id.get(id).ok_or_else(|| format!("{address}: job {id} missing"))?;
-            ensure(job.provider == Some(*address) && !job.status.is_final(), || {
-                format!("provider {address} lists job {id}, not assigned to it")
-            })?;
+            let job = by_id
+                .get(id)
+                .ok_or_else(|| format!("{address}: job {id} missing"))?;
+            ensure(
+                job.provider == Some(*address) && !job.status.is_final(),
+                || format!("provider {address} lists job {id}, not assigned to it"),
+            )?;
             if job.status.is_loading() {
                 units += job.units;
             }
         }
-        ensure(units == p.load_units, || format!("provider {address}: load drifted"))?;
+        ensure(units == p.load_units, || {
+            format!("provider {address}: load drifted")
+        })?;
         load += u128::from(units);
         if let Some((ask, rep)) = p.listed_at {
             ensure(asks.remove(&ask_key(ask, rep, address)), || {
@@ -164,14 +202,24 @@ fn check_providers(
             online += 1;
             capacity += u128::from(p.capacity_units_per_block);
             let key = deadline_key(p.heartbeat_deadline, DeadlineKind::Heartbeat, &address.0);
-            ensure(deadlines.remove(&key), || format!("{address}: heartbeat not indexed"))?;
+            ensure(deadlines.remove(&key), || {
+                format!("{address}: heartbeat not indexed")
+            })?;
         } else {
-            ensure(p.heartbeat_deadline == 0, || format!("offline {address} has a deadline"))?;
+            ensure(p.heartbeat_deadline == 0, || {
+                format!("offline {address} has a deadline")
+            })?;
         }
     }
-    ensure(providers.len() as u64 == ms.providers, || "provider count drifted".into())?;
-    ensure(online == ms.providers_online, || "online count drifted".into())?;
-    ensure(capacity == ms.capacity_online, || "online capacity drifted".into())?;
+    ensure(providers.len() as u64 == ms.providers, || {
+        "provider count drifted".into()
+    })?;
+    ensure(online == ms.providers_online, || {
+        "online count drifted".into()
+    })?;
+    ensure(capacity == ms.capacity_online, || {
+        "online capacity drifted".into()
+    })?;
     ensure(load == ms.load_units, || "market load drifted".into())
 }
 
@@ -185,11 +233,17 @@ fn check_users(
     for job in jobs.iter().filter(|j| !j.status.is_final()) {
         *active.entry(job.owner).or_default() += 1;
     }
-    ensure(active.len() == users.len(), || "user records != users with jobs".into())?;
+    ensure(active.len() == users.len(), || {
+        "user records != users with jobs".into()
+    })?;
     for (owner, count) in &active {
         let key = [USER_PREFIX, owner.as_bytes()].concat();
-        let user = users.get(&key).ok_or_else(|| format!("{owner}: no user record"))?;
-        ensure(user.active_jobs == *count, || format!("{owner}: active job count drifted"))?;
+        let user = users
+            .get(&key)
+            .ok_or_else(|| format!("{owner}: no user record"))?;
+        ensure(user.active_jobs == *count, || {
+            format!("{owner}: active job count drifted")
+        })?;
     }
     let mut lockers: BTreeSet<Address> = providers.keys().copied().collect();
     lockers.extend(active.keys().copied());

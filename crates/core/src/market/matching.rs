@@ -42,8 +42,8 @@ use super::NAME;
 use super::jobs::{dequeue, set_status};
 use super::provider::required_collateral;
 use super::records::{
-    ASK_PREFIX, Job, JobStatus, MarketState, Provider, QUEUE_PREFIX, ask_key_address,
-    queue_key_id, read_job, read_provider, write_job_deadline, write_provider,
+    ASK_PREFIX, Job, JobStatus, MarketState, Provider, QUEUE_PREFIX, ask_key_address, queue_key_id,
+    read_job, read_provider, write_job_deadline, write_provider,
 };
 
 struct Candidate {
@@ -52,10 +52,7 @@ struct Candidate {
     dirty: bool,
 }
 
-fn load_candidates(
-    ctx: &ExecContext<'_, '_>,
-    ms: &MarketState,
-) -> Result<Vec<Candidate>, TxError> {
+fn load_candidates(ctx: &ExecContext<'_, '_>, ms: &MarketState) -> Result<Vec<Candidate>, TxError> {
     let params = &ctx.params.market;
     let max = params.match_providers_max as usize;
     let mut addresses = Vec::new();

@@ -145,10 +145,14 @@ impl MarketParams {
         check_catalog("models", &self.models)?;
         check_catalog("datasets", &self.datasets)?;
         if self.class_min_tier.is_empty() || self.class_min_tier.len() > CLASSES_MAX {
-            return Err(format!("market.class_min_tier needs 1..={CLASSES_MAX} classes"));
+            return Err(format!(
+                "market.class_min_tier needs 1..={CLASSES_MAX} classes"
+            ));
         }
         if self.class_min_tier.iter().any(|t| *t as usize > TIERS_MAX) {
-            return Err(format!("market.class_min_tier entries must be at most {TIERS_MAX}"));
+            return Err(format!(
+                "market.class_min_tier entries must be at most {TIERS_MAX}"
+            ));
         }
         let bps = [
             ("multiplier_step_bps", self.multiplier_step_bps),
@@ -160,7 +164,9 @@ impl MarketParams {
         ];
         for (name, value) in bps {
             if value > BPS_ONE {
-                return Err(format!("market.{name} = {value}, must be at most {BPS_ONE}"));
+                return Err(format!(
+                    "market.{name} = {value}, must be at most {BPS_ONE}"
+                ));
             }
         }
         if self.target_utilisation_bps == 0 {
@@ -190,7 +196,10 @@ impl MarketParams {
             ("verify_blocks", self.verify_blocks),
             ("aging_blocks", self.aging_blocks),
             ("match_providers_max", u64::from(self.match_providers_max)),
-            ("deadlines_per_block_max", u64::from(self.deadlines_per_block_max)),
+            (
+                "deadlines_per_block_max",
+                u64::from(self.deadlines_per_block_max),
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -201,7 +210,10 @@ impl MarketParams {
             return Err("market: provider_jobs_max <= 1024 and match_providers_max <= 4096".into());
         }
         if self.reserve_bps.len() > TIERS_MAX + 1 {
-            return Err(format!("market.reserve_bps has at most {} tiers", TIERS_MAX + 1));
+            return Err(format!(
+                "market.reserve_bps has at most {} tiers",
+                TIERS_MAX + 1
+            ));
         }
         if self.reserve_bps.iter().any(|r| *r > BPS_ONE)
             || self.reserve_bps.windows(2).any(|w| w[0] < w[1])
@@ -215,7 +227,9 @@ impl MarketParams {
         ];
         for (name, value) in ppm {
             if value > PPM_ONE {
-                return Err(format!("market.{name} = {value}, must be at most {PPM_ONE}"));
+                return Err(format!(
+                    "market.{name} = {value}, must be at most {PPM_ONE}"
+                ));
             }
         }
         Ok(())
@@ -229,11 +243,15 @@ impl MarketParams {
 
 fn check_catalog(name: &str, entries: &[String]) -> Result<(), String> {
     if entries.len() > CATALOG_ENTRIES_MAX {
-        return Err(format!("market.{name} has more than {CATALOG_ENTRIES_MAX} entries"));
+        return Err(format!(
+            "market.{name} has more than {CATALOG_ENTRIES_MAX} entries"
+        ));
     }
     for (i, entry) in entries.iter().enumerate() {
         if entry.is_empty() || entry.len() > NAME_BYTES_MAX {
-            return Err(format!("market.{name}: {entry:?} must be 1..={NAME_BYTES_MAX} bytes"));
+            return Err(format!(
+                "market.{name}: {entry:?} must be 1..={NAME_BYTES_MAX} bytes"
+            ));
         }
         if entries[..i].contains(entry) {
             return Err(format!("market.{name}: {entry:?} appears twice"));

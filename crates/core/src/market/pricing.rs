@@ -14,8 +14,8 @@
 
 use crate::params::BPS_ONE;
 
-use super::records::{JobStatus, MarketState};
 use super::params::MarketParams;
+use super::records::{JobStatus, MarketState};
 
 /// One block's utilisation sample, bps.
 pub fn sample_bps(ms: &MarketState, params: &MarketParams) -> u16 {
@@ -107,6 +107,9 @@ mod tests {
         assert_eq!(step(1, 10_000, 7_000, 1_250, b), 2);
         assert_eq!(step(1, 0, 7_000, 1_250, b), 1);
         assert_eq!(step(1_000_000, 10_000, 7_000, 1_250, b), 1_000_000);
-        assert_eq!(step(u128::MAX, 10_000, 7_000, 1_250, (1, u128::MAX)), u128::MAX);
+        assert_eq!(
+            step(u128::MAX, 10_000, 7_000, 1_250, (1, u128::MAX)),
+            u128::MAX
+        );
     }
 }

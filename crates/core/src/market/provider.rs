@@ -319,10 +319,17 @@ pub(crate) fn change_collateral(
     }
     write_provider(ctx.state, params, &mut p);
     ctx.emit(
-        Event::new(NAME, if add { "collateral_added" } else { "collateral_removed" })
-            .with("provider", signer)
-            .with("amount", amount)
-            .with("collateral", p.collateral),
+        Event::new(
+            NAME,
+            if add {
+                "collateral_added"
+            } else {
+                "collateral_removed"
+            },
+        )
+        .with("provider", signer)
+        .with("amount", amount)
+        .with("collateral", p.collateral),
     );
     Ok(())
 }

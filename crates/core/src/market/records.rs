@@ -266,7 +266,9 @@ impl Provider {
 }
 
 /// What the market keeps per user with active jobs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize,
+)]
 pub struct UserRecord {
     /// Jobs not yet final.
     pub active_jobs: u32,
@@ -529,7 +531,10 @@ pub(crate) fn write_job_deadline(state: &mut Overlay<'_>, job: &mut Job, height:
         state.delete(deadline_key(old.height, old.kind, &job.id.to_be_bytes()));
     }
     if let Some(kind) = DeadlineKind::for_status(job.status) {
-        state.put(deadline_key(height, kind, &job.id.to_be_bytes()), Vec::new());
+        state.put(
+            deadline_key(height, kind, &job.id.to_be_bytes()),
+            Vec::new(),
+        );
         job.deadline = Some(Deadline { height, kind });
     }
     write_job(state, job);

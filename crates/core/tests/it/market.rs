@@ -69,7 +69,9 @@ impl Net {
             .execute_block(&self.state, &ctx(self.height), txs, Mode::Verify)
             .expect("block executes");
         self.state.apply(&out.writes);
-        self.chain.audit(&self.state).expect("supply and invariants hold");
+        self.chain
+            .audit(&self.state)
+            .expect("supply and invariants hold");
         out.receipts
             .iter()
             .map(|r| match &r.outcome {
@@ -150,13 +152,17 @@ impl Net {
         }
         let writes = overlay.into_writes();
         self.state.apply(&writes);
-        self.chain.audit(&self.state).expect("supply and invariants hold");
+        self.chain
+            .audit(&self.state)
+            .expect("supply and invariants hold");
         result.map_err(|e| e.code().to_string())
     }
 }
 
 fn params_of(state: &MemState) -> Params {
-    poi_core::state::read_borsh(state, PARAMS_KEY).unwrap().unwrap()
+    poi_core::state::read_borsh(state, PARAMS_KEY)
+        .unwrap()
+        .unwrap()
 }
 
 struct Register {
@@ -246,11 +252,17 @@ fn a_job_settles_paying_delivered_units_and_refunding_the_rest_exactly() {
     assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "ok");
     let job = net.job(0);
     assert_eq!(job.status, JobStatus::Settled);
-    assert_eq!((job.paid, job.refunded, job.escrow), (2_500, 12_000 - 2_500, 0));
+    assert_eq!(
+        (job.paid, job.refunded, job.escrow),
+        (2_500, 12_000 - 2_500, 0)
+    );
     assert_eq!(net.balance(&prov), prov_before - 2 * FEE + 2_500);
     assert_eq!(net.balance(&user), user_before - FEE + 12_000 - 2_500);
     // A second accept finds the job settled: no double payment.
-    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "bad_job_state");
+    assert_eq!(
+        net.market(&user, MarketMsg::AcceptJob { id: 0 }),
+        "bad_job_state"
+    );
     assert_eq!(net.balance(&prov), prov_before - 2 * FEE + 2_500);
     let p = market::provider(&net.state, &addr(&prov)).unwrap().unwrap();
     assert_eq!((p.record.jobs_settled, p.record.load_units), (1, 0));
@@ -267,7 +279,11 @@ fn a_provider_that_stops_heartbeating_is_slashed_and_its_job_moves_on() {
     net.provider(&backup, collateral, Register::new(100, 8, collateral));
     assert_eq!(net.market(&user, inference(500, 20)), "ok");
     let escrow = 500 * 20;
-    assert_eq!(net.job(0).provider, Some(addr(&cheap)), "the lowest ask wins");
+    assert_eq!(
+        net.job(0).provider,
+        Some(addr(&cheap)),
+        "the lowest ask wins"
+    );
     assert_eq!(net.market(&cheap, MarketMsg::StartJob { id: 0 }), "ok");
     let user_before = net.balance(&user);
     let treasury_before = net.treasury();
@@ -280,14 +296,27 @@ fn a_provider_that_stops_heartbeating_is_slashed_and_its_job_moves_on() {
     while net.height < deadline {
         assert_eq!(net.market(&backup, MarketMsg::Heartbeat), "ok");
     }
-    let p = market::provider(&net.state, &addr(&cheap)).unwrap().unwrap().record;
+    let p = market::provider(&net.state, &addr(&cheap))
+        .unwrap()
+        .unwrap()
+        .record;
     let slashed = collateral / 10; // slash_bps 1,000
     let credit = escrow / 10; // sla_credit_bps 1,000 of the escrow
     let rest = slashed - credit;
     assert!(!p.online);
-    assert_eq!((p.slashes, p.slashed_total, p.collateral), (1, slashed, collateral - slashed));
-    assert_eq!(staking::stake(&net.state, &addr(&cheap)).unwrap().bonded, collateral - slashed);
-    assert_eq!(net.balance(&user), user_before + credit, "compensated to the base unit");
+    assert_eq!(
+        (p.slashes, p.slashed_total, p.collateral),
+        (1, slashed, collateral - slashed)
+    );
+    assert_eq!(
+        staking::stake(&net.state, &addr(&cheap)).unwrap().bonded,
+        collateral - slashed
+    );
+    assert_eq!(
+        net.balance(&user),
+        user_before + credit,
+        "compensated to the base unit"
+    );
     let burned = rest / 2; // slash_burn_bps 5,000
     // The treasury also takes its fee share of each block; count only the slash part.
     let supply = net.chain.audit(&net.state).unwrap();
@@ -305,13 +334,22 @@ fn a_provider_that_stops_heartbeating_is_slashed_and_its_job_moves_on() {
     assert_eq!(net.market(&backup, MarketMsg::StartJob { id: 0 }), "ok");
     assert_eq!(net.market(&backup, commit(0, 500)), "ok");
     assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "ok");
-    assert_eq!(net.balance(&user), user_before + credit + escrow - 5_000 - FEE);
+    assert_eq!(
+        net.balance(&user),
+        user_before + credit + escrow - 5_000 - FEE
+    );
     // A stranger's commit and a heartbeat from a non-provider are refused with their codes.
     assert_eq!(net.market(&cheap, commit(0, 1)), "not_assigned_provider");
     assert_eq!(net.market(&user, MarketMsg::Heartbeat), "unknown_provider");
     // Coming back online needs only a heartbeat.
     assert_eq!(net.market(&cheap, MarketMsg::Heartbeat), "ok");
-    assert!(market::provider(&net.state, &addr(&cheap)).unwrap().unwrap().record.online);
+    assert!(
+        market::provider(&net.state, &addr(&cheap))
+            .unwrap()
+            .unwrap()
+            .record
+            .online
+    );
 }
 
 #[test]
@@ -328,7 +366,10 @@ fn higher_tiers_go_first_and_lower_tiers_wait_at_most_the_aging_bound() {
     let mut net = Net::new(&[&prov, &high, &low], params);
     // Capacity 10 x backlog 10: one 100-unit job at a time.
     net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
-    assert_eq!(net.send(&high, Msg::Staking(StakingMsg::Bond { amount: top_stake })), "ok");
+    assert_eq!(
+        net.send(&high, Msg::Staking(StakingMsg::Bond { amount: top_stake })),
+        "ok"
+    );
     // The provider is busy with a first high-tier job, then the low-tier job arrives.
     assert_eq!(net.market(&high, inference(100, 50)), "ok");
     let low_submitted = net.height + 1;
@@ -352,9 +393,19 @@ fn higher_tiers_go_first_and_lower_tiers_wait_at_most_the_aging_bound() {
             break;
         }
     }
-    let low_at = order.iter().position(|id| *id == low_id).expect("low job served");
-    let overtook: Vec<u64> = order[..low_at].iter().copied().filter(|id| *id > low_id).collect();
-    assert!(!overtook.is_empty(), "a later high-tier job is served before the low-tier one");
+    let low_at = order
+        .iter()
+        .position(|id| *id == low_id)
+        .expect("low job served");
+    let overtook: Vec<u64> = order[..low_at]
+        .iter()
+        .copied()
+        .filter(|id| *id > low_id)
+        .collect();
+    assert!(
+        !overtook.is_empty(),
+        "a later high-tier job is served before the low-tier one"
+    );
     let bound = low_submitted + (tiers + 1) * aging;
     for id in overtook {
         assert_eq!(net.job(id).tier, tiers as u8);
@@ -365,7 +416,10 @@ fn higher_tiers_go_first_and_lower_tiers_wait_at_most_the_aging_bound() {
         );
     }
     let waited = net.job(low_id).matched_height - low_submitted;
-    assert!(waited >= aging, "the low-tier job did wait ({waited} blocks)");
+    assert!(
+        waited >= aging,
+        "the low-tier job did wait ({waited} blocks)"
+    );
     let stats = net.stats();
     assert_eq!(stats.queue[0].queued, 0);
 }
@@ -382,7 +436,12 @@ fn base_price_and_multiplier_rise_with_demand_fall_when_idle_and_stay_bounded() 
     m.commit_grace_blocks = 40;
     m.heartbeat_timeout_blocks = 1_000;
     m.reserve_bps = Vec::new();
-    let bounds = (m.price_min, m.price_max, m.multiplier_min_ppm, m.multiplier_max_ppm);
+    let bounds = (
+        m.price_min,
+        m.price_max,
+        m.multiplier_min_ppm,
+        m.multiplier_max_ppm,
+    );
     let mut net = Net::new(&[&prov, &user], params);
     net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
     assert_eq!(net.market(&user, inference(100, 1_000_000)), "ok");
@@ -396,10 +455,17 @@ fn base_price_and_multiplier_rise_with_demand_fall_when_idle_and_stay_bounded() 
         assert!(s.base_price <= bounds.1 && s.demand_multiplier_ppm <= bounds.3);
         last = (s.base_price, s.demand_multiplier_ppm);
     }
-    assert_eq!(last, (bounds.1, bounds.3), "sustained demand reaches the ceilings");
+    assert_eq!(
+        last,
+        (bounds.1, bounds.3),
+        "sustained demand reaches the ceilings"
+    );
     // Required collateral follows the multiplier, rounded up.
     let p = market::provider(&net.state, &addr(&prov)).unwrap().unwrap();
-    assert_eq!(p.required_collateral, (10 * 1_000 * u128::from(bounds.3)).div_ceil(1_000_000));
+    assert_eq!(
+        p.required_collateral,
+        (10 * 1_000 * u128::from(bounds.3)).div_ceil(1_000_000)
+    );
     assert_eq!(net.market(&prov, commit(0, 100)), "ok");
     assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "ok");
     for _ in 0..40 {
@@ -423,15 +489,26 @@ fn the_reserve_at_peak_holds_the_last_capacity_for_higher_tiers() {
     let tier1 = params.staking.tier_thresholds[0];
     let mut net = Net::new(&[&prov, &high, &low], params);
     net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
-    assert_eq!(net.send(&high, Msg::Staking(StakingMsg::Bond { amount: tier1 })), "ok");
+    assert_eq!(
+        net.send(&high, Msg::Staking(StakingMsg::Bond { amount: tier1 })),
+        "ok"
+    );
     // Room is 100 units; tier 0 may fill only half of it.
     assert_eq!(net.market(&low, inference(50, 20)), "ok");
     assert_eq!(net.job(0).status, JobStatus::Matched);
     assert_eq!(net.market(&low, inference(10, 20)), "ok");
-    assert_eq!(net.job(1).status, JobStatus::Queued, "tier 0 stops at the reserve");
+    assert_eq!(
+        net.job(1).status,
+        JobStatus::Queued,
+        "tier 0 stops at the reserve"
+    );
     assert_eq!(net.market(&high, inference(40, 20)), "ok");
     assert_eq!(net.job(1).status, JobStatus::Queued);
-    assert_eq!(net.job(2).status, JobStatus::Matched, "tier 1 uses the reserve");
+    assert_eq!(
+        net.job(2).status,
+        JobStatus::Matched,
+        "tier 1 uses the reserve"
+    );
 }
 
 #[test]
@@ -445,33 +522,69 @@ fn every_bad_market_transaction_has_its_code() {
     let tier1 = params.staking.tier_thresholds[0];
     let mut net = Net::new(&[&prov, &user, &stranger], params);
     // Fund `poor` with just enough for fees.
-    let to_poor = poi_core::bank::BankMsg::Transfer { to: addr(&poor), amount: 5 * FEE };
+    let to_poor = poi_core::bank::BankMsg::Transfer {
+        to: addr(&poor),
+        amount: 5 * FEE,
+    };
     assert_eq!(net.send(&user, Msg::Bank(to_poor)), "ok");
-    assert_eq!(net.send(&prov, Msg::Staking(StakingMsg::Bond { amount: 500_000 })), "ok");
+    assert_eq!(
+        net.send(&prov, Msg::Staking(StakingMsg::Bond { amount: 500_000 })),
+        "ok"
+    );
     let reg = |collateral| Register::new(100, 1, collateral).msg();
     assert_eq!(net.market(&prov, reg(600_000)), "insufficient_stake");
     // 100 units x 1,000 per unit x multiplier 1.0.
     assert_eq!(net.market(&prov, reg(99_999)), "insufficient_collateral");
     assert_eq!(net.market(&prov, reg(100_000)), "ok");
     assert_eq!(net.market(&prov, reg(100_000)), "already_registered");
-    assert_eq!(net.market(&user, training("gpt5", "iris", 10, 10)), "unknown_model");
-    assert_eq!(net.market(&user, training("mlp", "imagenet", 10, 10)), "unknown_dataset");
+    assert_eq!(
+        net.market(&user, training("gpt5", "iris", 10, 10)),
+        "unknown_model"
+    );
+    assert_eq!(
+        net.market(&user, training("mlp", "imagenet", 10, 10)),
+        "unknown_dataset"
+    );
     assert_eq!(net.market(&poor, inference(10, 10_000)), "over_budget");
     assert_eq!(net.market(&user, inference(10, 0)), "invalid_message");
-    assert_eq!(net.market(&stranger, MarketMsg::Heartbeat), "unknown_provider");
-    assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 99 }), "unknown_job");
+    assert_eq!(
+        net.market(&stranger, MarketMsg::Heartbeat),
+        "unknown_provider"
+    );
+    assert_eq!(
+        net.market(&user, MarketMsg::CancelJob { id: 99 }),
+        "unknown_job"
+    );
 
     // A tier-1 user with a job: its tier stake is locked while the job is active.
-    assert_eq!(net.send(&user, Msg::Staking(StakingMsg::Bond { amount: tier1 })), "ok");
+    assert_eq!(
+        net.send(&user, Msg::Staking(StakingMsg::Bond { amount: tier1 })),
+        "ok"
+    );
     assert_eq!(net.market(&user, training("mlp", "iris", 10, 10)), "ok");
     assert_eq!(net.job(0).tier, 1);
-    assert_eq!(market::user(&net.state, &addr(&user)).unwrap().locked, tier1);
+    assert_eq!(
+        market::user(&net.state, &addr(&user)).unwrap().locked,
+        tier1
+    );
     let unbond = |amount| Msg::Staking(StakingMsg::Unbond { amount });
     assert_eq!(net.send(&user, unbond(1)), "stake_locked");
-    assert_eq!(net.market(&stranger, MarketMsg::CancelJob { id: 0 }), "not_job_owner");
-    assert_eq!(net.market(&user, MarketMsg::AcceptJob { id: 0 }), "bad_job_state");
-    assert_eq!(net.market(&stranger, MarketMsg::StartJob { id: 0 }), "not_assigned_provider");
-    assert_eq!(net.market(&stranger, commit(0, 10)), "not_assigned_provider");
+    assert_eq!(
+        net.market(&stranger, MarketMsg::CancelJob { id: 0 }),
+        "not_job_owner"
+    );
+    assert_eq!(
+        net.market(&user, MarketMsg::AcceptJob { id: 0 }),
+        "bad_job_state"
+    );
+    assert_eq!(
+        net.market(&stranger, MarketMsg::StartJob { id: 0 }),
+        "not_assigned_provider"
+    );
+    assert_eq!(
+        net.market(&stranger, commit(0, 10)),
+        "not_assigned_provider"
+    );
     assert_eq!(net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
     assert_eq!(net.market(&prov, commit(0, 11)), "invalid_message");
     assert_eq!(net.market(&prov, MarketMsg::Deregister), "provider_busy");
@@ -492,7 +605,10 @@ fn every_bad_market_transaction_has_its_code() {
     let withdraw = || Msg::Staking(StakingMsg::Withdraw);
     assert_eq!(net.send(&prov, withdraw()), "ok");
     assert_eq!(net.send(&prov, withdraw()), "nothing_to_withdraw");
-    assert_eq!(staking::stake(&net.state, &addr(&prov)).unwrap(), Default::default());
+    assert_eq!(
+        staking::stake(&net.state, &addr(&prov)).unwrap(),
+        Default::default()
+    );
     // Everything back but the fees, plus 10 units x price 10 earned.
     assert_eq!(net.balance(&prov), START - net.fee(&prov) + 100);
 }
@@ -526,7 +642,10 @@ fn missed_start_and_commit_deadlines_and_disputes_slash() {
     assert_eq!(net.market(&user, inference(100, 10)), "ok");
     net.empty_blocks(3);
     // Not started in time: slashed once, re-queued, excluded from this job.
-    let p = market::provider(&net.state, &addr(&prov)).unwrap().unwrap().record;
+    let p = market::provider(&net.state, &addr(&prov))
+        .unwrap()
+        .unwrap()
+        .record;
     assert_eq!((p.slashes, p.collateral), (1, 900_000));
     assert_eq!(net.job(0).status, JobStatus::Queued);
     assert_eq!(net.job(0).compensated, 100);
@@ -538,11 +657,17 @@ fn missed_start_and_commit_deadlines_and_disputes_slash() {
     assert_eq!(net.resolve(0, true), Ok(()));
     assert_eq!(net.resolve(0, true), Err("bad_job_state".into()));
     let job = net.job(0);
-    assert_eq!((job.status, job.paid, job.refunded), (JobStatus::Settled, 0, 1_000));
+    assert_eq!(
+        (job.status, job.paid, job.refunded),
+        (JobStatus::Settled, 0, 1_000)
+    );
     // Two credits of 10% of the 1,000 escrow, and the whole escrow back.
     assert_eq!(job.compensated, 200);
     assert_eq!(net.balance(&user), START - net.fee(&user) + 200);
-    let o = market::provider(&net.state, &addr(&other)).unwrap().unwrap().record;
+    let o = market::provider(&net.state, &addr(&other))
+        .unwrap()
+        .unwrap()
+        .record;
     assert_eq!((o.slashes, o.collateral, o.jobs.len()), (1, 900_000, 0));
 }
 
@@ -551,16 +676,41 @@ fn missed_start_and_commit_deadlines_and_disputes_slash() {
 /// or owner.
 #[derive(Debug, Clone)]
 enum Op {
-    Submit { user: usize, units: u64, price: u128 },
-    Cancel { job: u64, wrong: bool },
-    Start { job: u64, wrong: bool },
+    Submit {
+        user: usize,
+        units: u64,
+        price: u128,
+    },
+    Cancel {
+        job: u64,
+        wrong: bool,
+    },
+    Start {
+        job: u64,
+        wrong: bool,
+    },
     /// `delivered` is a percentage of the units bought (above 100 is refused).
-    Commit { job: u64, wrong: bool, delivered: u64 },
-    Accept { job: u64, wrong: bool },
-    Dispute { job: u64, wrong: bool },
-    Resolve { job: u64, fault: bool },
+    Commit {
+        job: u64,
+        wrong: bool,
+        delivered: u64,
+    },
+    Accept {
+        job: u64,
+        wrong: bool,
+    },
+    Dispute {
+        job: u64,
+        wrong: bool,
+    },
+    Resolve {
+        job: u64,
+        fault: bool,
+    },
     Heartbeats,
-    Idle { blocks: u64 },
+    Idle {
+        blocks: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -221,13 +221,22 @@ fn slash_takes_only_locked_stake_and_reports_what_it_took() {
     assert_eq!(run(&chain, &mut state, 1, txs), ["ok", "ok"]);
     let mut overlay = Overlay::new(&state);
     staking::lock(&mut overlay, addr(&alice), 300).unwrap();
-    assert_eq!(staking::slash(&mut overlay, addr(&alice), 120).unwrap(), 120);
+    assert_eq!(
+        staking::slash(&mut overlay, addr(&alice), 120).unwrap(),
+        120
+    );
     let stake = staking::stake(&overlay, &addr(&alice)).unwrap();
     assert_eq!((stake.bonded, stake.locked), (780, 180));
     // Asking for more than is locked takes what is locked; free and unbonding stake stay.
-    assert_eq!(staking::slash(&mut overlay, addr(&alice), 10_000).unwrap(), 180);
+    assert_eq!(
+        staking::slash(&mut overlay, addr(&alice), 10_000).unwrap(),
+        180
+    );
     let stake = staking::stake(&overlay, &addr(&alice)).unwrap();
-    assert_eq!((stake.bonded, stake.locked, stake.unbonding[0].amount), (600, 0, 100));
+    assert_eq!(
+        (stake.bonded, stake.locked, stake.unbonding[0].amount),
+        (600, 0, 100)
+    );
     assert_eq!(staking::slash(&mut overlay, addr(&alice), 1).unwrap(), 0);
 }
 

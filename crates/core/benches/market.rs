@@ -1,0 +1,196 @@
+//! The market's end-of-block hook over 10,000 queued jobs and 1,000 providers, in memory:
+//! - `match`: one empty block whose hook matches `match_per_block_max` (1,000) jobs, reported
+//!   as jobs matched per second;
+//! - `idle hook`: one empty block with matching paused (deadline scan and price step only),
+//!   the floor every block pays.
+//!
+//! The state is built through signed transactions (bonds, registrations, submissions) with
+//! matching paused, then matching is switched on for the measured block.
+//!
+//! Run: `cargo bench -p poi-core --bench market`.
+
+use criterion::{BatchSize, Criterion, Throughput};
+use ed25519_dalek::SigningKey;
+use poi_core::Address;
+use poi_core::block::BlockContext;
+use poi_core::chain::{Chain, Mode};
+use poi_core::event::TxOutcome;
+use poi_core::genesis::{Genesis, GenesisAccount};
+use poi_core::market::MarketMsg;
+use poi_core::params::{PARAMS_KEY, Params};
+use poi_core::staking::StakingMsg;
+use poi_core::state::{MemState, WriteSet};
+use poi_core::tx::{Msg, Tx, TxBody};
+use rayon::prelude::*;
+
+const PROVIDERS: u32 = 1_000;
+const USERS: u32 = 1_000;
+const JOBS_PER_USER: u64 = 10;
+const CHAIN: &str = "poi-bench";
+const FEE: u128 = 100_000;
+
+fn key(i: u32) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[..4].copy_from_slice(&i.to_le_bytes());
+    seed[31] = 9;
+    SigningKey::from_bytes(&seed)
+}
+
+fn address(key: &SigningKey) -> Address {
+    Address::from_public_key(&key.verifying_key())
+}
+
+fn sign(key: &SigningKey, nonce: u64, msg: Msg) -> Tx {
+    TxBody {
+        chain_id: CHAIN.into(),
+        signer: address(key),
+        nonce,
+        fee: FEE,
+        msg,
+    }
+    .sign(key)
+}
+
+fn ctx(height: u64) -> BlockContext {
+    BlockContext {
+        height,
+        timestamp_ms: height,
+        proposer: address(&key(0)),
+    }
+}
+
+fn set_params(state: &mut MemState, params: &Params) {
+    let mut writes = WriteSet::new();
+    writes.insert(PARAMS_KEY.to_vec(), Some(borsh::to_vec(params).unwrap()));
+    state.apply(&writes);
+}
+
+fn run_block(chain: &Chain, state: &mut MemState, height: u64, txs: Vec<Tx>) {
+    let out = chain
+        .execute_block(state, &ctx(height), txs, Mode::Verify)
+        .expect("block executes");
+    assert!(
+        out.receipts.iter().all(|r| r.outcome == TxOutcome::Success),
+        "setup transactions succeed"
+    );
+    state.apply(&out.writes);
+}
+
+/// 1,000 registered providers and 10,000 queued jobs, matching paused; and the params that
+/// switch it on.
+fn setup(chain: &Chain) -> (MemState, Params) {
+    let providers: Vec<SigningKey> = (0..PROVIDERS).into_par_iter().map(key).collect();
+    let users: Vec<SigningKey> = (0..USERS)
+        .into_par_iter()
+        .map(|i| key(PROVIDERS + i))
+        .collect();
+    let mut params = Params::default();
+    params.market.heartbeat_timeout_blocks = 1_000_000;
+    params.market.queue_ttl_blocks = 1_000_000;
+    let mut paused = params.clone();
+    paused.market.match_per_block_max = 0;
+    let genesis = Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 0,
+        validators: vec![address(&key(0))],
+        params: paused,
+        accounts: providers
+            .iter()
+            .chain(&users)
+            .map(|k| GenesisAccount {
+                address: address(k),
+                balance: 1_000_000_000_000_000,
+            })
+            .collect(),
+    };
+    let mut state = MemState::default();
+    state.apply(&genesis.state().expect("genesis state"));
+    let collateral = 10_000_000;
+    let register: Vec<Tx> = providers
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, k)| {
+            let register = MarketMsg::Register {
+                hardware: "bench".into(),
+                capacity_units_per_block: 1_000,
+                class: 0,
+                ask_price: 1 + (i as u128 % 100),
+                endpoint: String::new(),
+                collateral,
+            };
+            let bond = StakingMsg::Bond { amount: collateral };
+            [
+                sign(k, 0, Msg::Staking(bond)),
+                sign(k, 1, Msg::Market(register)),
+            ]
+        })
+        .collect();
+    run_block(chain, &mut state, 1, register);
+    let submit: Vec<Tx> = users
+        .par_iter()
+        .flat_map_iter(|k| {
+            (0..JOBS_PER_USER).map(move |nonce| {
+                let job = MarketMsg::SubmitInference {
+                    model: "mlp".into(),
+                    version: 1,
+                    input_hash: [nonce as u8; 32],
+                    units: 100,
+                    max_price: 1_000_000,
+                };
+                sign(k, nonce, Msg::Market(job))
+            })
+        })
+        .collect();
+    run_block(chain, &mut state, 2, submit);
+    (state, params)
+}
+
+fn market(c: &mut Criterion) {
+    let chain = Chain::new(CHAIN);
+    let (paused, params) = setup(&chain);
+    let mut live = paused.clone();
+    set_params(&mut live, &params);
+    let matched = {
+        let out = chain
+            .execute_block(&live, &ctx(3), Vec::new(), Mode::Verify)
+            .expect("block executes");
+        out.block_events
+            .iter()
+            .filter(|e| e.kind == "job_matched")
+            .count() as u64
+    };
+    assert!(matched > 0, "the measured block matches jobs");
+    let mut group = c.benchmark_group("market");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(matched));
+    group.bench_function("match: 10k queued, 1k providers, one block", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                chain
+                    .execute_block(&live, &ctx(3), Vec::new(), Mode::Verify)
+                    .expect("block executes")
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(
+        "idle hook: 10k queued, 1k providers, matching paused",
+        |b| {
+            b.iter(|| {
+                chain
+                    .execute_block(&paused, &ctx(3), Vec::new(), Mode::Verify)
+                    .expect("block executes")
+            });
+        },
+    );
+    group.finish();
+}
+
+// Written out instead of `criterion_group!`, whose generated function has no doc comment.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    market(&mut criterion);
+    criterion.final_summary();
+}
