@@ -860,3 +860,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn market_params_validate_and_round_trip_through_genesis_toml() {
+    let mut genesis = poi_core::genesis::Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 0,
+        validators: vec![addr(&key(200))],
+        params: Params::default(),
+        accounts: Vec::new(),
+    };
+    let text = genesis.to_toml();
+    assert!(text.contains("[params.market]"), "{text}");
+    assert_eq!(
+        poi_core::genesis::Genesis::from_toml(&text).unwrap(),
+        genesis
+    );
+    // A genesis without a market section gets the defaults.
+    let without = text.split("[params.market]").next().unwrap().to_string();
+    let parsed = poi_core::genesis::Genesis::from_toml(&without).unwrap();
+    assert_eq!(parsed.params.market, market::MarketParams::default());
+    let bad: [fn(&mut market::MarketParams); 6] = [
+        |m| m.slash_bps = 10_001,
+        |m| m.price_min = m.price_max + 1,
+        |m| m.utilisation_window_blocks = 0,
+        |m| m.reserve_bps = vec![100, 200],
+        |m| m.models.push("mlp".into()),
+        |m| m.aging_blocks = 0,
+    ];
+    for break_it in bad {
+        genesis.params.market = market::MarketParams::default();
+        break_it(&mut genesis.params.market);
+        assert!(genesis.validate().is_err(), "{:?}", genesis.params.market);
+    }
+}
