@@ -254,6 +254,8 @@ pub fn run_ledger_bench(
     let (mut wait_s, mut execute_s, mut root_s, mut commit_wait_s) = (0.0, 0.0, 0.0, 0.0);
     let mut commit_s = 0.0;
     let mut in_flight: Option<InFlight> = None;
+    let committer = crate::commit_thread::CommitThread::start()
+        .map_err(|e| NodeError::io("start the commit thread", dir, e))?;
     let mut measured = Instant::now();
     let mut cpu_start = process_cpu_s();
     for b in 0..blocks as usize {
@@ -307,7 +309,7 @@ pub fn run_ledger_bench(
         let block = std::sync::Arc::new((std::mem::take(&mut outcome.writes), prepared));
         let writing = std::sync::Arc::clone(&block);
         let store = std::sync::Arc::clone(&store);
-        let thread = std::thread::spawn(move || -> Result<f64> {
+        let landed = committer.run(move || -> Result<f64> {
             let t = Instant::now();
             let receipts = crate::ledger::encode_receipts(&outcome.receipts);
             let hash = *blake3::hash(&height.to_le_bytes()).as_bytes();
@@ -325,7 +327,7 @@ pub fn run_ledger_bench(
             drop(outcome);
             Ok(t.elapsed().as_secs_f64())
         });
-        in_flight = Some(InFlight { block, thread });
+        in_flight = Some(InFlight { block, landed });
     }
     if let Some(last) = in_flight.take() {
         let t = Instant::now();
@@ -367,14 +369,14 @@ pub fn run_ledger_bench(
 /// block executes and prepares over, and the thread, which returns its commit time.
 struct InFlight {
     block: std::sync::Arc<(WriteSet, Prepared)>,
-    thread: std::thread::JoinHandle<Result<f64>>,
+    landed: crate::commit_thread::Landing<Result<f64>>,
 }
 
 impl InFlight {
     /// Waits for the commit to be durable; its duration in seconds.
     fn land(self) -> Result<f64> {
-        self.thread
-            .join()
+        self.landed
+            .wait()
             .map_err(|_| NodeError::InvalidBlock("commit thread panicked".into()))?
     }
 }

@@ -31,6 +31,7 @@ use poi_core::state::{self, StateReader, WriteSet};
 use poi_core::tx::{Prechecks, Tx, TxHash};
 use std::sync::mpsc;
 
+use crate::commit_thread::{CommitThread, Landing};
 use crate::head::{HeadView, InFlight};
 use crate::signatures::SignaturePool;
 use poi_store::{BlockCommit, Committed, Prepared, Store};
@@ -99,17 +100,16 @@ pub struct Ledger {
     head: watch::Sender<Committed>,
     /// The finalized block being written, if any; set and cleared together with `head`.
     in_flight: Mutex<Option<Arc<InFlight>>>,
-    /// The thread writing `in_flight`; whoever takes it lands the block.
-    landing: Mutex<Option<CommitThread>>,
+    /// The pending commit of `in_flight`; whoever takes it lands the block.
+    landing: Mutex<Option<Landing<Result<Landed>>>>,
+    /// The one thread that writes finalized blocks, in order.
+    committer: CommitThread,
     events: broadcast::Sender<ChainEvent>,
     metrics: Metrics,
     signatures: SignaturePool,
     /// Signature checks of received blocks, started on arrival: `(height, result)`.
     prechecks: Mutex<BTreeMap<BlockHash, (u64, mpsc::Receiver<Prechecks>)>>,
 }
-
-/// The thread writing a finalized block; it returns what acknowledging the block needs.
-type CommitThread = std::thread::JoinHandle<Result<Landed>>;
 
 /// What a background commit hands back for acknowledging the block.
 struct Landed {
@@ -166,6 +166,8 @@ impl Ledger {
             head,
             in_flight: Mutex::new(None),
             landing: Mutex::new(None),
+            committer: CommitThread::start()
+                .map_err(|e| NodeError::io("start the commit thread", &data_dir, e))?,
             events,
             metrics,
             signatures: SignaturePool::new()
@@ -751,12 +753,12 @@ impl Ledger {
     }
 
     /// [`Ledger::land`] with the `landing` lock held. Lock order: `landing`, then `in_flight`.
-    fn land_locked(&self, landing: &mut Option<CommitThread>) -> Result<()> {
-        let Some(thread) = landing.take() else {
+    fn land_locked(&self, landing: &mut Option<Landing<Result<Landed>>>) -> Result<()> {
+        let Some(pending) = landing.take() else {
             return Ok(());
         };
-        let landed = thread
-            .join()
+        let landed = pending
+            .wait()
             .map_err(|_| NodeError::Halt("the commit thread panicked".into()))??;
         assert_eq!(
             landed.committed.state_root, landed.stored.block.header.state_root,
@@ -813,35 +815,32 @@ impl Ledger {
         let store = Arc::clone(&self.store);
         let writing = Arc::clone(&in_flight);
         let hash = *hash;
-        let thread = std::thread::Builder::new()
-            .name("poi-commit".into())
-            .spawn(move || -> Result<Landed> {
-                let receipts = encode_receipts(&outcome.receipts);
-                let stored = StoredBlock {
-                    block,
-                    block_events: outcome.block_events.clone(),
-                };
-                let bytes = borsh::to_vec(&stored).expect("encodes");
-                let committed = store.commit(
-                    &writing.prepared,
-                    BlockCommit {
-                        height: stored.block.header.height,
-                        hash,
-                        bytes,
-                        txs: receipts,
-                    },
-                )?;
-                Ok(Landed {
-                    stored,
-                    receipts: outcome.receipts,
-                    committed,
-                })
+        let commit = self.committer.run(move || -> Result<Landed> {
+            let receipts = encode_receipts(&outcome.receipts);
+            let stored = StoredBlock {
+                block,
+                block_events: outcome.block_events.clone(),
+            };
+            let bytes = borsh::to_vec(&stored).expect("encodes");
+            let committed = store.commit(
+                &writing.prepared,
+                BlockCommit {
+                    height: stored.block.header.height,
+                    hash,
+                    bytes,
+                    txs: receipts,
+                },
+            )?;
+            Ok(Landed {
+                stored,
+                receipts: outcome.receipts,
+                committed,
             })
-            .map_err(|e| NodeError::io("start the commit thread", &self.proposals_dir, e))?;
+        });
         let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         self.head.send_replace(in_flight.committed);
         *slot = Some(in_flight);
-        *landing = Some(thread);
+        *landing = Some(commit);
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod commit_thread;
 pub mod consensus;
 pub mod error;
 pub mod events;

@@ -25,8 +25,15 @@
 //! roots           height: u64                          state root [32]
 //! blocks          height: u64                          opaque block bytes
 //! block_hashes    block hash [32]                      height u64
-//! tx_index        tx hash [32]                         height u64 BE | index u32 BE
-//! receipts        height u64 BE | index u32 BE         opaque receipt bytes
+//! tx_index        first 8 bytes of a tx hash           (height u64 BE | index u32 BE)+
+//! receipts        height u64 BE | chunk u32 BE         (tx hash [32] | len u32 BE | receipt)*
+//!
+//! A block's receipts are stored in chunks of [`RECEIPTS_PER_CHUNK`] transactions: transaction
+//! `i` of block `h` is entry `i % RECEIPTS_PER_CHUNK` of chunk `(h, i / RECEIPTS_PER_CHUNK)`. The
+//! transaction index is keyed by the first 8 bytes of the hash and lists every place whose hash
+//! starts with them (almost always one); a lookup compares the full hash stored in the chunk.
+//! Both cut a block's commit from one B-tree insert per transaction per table, with 44-byte
+//! index entries, to one insert per chunk and 20-byte index entries (docs/benchmarks.md).
 //!
 //! node key = version u64 BE | nibble count u8 (0..=64) | nibbles packed two per byte,
 //!            high nibble first, the low half of an odd last byte zero
@@ -64,7 +71,7 @@ use redb::TableDefinition;
 use crate::error::{Result, StoreError};
 
 /// Version of the on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
@@ -74,8 +81,17 @@ pub(crate) const ROOTS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("
 pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 pub(crate) const BLOCK_HASHES: TableDefinition<&[u8; 32], u64> =
     TableDefinition::new("block_hashes");
-pub(crate) const TX_INDEX: TableDefinition<&[u8; 32], &[u8; 12]> = TableDefinition::new("tx_index");
+pub(crate) const TX_INDEX: TableDefinition<&[u8; 8], &[u8]> = TableDefinition::new("tx_index");
 pub(crate) const RECEIPTS: TableDefinition<&[u8; 12], &[u8]> = TableDefinition::new("receipts");
+
+/// Transactions whose receipts share one `receipts` record.
+pub const RECEIPTS_PER_CHUNK: u32 = 256;
+
+/// Bytes of one place in a `tx_index` value: height and index.
+pub(crate) const TX_PLACE_BYTES: usize = 12;
+
+/// Bytes before a receipt in a chunk entry: the transaction hash and the receipt's length.
+pub(crate) const RECEIPT_ENTRY_HEADER_BYTES: usize = 32 + 4;
 
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_LATEST: &str = "latest";
@@ -181,12 +197,75 @@ pub(crate) fn decode_node(mut record: &[u8]) -> Result<(Node, &[u8])> {
     Ok((node, record))
 }
 
-/// Key of `receipts`: `height | index`.
-pub(crate) fn receipt_key(height: u64, index: u32) -> [u8; 12] {
+/// Key of `receipts` holding transaction `index` of block `height`: `height | chunk`.
+pub(crate) fn receipt_chunk_key(height: u64, index: u32) -> [u8; 12] {
     let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&height.to_be_bytes());
+    out[8..].copy_from_slice(&(index / RECEIPTS_PER_CHUNK).to_be_bytes());
+    out
+}
+
+/// Key of `tx_index` for `hash`: its first 8 bytes.
+pub(crate) fn tx_index_key(hash: &[u8; 32]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&hash[..8]);
+    out
+}
+
+/// One place in a `tx_index` value.
+pub(crate) fn encode_tx_place(height: u64, index: u32) -> [u8; TX_PLACE_BYTES] {
+    let mut out = [0u8; TX_PLACE_BYTES];
     out[..8].copy_from_slice(&height.to_be_bytes());
     out[8..].copy_from_slice(&index.to_be_bytes());
     out
+}
+
+/// The places listed in a `tx_index` value.
+pub(crate) fn decode_tx_places(value: &[u8]) -> Result<Vec<(u64, u32)>> {
+    if value.is_empty() || value.len() % TX_PLACE_BYTES != 0 {
+        return Err(StoreError::corrupt(format!(
+            "tx index entry of {} bytes is not a list of places",
+            value.len()
+        )));
+    }
+    value
+        .chunks_exact(TX_PLACE_BYTES)
+        .map(|place| {
+            let height = read_u64(place, "tx index place")?;
+            let index = u32::from_be_bytes([place[8], place[9], place[10], place[11]]);
+            Ok((height, index))
+        })
+        .collect()
+}
+
+/// Appends one chunk entry (hash, length, receipt) to `chunk`.
+pub(crate) fn push_receipt_entry(chunk: &mut Vec<u8>, hash: &[u8; 32], receipt: &[u8]) {
+    let len = u32::try_from(receipt.len()).expect("receipt size is checked against its cap");
+    chunk.extend_from_slice(hash);
+    chunk.extend_from_slice(&len.to_be_bytes());
+    chunk.extend_from_slice(receipt);
+}
+
+/// The hash and receipt of entry `position` of a receipts chunk.
+pub(crate) fn receipt_entry(chunk: &[u8], position: u32) -> Result<([u8; 32], &[u8])> {
+    let truncated = || StoreError::corrupt("receipts chunk is truncated");
+    let mut rest = chunk;
+    for seen in 0..=position {
+        if rest.len() < RECEIPT_ENTRY_HEADER_BYTES {
+            return Err(truncated());
+        }
+        let (header, body) = rest.split_at(RECEIPT_ENTRY_HEADER_BYTES);
+        let len = u32::from_be_bytes([header[32], header[33], header[34], header[35]]) as usize;
+        if body.len() < len {
+            return Err(truncated());
+        }
+        if seen == position {
+            let hash: [u8; 32] = header[..32].try_into().expect("32 bytes");
+            return Ok((hash, &body[..len]));
+        }
+        rest = &body[len..];
+    }
+    Err(truncated())
 }
 
 /// Reads a big-endian `u64` from the first 8 bytes of `bytes`.

@@ -14,7 +14,8 @@ use redb::{Builder, Database, DatabaseError, ReadableDatabase, ReadableTable};
 use crate::error::{Result, StoreError};
 use crate::format::{
     BLOCK_HASHES, BLOCKS, FLAT, FORMAT_VERSION, LATEST_BYTES, META, META_FORMAT, META_LATEST,
-    META_OLDEST, NODES, RECEIPTS, ROOTS, STALE, TX_INDEX, read_32, read_u64,
+    META_OLDEST, NODES, RECEIPTS, RECEIPTS_PER_CHUNK, ROOTS, STALE, TX_INDEX, decode_tx_places,
+    read_32, read_u64, receipt_chunk_key, receipt_entry, tx_index_key,
 };
 use crate::limits::{CACHE_BYTES_DEFAULT, HISTORY_HEIGHTS_DEFAULT, PRUNE_INTERVAL_HEIGHTS_DEFAULT};
 use crate::proof::StateProof;
@@ -242,20 +243,27 @@ impl Store {
     /// Where the transaction with hash `tx_hash` was committed, and its receipt bytes.
     pub fn tx_record(&self, tx_hash: &[u8; 32]) -> Result<Option<TxRecord>> {
         let txn = self.db.begin_read()?;
-        let Some(place) = txn.open_table(TX_INDEX)?.get(tx_hash)? else {
+        let Some(places) = txn.open_table(TX_INDEX)?.get(&tx_index_key(tx_hash))? else {
             return Ok(None);
         };
-        let place = *place.value();
-        let height = read_u64(&place, "tx index entry")?;
-        let index = u32::from_be_bytes([place[8], place[9], place[10], place[11]]);
-        let Some(receipt) = txn.open_table(RECEIPTS)?.get(&place)? else {
-            return Err(StoreError::corrupt("indexed transaction has no receipt"));
-        };
-        Ok(Some(TxRecord {
-            height,
-            index,
-            bytes: receipt.value().to_vec(),
-        }))
+        let receipts = txn.open_table(RECEIPTS)?;
+        // Almost always one place; more only when hashes share their first 8 bytes.
+        for (height, index) in decode_tx_places(places.value())? {
+            let Some(chunk) = receipts.get(&receipt_chunk_key(height, index))? else {
+                return Err(StoreError::corrupt(
+                    "indexed transaction has no receipts chunk",
+                ));
+            };
+            let (hash, receipt) = receipt_entry(chunk.value(), index % RECEIPTS_PER_CHUNK)?;
+            if hash == *tx_hash {
+                return Ok(Some(TxRecord {
+                    height,
+                    index,
+                    bytes: receipt.to_vec(),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// State root committed at `height`; kept for every height, pruned or not.

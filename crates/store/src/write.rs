@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
-use redb::{Durability, ReadableDatabase, WriteTransaction};
+use redb::{Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::error::{Result, StoreError};
 use crate::format::{
-    BLOCK_HASHES, BLOCKS, FLAT, LATEST_BYTES, META, META_LATEST, META_OLDEST, NODES, RECEIPTS,
-    ROOTS, STALE, TX_INDEX, for_each_stale, receipt_key,
+    BLOCK_HASHES, BLOCKS, FLAT, LATEST_BYTES, META, META_LATEST, META_OLDEST, NODES,
+    RECEIPT_ENTRY_HEADER_BYTES, RECEIPTS, RECEIPTS_PER_CHUNK, ROOTS, STALE, TX_INDEX,
+    decode_tx_places, encode_tx_place, for_each_stale, push_receipt_entry, receipt_chunk_key,
+    receipt_entry, tx_index_key,
 };
 use crate::limits::{
     BLOCK_BYTES_MAX, BLOCK_TXS_MAX, BLOCK_WRITES_MAX, KEY_BYTES_MAX, RECEIPT_BYTES_MAX,
@@ -304,29 +306,77 @@ fn write_block(txn: &WriteTransaction, block: &BlockCommit, committed: &Committe
             height,
         });
     }
+    write_receipts_and_index(txn, height, &block.txs)
+}
+
+/// Writes a block's receipts in chunks and indexes its transactions by hash prefix.
+fn write_receipts_and_index(
+    txn: &WriteTransaction,
+    height: u64,
+    txs: &[([u8; 32], Vec<u8>)],
+) -> Result<()> {
+    let too_many = || StoreError::TooLarge {
+        what: "txs",
+        size: txs.len() as u64,
+        max: u64::from(BLOCK_TXS_MAX),
+    };
     let mut receipts = txn.open_table(RECEIPTS)?;
-    let mut places = Vec::with_capacity(block.txs.len());
-    for (position, (hash, receipt)) in block.txs.iter().enumerate() {
-        let position = u32::try_from(position).map_err(|_| StoreError::TooLarge {
-            what: "txs",
-            size: block.txs.len() as u64,
-            max: u64::from(BLOCK_TXS_MAX),
-        })?;
-        let key = receipt_key(height, position);
-        receipts.insert(&key, receipt.as_slice())?;
-        places.push((hash, key));
+    for (chunk_index, chunk_txs) in txs.chunks(RECEIPTS_PER_CHUNK as usize).enumerate() {
+        let first = u32::try_from(chunk_index)
+            .ok()
+            .and_then(|c| c.checked_mul(RECEIPTS_PER_CHUNK))
+            .ok_or_else(too_many)?;
+        let bytes: usize = chunk_txs
+            .iter()
+            .map(|(_, r)| RECEIPT_ENTRY_HEADER_BYTES + r.len())
+            .sum();
+        let mut chunk = Vec::with_capacity(bytes);
+        for (hash, receipt) in chunk_txs {
+            push_receipt_entry(&mut chunk, hash, receipt);
+        }
+        receipts.insert(&receipt_chunk_key(height, first), chunk.as_slice())?;
+    }
+    let mut places = Vec::with_capacity(txs.len());
+    for (position, (hash, _)) in txs.iter().enumerate() {
+        let position = u32::try_from(position).map_err(|_| too_many())?;
+        places.push((hash, position));
     }
     // Tx hashes are random: in hash order, consecutive inserts walk neighbouring pages.
-    places.sort_unstable_by_key(|(hash, _)| *hash);
+    places.sort_unstable_by_key(|(hash, _)| **hash);
     let mut index = txn.open_table(TX_INDEX)?;
-    for (hash, key) in places {
-        if index.insert(hash, &key)?.is_some() {
-            return Err(StoreError::DuplicateTx {
-                hash: hex::encode(hash),
-            });
+    for (hash, position) in places {
+        let key = tx_index_key(hash);
+        let place = encode_tx_place(height, position);
+        let Some(existing) = index.insert(&key, place.as_slice())? else {
+            continue;
+        };
+        // Another transaction shares the first 8 bytes of this hash (or is this one again).
+        let mut listed = existing.value().to_vec();
+        drop(existing);
+        for (other_height, other_index) in decode_tx_places(&listed)? {
+            if place_hash(&receipts, other_height, other_index)? == *hash {
+                return Err(StoreError::DuplicateTx {
+                    hash: hex::encode(hash),
+                });
+            }
         }
+        listed.extend_from_slice(&place);
+        index.insert(&key, listed.as_slice())?;
     }
     Ok(())
+}
+
+/// The full hash of the transaction at `(height, index)`, read from its receipts chunk.
+fn place_hash(
+    receipts: &redb::Table<'_, &'static [u8; 12], &'static [u8]>,
+    height: u64,
+    index: u32,
+) -> Result<[u8; 32]> {
+    let chunk = receipts
+        .get(&receipt_chunk_key(height, index))?
+        .ok_or_else(|| StoreError::corrupt("indexed transaction has no receipts chunk"))?;
+    let (hash, _) = receipt_entry(chunk.value(), index % RECEIPTS_PER_CHUNK)?;
+    Ok(hash)
 }
 
 /// Writes the new tree nodes (leaves with their values) and the version's stale node list.

@@ -9,6 +9,7 @@ mod proofs;
 mod prune;
 mod reopen;
 mod roots;
+mod txs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
