@@ -51,6 +51,15 @@ pub(crate) enum Command {
     /// Bond, unbond and withdraw stake; show an account's stake and tier.
     #[command(subcommand)]
     Stake(StakeCmd),
+    /// Offer compute: register as a provider, send heartbeats, show a provider's state.
+    #[command(subcommand)]
+    Provider(ProviderCmd),
+    /// Buy compute: submit training and inference jobs, follow and settle them.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// The compute market: utilisation, base price, queues by tier.
+    #[command(subcommand)]
+    Market(MarketCmd),
     /// Initialise or start a node.
     #[command(subcommand)]
     Node(NodeCmd),
@@ -319,6 +328,178 @@ pub(crate) enum StakeCmd {
         /// Address (poi1...) or key name.
         address: String,
     },
+}
+
+/// One compute unit is [`poi_repops::meter::FLOPS_PER_COMPUTE_UNIT`] metered FLOPs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProviderCmd {
+    /// Register the signing key's account as a provider, locking collateral from its bonded
+    /// stake (bond first with `poi stake bond`).
+    Register(RegisterArgs),
+    /// Measure this machine: metered compute units per block it delivers on a reference job.
+    Benchmark {
+        /// Block interval the capacity is expressed per, in milliseconds.
+        #[arg(long, default_value_t = 1_000)]
+        block_ms: u64,
+    },
+    /// Tell the chain this provider is alive (due every `market.heartbeat_timeout_blocks`).
+    Heartbeat {
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// A provider's capacity, ask, collateral and required collateral, reputation, slashes.
+    Status {
+        /// Address (poi1...) or key name.
+        address: String,
+    },
+    /// Stop being a provider (no active jobs); its collateral is unlocked.
+    Deregister {
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+}
+
+/// `poi provider register` options.
+#[derive(Debug, Args)]
+pub(crate) struct RegisterArgs {
+    /// Capacity in compute units per block [default: measured by `poi provider benchmark`].
+    #[arg(long)]
+    pub(crate) capacity: Option<u64>,
+    /// Lowest price per compute unit accepted: base units or POI.
+    #[arg(long)]
+    pub(crate) ask: String,
+    /// URL serving this provider's checkpoints.
+    #[arg(long)]
+    pub(crate) endpoint: String,
+    /// Hardware description [default: this machine's CPU model and core count].
+    #[arg(long)]
+    pub(crate) hardware: Option<String>,
+    /// Provider class: 0 standard, higher premium (`market.class_min_tier`).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) class: u8,
+    /// Stake to lock as collateral [default: what the capacity requires now].
+    #[arg(long)]
+    pub(crate) collateral: Option<String>,
+    #[command(flatten)]
+    pub(crate) tx: TxOptions,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCmd {
+    /// Submit a job; its maximum payment (units x max price) is escrowed at once.
+    #[command(subcommand)]
+    Submit(SubmitCmd),
+    /// A job's status, provider, price, deadline, payment and refund.
+    Status {
+        /// Job id.
+        id: u64,
+    },
+    /// Cancel your job while it is queued or matched but not started: full refund.
+    Cancel {
+        /// Job id.
+        id: u64,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// (Provider) start a job matched to you, before its start deadline.
+    Start {
+        /// Job id.
+        id: u64,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// (Provider) commit a running job's result root and the units delivered.
+    Commit {
+        /// Job id.
+        id: u64,
+        /// Merkle root of the result, 64 hex digits (`root` of `poi work train --json`).
+        #[arg(long)]
+        result_root: String,
+        /// Compute units delivered [default: the units bought].
+        #[arg(long)]
+        units_delivered: Option<u64>,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Accept a committed result: the job settles now instead of after the challenge window.
+    Accept {
+        /// Job id.
+        id: u64,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Dispute a committed result within the challenge window.
+    Dispute {
+        /// Job id.
+        id: u64,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubmitCmd {
+    /// A training job: the units are metered from the reference run of one step.
+    Training(TrainingJobArgs),
+    /// An inference job on a model version.
+    Inference(InferenceJobArgs),
+}
+
+/// `poi job submit training` options.
+#[derive(Debug, Args)]
+pub(crate) struct TrainingJobArgs {
+    /// Model: mlp or charlm.
+    #[arg(long)]
+    pub(crate) model: String,
+    /// Dataset id (repeat for several): iris, winequality, diabetes, liber-primus.
+    #[arg(long = "dataset", required = true)]
+    pub(crate) datasets: Vec<String>,
+    /// Training steps.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) steps: u64,
+    /// Seed of the job spec (its hash is the committed hyperparameters).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Compute units to buy [default: metered from one reference step x steps].
+    #[arg(long)]
+    pub(crate) units: Option<u64>,
+    /// Highest price per compute unit you accept: base units or POI.
+    #[arg(long)]
+    pub(crate) max_price: String,
+    /// Commitment to the held-out eval set, 64 hex digits [default: blake3 of the job spec
+    /// and "eval"].
+    #[arg(long)]
+    pub(crate) eval_commitment: Option<String>,
+    #[command(flatten)]
+    pub(crate) tx: TxOptions,
+}
+
+/// `poi job submit inference` options.
+#[derive(Debug, Args)]
+pub(crate) struct InferenceJobArgs {
+    /// Model: mlp or charlm.
+    #[arg(long)]
+    pub(crate) model: String,
+    /// Model version.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) version: u32,
+    /// The input (its blake3 hash is what goes on chain).
+    #[arg(long)]
+    pub(crate) input: String,
+    /// Compute units to buy.
+    #[arg(long)]
+    pub(crate) units: u64,
+    /// Highest price per compute unit you accept: base units or POI.
+    #[arg(long)]
+    pub(crate) max_price: String,
+    #[command(flatten)]
+    pub(crate) tx: TxOptions,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MarketCmd {
+    /// Utilisation, base price, collateral multiplier, queue length and mean wait by tier.
+    Stats,
 }
 
 #[derive(Debug, Subcommand)]

@@ -98,6 +98,26 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The devnet's parameters: the defaults, with the market's timeouts scaled to the block
+/// interval. Those timeouts are counted in blocks and their defaults assume one-second blocks;
+/// scaled, a person at a terminal has the same seconds to start a job or send a heartbeat on a
+/// fast devnet.
+fn devnet_params(block_interval_ms: u64) -> Params {
+    let mut params = Params::default();
+    let scale = (1_000 / block_interval_ms.max(1)).max(1);
+    let market = &mut params.market;
+    for blocks in [
+        &mut market.heartbeat_timeout_blocks,
+        &mut market.start_blocks,
+        &mut market.commit_grace_blocks,
+        &mut market.verify_blocks,
+        &mut market.queue_ttl_blocks,
+    ] {
+        *blocks = blocks.saturating_mul(scale);
+    }
+    params
+}
+
 pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()> {
     init_logging();
     let root = match &global.home {
@@ -133,7 +153,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             chain_id: "poi-devnet".into(),
             genesis_time_ms: now_ms(),
             validators: vec![validator_address(&seed)],
-            params: Params::default(),
+            params: devnet_params(args.block_interval_ms),
             accounts,
         };
         let defaults = NodeConfig::default();

@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod cmd_bench;
 mod cmd_keys;
+mod cmd_market;
 mod cmd_node;
 mod cmd_query;
 mod cmd_stake;
@@ -51,6 +52,9 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Tx(cmd) => cmd_tx::run(&global, cmd),
         cli::Command::Query(cmd) => cmd_query::run(&global, cmd),
         cli::Command::Stake(cmd) => cmd_stake::run(&global, cmd),
+        cli::Command::Provider(cmd) => cmd_market::run_provider(&global, cmd),
+        cli::Command::Job(cmd) => cmd_market::run_job(&global, cmd),
+        cli::Command::Market(cmd) => cmd_market::run_market(&global, cmd),
         cli::Command::Node(cmd) => cmd_node::run_node(&global, cmd),
         cli::Command::Devnet(cmd) => cmd_node::run_devnet(&global, cmd),
         cli::Command::Bench(cmd) => cmd_bench::run(&global, cmd),

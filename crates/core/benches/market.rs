@@ -4,6 +4,10 @@
 //! - `idle hook`: one empty block with matching paused (deadline scan and price step only),
 //!   the floor every block pays.
 //!
+//! - `baseline`: the same greedy matching (tier, then price, then age; cheapest provider with
+//!   room) over plain in-memory vectors and a `BTreeMap`, with no state, encoding, indexes or
+//!   events: the fastest alternative, against which the hook's cost is a ratio.
+//!
 //! The state is built through signed transactions (bonds, registrations, submissions) with
 //! matching paused, then matching is switched on for the measured block.
 //!
@@ -188,9 +192,83 @@ fn market(c: &mut Criterion) {
     group.finish();
 }
 
+/// A queued job as the baseline sees it.
+#[derive(Clone, Copy)]
+struct PlainJob {
+    tier: u8,
+    max_price: u128,
+    submitted: u64,
+    id: u64,
+    units: u128,
+}
+
+/// Greedy matching over plain data: jobs in priority order, each to the cheapest provider
+/// (then best reputation, then lowest address) with room and an ask within its price. Returns
+/// how many jobs were matched.
+fn baseline_match(
+    jobs: &[PlainJob],
+    providers: &std::collections::BTreeMap<(u128, std::cmp::Reverse<u32>, [u8; 32]), u128>,
+    max: usize,
+) -> usize {
+    let mut order: Vec<PlainJob> = jobs.to_vec();
+    order.sort_unstable_by_key(|j| {
+        (
+            std::cmp::Reverse(j.tier),
+            std::cmp::Reverse(j.max_price),
+            j.submitted,
+            j.id,
+        )
+    });
+    let mut free = providers.clone();
+    let mut matched = 0;
+    for job in order.iter().take(max) {
+        let chosen = free
+            .iter()
+            .take_while(|((ask, _, _), _)| *ask <= job.max_price)
+            .find(|(_, room)| **room >= job.units)
+            .map(|(k, _)| *k);
+        if let Some(k) = chosen {
+            *free.get_mut(&k).expect("chosen from the map") -= job.units;
+            matched += 1;
+        }
+    }
+    matched
+}
+
+fn baseline(c: &mut Criterion) {
+    let jobs: Vec<PlainJob> = (0..u64::from(USERS) * JOBS_PER_USER)
+        .map(|id| PlainJob {
+            tier: 0,
+            max_price: 1_000_000,
+            submitted: 2,
+            id,
+            units: 100,
+        })
+        .collect();
+    let backlog = u128::from(Params::default().market.backlog_blocks);
+    let providers = (0..PROVIDERS)
+        .map(|i| {
+            let k = key(i);
+            let ask = 1 + u128::from(i % 100);
+            ((ask, std::cmp::Reverse(500_000), address(&k).0), 1_000 * backlog)
+        })
+        .collect();
+    let max = Params::default().market.match_per_block_max as usize;
+    let matched = baseline_match(&jobs, &providers, max) as u64;
+    assert_eq!(matched, max as u64, "the baseline matches a full block");
+    let mut group = c.benchmark_group("market");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(matched));
+    group.bench_function("baseline: same matching over plain in-memory data", |b| {
+        b.iter(|| baseline_match(&jobs, &providers, max));
+    });
+    group.finish();
+}
+
 // Written out instead of `criterion_group!`, whose generated function has no doc comment.
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     market(&mut criterion);
+    baseline(&mut criterion);
     criterion.final_summary();
 }

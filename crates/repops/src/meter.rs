@@ -38,6 +38,16 @@
 
 use std::collections::BTreeMap;
 
+/// Metered FLOPs in one compute unit, the unit the market prices work in: a job's size and a
+/// provider's capacity are counted in these, so an H100 and a laptop are priced by the work
+/// they deliver, not by name.
+pub const FLOPS_PER_COMPUTE_UNIT: u64 = 1_000_000;
+
+/// Compute units of `flops` metered FLOPs, rounded up (a started unit is a unit).
+pub fn compute_units(flops: u64) -> u64 {
+    flops.div_ceil(FLOPS_PER_COMPUTE_UNIT)
+}
+
 /// Every operator a model step calls, in no particular order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OpKind {

@@ -5,6 +5,7 @@ mod acceptance;
 mod commands;
 mod crash;
 mod keys;
+mod market;
 mod stake;
 mod work;
 

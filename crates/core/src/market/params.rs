@@ -107,7 +107,7 @@ impl Default for MarketParams {
                 .map(String::from)
                 .to_vec(),
             class_min_tier: vec![0, 2],
-            collateral_per_unit: 1_000,
+            collateral_per_unit: 100_000_000,
             multiplier_min_ppm: 500_000,
             multiplier_max_ppm: 4_000_000,
             multiplier_step_bps: 200,

@@ -36,7 +36,7 @@ pub struct TierQueue {
     /// Tier.
     pub tier: u8,
     /// Queued jobs.
-    pub queued: u64,
+    pub length: u64,
     /// Mean blocks waited since submission, rounded down.
     pub mean_wait_blocks: u64,
 }
@@ -136,7 +136,7 @@ pub fn market_stats(
                 .saturating_sub(since);
             TierQueue {
                 tier: u8::try_from(t).expect("at most 9 tiers"),
-                queued,
+                length: queued,
                 mean_wait_blocks: u64::try_from(waited / u128::from(queued.max(1)))
                     .unwrap_or(u64::MAX),
             }

@@ -421,7 +421,7 @@ fn higher_tiers_go_first_and_lower_tiers_wait_at_most_the_aging_bound() {
         "the low-tier job did wait ({waited} blocks)"
     );
     let stats = net.stats();
-    assert_eq!(stats.queue[0].queued, 0);
+    assert_eq!(stats.queue[0].length, 0);
 }
 
 #[test]

@@ -111,7 +111,7 @@ pub(super) async fn submit_tx(
     }
 }
 
-fn parse_address(text: &str) -> Result<Address, ApiError> {
+pub(super) fn parse_address(text: &str) -> Result<Address, ApiError> {
     text.parse().map_err(|e: poi_core::address::AddressError| {
         ApiError::bad_request("bad_address", e.to_string())
     })

@@ -6,6 +6,7 @@
 //! lowercase hex. The full description is served at `GET /openapi.json`.
 
 mod handlers;
+mod market;
 mod openapi;
 
 use std::net::SocketAddr;
@@ -81,6 +82,9 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/txs/{hash}", get(handlers::tx_status))
         .route("/accounts/{address}", get(handlers::account))
         .route("/stake/{address}", get(handlers::stake))
+        .route("/market", get(market::stats))
+        .route("/providers/{address}", get(market::provider))
+        .route("/jobs/{id}", get(market::job))
         .route("/blocks/latest", get(handlers::latest_block))
         .route("/blocks/{id}", get(handlers::block))
         .route("/supply", get(handlers::supply))

@@ -91,6 +91,49 @@ pub(super) fn spec() -> Value {
                     "400": error_response("bad_address")
                 }
             }},
+            "/market": { "get": {
+                "summary": "Market statistics: utilisation, base price, collateral multiplier, queue length and mean wait by tier, jobs by status, providers by state",
+                "responses": {
+                    "200": ok_json("Market", json!({"type": "object", "properties": {
+                        "height": {"type": "integer"}, "utilisation": {"type": "string"},
+                        "utilisation_bps": {"type": "integer"}, "base_price": {"type": "string"},
+                        "demand_multiplier": {"type": "string"},
+                        "demand_multiplier_ppm": {"type": "integer"},
+                        "queue_length": {"type": "integer"},
+                        "queue": {"type": "array", "items": {"type": "object", "properties": {
+                            "tier": {"type": "integer"}, "length": {"type": "integer"},
+                            "mean_wait_blocks": {"type": "integer"}}}},
+                        "jobs": {"type": "object"}, "providers": {"type": "object"},
+                        "escrow_total": {"type": "string"}}}))
+                }
+            }},
+            "/providers/{address}": { "get": {
+                "summary": "A provider: hardware, capacity, ask, collateral and required collateral, reputation, slashes",
+                "parameters": [{ "name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok_json("Provider", json!({"type": "object", "properties": {
+                        "address": {"type": "string"}, "collateral": {"type": "string"},
+                        "required_collateral": {"type": "string"}, "eligible": {"type": "boolean"},
+                        "reputation_ppm": {"type": "integer"}, "reputation": {"type": "string"},
+                        "slashes": {"type": "integer"}, "slashed_total": {"type": "string"},
+                        "online": {"type": "boolean"}, "jobs": {"type": "array"}}})),
+                    "400": error_response("bad_address"),
+                    "404": error_response("not_found: not a registered provider")
+                }
+            }},
+            "/jobs/{id}": { "get": {
+                "summary": "A job: spec, owner, status, escrow, provider, charged price, deadline, payment and refund",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": ok_json("Job", json!({"type": "object", "properties": {
+                        "id": {"type": "integer"}, "owner": {"type": "string"},
+                        "status": {"type": "string"}, "escrow": {"type": "string"},
+                        "provider": {"type": "string"}, "charged_price": {"type": "string"},
+                        "paid": {"type": "string"}, "refunded": {"type": "string"}}})),
+                    "400": error_response("bad_job_id"),
+                    "404": error_response("not_found: no such job")
+                }
+            }},
             "/blocks/latest": { "get": { "summary": "Latest committed block",
                 "responses": { "200": ok_json("Block", json!({"$ref": "#/components/schemas/Block"})) }}},
             "/blocks/{id}": { "get": {

@@ -3,6 +3,7 @@
 
 mod blocks;
 mod events;
+mod market;
 mod mempool;
 mod reads;
 mod rejections;

@@ -8,13 +8,16 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 13] = [
+const ROUTES: [&str; 16] = [
     "/health",
     "/status",
     "/txs",
     "/txs/{hash}",
     "/accounts/{address}",
     "/stake/{address}",
+    "/market",
+    "/providers/{address}",
+    "/jobs/{id}",
     "/blocks/latest",
     "/blocks/{id}",
     "/supply",
