@@ -217,6 +217,39 @@ pub enum TxError {
         /// Jobs matched, running, committed or disputed.
         active_jobs: u32,
     },
+    /// A job's `max_price` is below the market's current base price, so no provider could take
+    /// it.
+    #[error("max_price {max_price} is below the base price {base_price}")]
+    PriceBelowBase {
+        /// The job's highest price per unit.
+        max_price: Amount,
+        /// The base price per unit now.
+        base_price: Amount,
+    },
+    /// A job buys more units than `market.job_units_max`.
+    #[error("a job buys at most {max} units, not {units}")]
+    JobTooLarge {
+        /// Units asked for.
+        units: u64,
+        /// `market.job_units_max`.
+        max: u64,
+    },
+    /// The user already has `market.queued_per_user_max` jobs in the queue.
+    #[error("{account} has {queued} queued jobs, the most allowed")]
+    QueueFull {
+        /// Submitter.
+        account: Address,
+        /// Its queued jobs.
+        queued: u32,
+    },
+    /// A heartbeat after the provider's heartbeat deadline (the miss is about to be slashed).
+    #[error("provider {provider}: the heartbeat was due by height {deadline}")]
+    HeartbeatLate {
+        /// Provider.
+        provider: Address,
+        /// Last height at which the heartbeat was accepted.
+        deadline: u64,
+    },
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -255,6 +288,10 @@ impl TxError {
             TxError::DeadlinePassed { .. } => "deadline_passed",
             TxError::AlreadyRegistered(_) => "already_registered",
             TxError::ProviderBusy { .. } => "provider_busy",
+            TxError::PriceBelowBase { .. } => "price_below_base",
+            TxError::JobTooLarge { .. } => "job_too_large",
+            TxError::QueueFull { .. } => "queue_full",
+            TxError::HeartbeatLate { .. } => "heartbeat_late",
             TxError::State(_) => "internal",
         }
     }

@@ -199,17 +199,30 @@ pub fn unlock(state: &mut Overlay<'_>, address: Address, amount: Amount) -> Resu
     Ok(())
 }
 
-/// Destroys up to `amount` of `address`'s *locked* stake (a proven fault of the commitment it
-/// backed) and returns how much was removed: `min(amount, locked)`. The removed base units leave
-/// this module's holdings, so the caller must put exactly that much somewhere (a victim's
-/// balance, the treasury) or record it as burned in the same transaction; otherwise the chain's
-/// supply check fails the block. Free and unbonding stake are never touched: only stake that was
-/// locked behind the commitment answers for it.
+/// Destroys up to `amount` of `address`'s stake answering for a proven fault (of the commitment
+/// its locked stake backed) and returns how much was removed. Locked stake goes first; if it
+/// is not enough, the account's unbonding chunks follow, newest first (stake that left the
+/// commitment most recently, possibly to escape it), emptied chunks being dropped. Free bonded
+/// stake is never touched. So `removed = min(amount, locked + unbonding)`. The removed base
+/// units leave this module's holdings, so the caller must put exactly that much somewhere (a
+/// victim's balance, the treasury) or record it as burned in the same transaction; otherwise
+/// the chain's supply check fails the block.
 pub fn slash(state: &mut Overlay<'_>, address: Address, amount: Amount) -> Result<Amount, TxError> {
     let mut record = stake(state, &address)?;
-    let removed = amount.min(record.locked);
-    record.locked -= removed;
-    record.bonded = error::sub(record.bonded, removed, "slashed stake")?;
+    let from_locked = amount.min(record.locked);
+    record.locked = error::sub(record.locked, from_locked, "locked stake")?;
+    record.bonded = error::sub(record.bonded, from_locked, "slashed stake")?;
+    let mut removed = from_locked;
+    for chunk in record.unbonding.iter_mut().rev() {
+        let want = error::sub(amount, removed, "slash")?;
+        if want == 0 {
+            break;
+        }
+        let take = want.min(chunk.amount);
+        chunk.amount = error::sub(chunk.amount, take, "unbonding chunk")?;
+        removed = error::add(removed, take, "slashed stake")?;
+    }
+    record.unbonding.retain(|chunk| chunk.amount > 0);
     write(state, &address, &record);
     Ok(removed)
 }

@@ -20,6 +20,16 @@ pub const CATALOG_ENTRIES_MAX: usize = 64;
 pub const CLASSES_MAX: usize = 16;
 /// Longest utilisation window (the window is stored in one record, two bytes a block).
 pub const WINDOW_BLOCKS_MAX: u32 = 1_024;
+/// Largest `collateral_per_unit`: with it, `capacity x collateral_per_unit x multiplier_ppm`
+/// fits `u128` for every `u64` capacity and `u32` multiplier, so the requirement never
+/// overflows (4 POI per unit per block of capacity).
+pub const COLLATERAL_PER_UNIT_MAX: Amount = 4_000_000_000;
+/// Largest `backlog_blocks`.
+pub const BACKLOG_BLOCKS_MAX: u32 = 1_000_000;
+/// Largest `match_per_block_max`, `match_scan_max` and `deadlines_per_block_max`.
+pub const PER_BLOCK_MAX: u32 = 100_000;
+/// Largest `provider_scan_max`.
+pub const PROVIDER_SCAN_MAX: u32 = 16_384;
 
 /// Governable marketplace parameters.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -76,10 +86,34 @@ pub struct MarketParams {
     /// `reserve_bps[t]`: the last share of total online capacity that jobs of effective tier
     /// `t` may not take (held for higher tiers at peak). Non-increasing; tiers past the end: 0.
     pub reserve_bps: Vec<u16>,
-    /// Queued jobs the matcher examines per block; 0 pauses matching.
+    /// Jobs the matcher matches per block; 0 pauses matching (at most [`PER_BLOCK_MAX`]).
     pub match_per_block_max: u32,
-    /// Providers (cheapest first) the matcher considers per block.
+    /// Queue entries the matcher reads per block, matched or not (at least
+    /// `match_per_block_max`, at most [`PER_BLOCK_MAX`]): unmatchable entries at the head of the
+    /// queue are skipped over, so they delay matchable ones only while more than this many of
+    /// them come first.
+    pub match_scan_max: u32,
+    /// Eligible providers (cheapest first) the matcher considers per block.
     pub match_providers_max: u32,
+    /// Ask-index entries the matcher reads per block to find its `match_providers_max`
+    /// eligible providers (at least `match_providers_max`, at most [`PROVIDER_SCAN_MAX`]);
+    /// ineligible ones (collateral below the requirement, heartbeat stale) are skipped and do
+    /// not count against `match_providers_max`.
+    pub provider_scan_max: u32,
+    /// Least collateral a provider registers with and keeps, base units (10 POI), whatever its
+    /// capacity: every listed provider has real stake at risk.
+    #[serde(with = "amount_string")]
+    pub provider_collateral_min: Amount,
+    /// Most compute units one job may buy (positive).
+    pub job_units_max: u64,
+    /// Most queued jobs one user may have at once (positive).
+    pub queued_per_user_max: u32,
+    /// The bond a dispute posts, in bps of the job's escrow, taken from the owner's balance:
+    /// returned if the provider is found at fault, paid to the provider otherwise.
+    pub dispute_bond_bps: u16,
+    /// Blocks a verdict on a dispute may take; after them the dispute resolves in the
+    /// provider's favour (positive).
+    pub dispute_blocks: u64,
     /// Deadlines (heartbeats, starts, commits, expiries, challenge windows) processed per block;
     /// the rest wait for the next block, in order.
     pub deadlines_per_block_max: u32,
@@ -127,7 +161,14 @@ impl Default for MarketParams {
             aging_blocks: 100,
             reserve_bps: vec![2_000, 1_000, 500, 0],
             match_per_block_max: 1_000,
+            match_scan_max: 4_000,
             match_providers_max: 256,
+            provider_scan_max: 1_024,
+            provider_collateral_min: 10_000_000_000,
+            job_units_max: 1_000_000_000,
+            queued_per_user_max: 64,
+            dispute_bond_bps: 1_000,
+            dispute_blocks: 1_000,
             deadlines_per_block_max: 1_000,
             slash_bps: 1_000,
             sla_credit_bps: 1_000,
@@ -161,6 +202,7 @@ impl MarketParams {
             ("slash_bps", self.slash_bps),
             ("sla_credit_bps", self.sla_credit_bps),
             ("slash_burn_bps", self.slash_burn_bps),
+            ("dispute_bond_bps", self.dispute_bond_bps),
         ];
         for (name, value) in bps {
             if value > BPS_ONE {
@@ -195,6 +237,9 @@ impl MarketParams {
             ("start_blocks", self.start_blocks),
             ("verify_blocks", self.verify_blocks),
             ("aging_blocks", self.aging_blocks),
+            ("job_units_max", self.job_units_max),
+            ("queued_per_user_max", u64::from(self.queued_per_user_max)),
+            ("dispute_blocks", self.dispute_blocks),
             ("match_providers_max", u64::from(self.match_providers_max)),
             (
                 "deadlines_per_block_max",
@@ -208,6 +253,36 @@ impl MarketParams {
         }
         if self.provider_jobs_max > 1_024 || self.match_providers_max > 4_096 {
             return Err("market: provider_jobs_max <= 1024 and match_providers_max <= 4096".into());
+        }
+        if self.collateral_per_unit > COLLATERAL_PER_UNIT_MAX {
+            return Err(format!(
+                "market.collateral_per_unit must be at most {COLLATERAL_PER_UNIT_MAX}"
+            ));
+        }
+        if self.backlog_blocks > BACKLOG_BLOCKS_MAX {
+            return Err(format!(
+                "market.backlog_blocks must be at most {BACKLOG_BLOCKS_MAX}"
+            ));
+        }
+        let budgets = [
+            ("match_per_block_max", self.match_per_block_max),
+            ("match_scan_max", self.match_scan_max),
+            ("deadlines_per_block_max", self.deadlines_per_block_max),
+        ];
+        for (name, value) in budgets {
+            if value > PER_BLOCK_MAX {
+                return Err(format!("market.{name} must be at most {PER_BLOCK_MAX}"));
+            }
+        }
+        if self.match_scan_max < self.match_per_block_max {
+            return Err("market.match_scan_max must be at least match_per_block_max".into());
+        }
+        if self.provider_scan_max < self.match_providers_max
+            || self.provider_scan_max > PROVIDER_SCAN_MAX
+        {
+            return Err(format!(
+                "market.provider_scan_max must be match_providers_max..={PROVIDER_SCAN_MAX}"
+            ));
         }
         if self.reserve_bps.len() > TIERS_MAX + 1 {
             return Err(format!(

@@ -84,6 +84,34 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<(), TxError> {
     Ok(())
 }
 
+/// Checks a capacity: positive, and `capacity x backlog_blocks` (the most unfinished work the
+/// provider may hold) fits `u64`, so its load can never overflow.
+fn check_capacity(params: &MarketParams, capacity: u64) -> Result<(), TxError> {
+    if capacity == 0 {
+        return Err(TxError::InvalidMessage("capacity must be positive".into()));
+    }
+    if capacity
+        .checked_mul(u64::from(params.backlog_blocks))
+        .is_none()
+    {
+        return Err(TxError::InvalidMessage(format!(
+            "capacity {capacity} x market.backlog_blocks {} exceeds 2^64 - 1",
+            params.backlog_blocks
+        )));
+    }
+    Ok(())
+}
+
+/// The collateral a provider of `capacity` must hold: the requirement, and at least
+/// `provider_collateral_min`.
+fn collateral_floor(
+    params: &MarketParams,
+    capacity: u64,
+    multiplier_ppm: u32,
+) -> Result<Amount, TxError> {
+    Ok(required_collateral(params, capacity, multiplier_ppm)?.max(params.provider_collateral_min))
+}
+
 fn positive(amount: Amount, what: &str) -> Result<(), TxError> {
     if amount == 0 {
         return Err(TxError::InvalidMessage(format!("{what} must be positive")));
@@ -117,7 +145,10 @@ fn heartbeat_due(p: &mut Provider, ctx: &mut ExecContext<'_, '_>) -> Result<(), 
 fn go_online(p: &mut Provider, ms: &mut MarketState) -> Result<(), TxError> {
     if !p.online {
         p.online = true;
-        ms.providers_online += 1;
+        ms.providers_online = ms
+            .providers_online
+            .checked_add(1)
+            .ok_or(TxError::Overflow("online providers"))?;
         ms.capacity_online = error::add(
             ms.capacity_online,
             u128::from(p.capacity_units_per_block),
@@ -131,7 +162,10 @@ fn go_online(p: &mut Provider, ms: &mut MarketState) -> Result<(), TxError> {
 pub(crate) fn go_offline(p: &mut Provider, ms: &mut MarketState) -> Result<(), TxError> {
     if p.online {
         p.online = false;
-        ms.providers_online -= 1;
+        ms.providers_online = ms
+            .providers_online
+            .checked_sub(1)
+            .ok_or(TxError::Overflow("online providers"))?;
         ms.capacity_online = error::sub(
             ms.capacity_online,
             u128::from(p.capacity_units_per_block),
@@ -155,9 +189,7 @@ pub(crate) fn register(
     }
     check_text("hardware", &reg.hardware, HARDWARE_BYTES_MAX)?;
     check_text("endpoint", &reg.endpoint, ENDPOINT_BYTES_MAX)?;
-    if reg.capacity_units_per_block == 0 {
-        return Err(TxError::InvalidMessage("capacity must be positive".into()));
-    }
+    check_capacity(params, reg.capacity_units_per_block)?;
     if reg.class as usize >= params.class_min_tier.len() {
         return Err(TxError::InvalidMessage(format!(
             "provider class {} is unknown: market.class_min_tier defines {} classes",
@@ -165,7 +197,7 @@ pub(crate) fn register(
             params.class_min_tier.len()
         )));
     }
-    let required = required_collateral(params, reg.capacity_units_per_block, ms.multiplier_ppm)?;
+    let required = collateral_floor(params, reg.capacity_units_per_block, ms.multiplier_ppm)?;
     if reg.collateral < required {
         return Err(TxError::InsufficientCollateral {
             provider: signer,
@@ -196,7 +228,10 @@ pub(crate) fn register(
     };
     heartbeat_due(&mut p, ctx)?;
     go_online(&mut p, ms)?;
-    ms.providers += 1;
+    ms.providers = ms
+        .providers
+        .checked_add(1)
+        .ok_or(TxError::Overflow("providers"))?;
     write_provider(ctx.state, &ctx.params.market, &mut p);
     ctx.emit(
         Event::new(NAME, "provider_registered")
@@ -210,17 +245,37 @@ pub(crate) fn register(
     Ok(())
 }
 
-/// `Heartbeat`: the provider is alive; brings it back online after a miss.
+/// Whether a heartbeat at `height` counts for uptime: heights are cut into windows of
+/// `heartbeat_timeout_blocks` from registration, and only the first heartbeat of a window
+/// counts (registration counts for window 0), so sending more heartbeats buys no reputation.
+fn counts_for_uptime(p: &Provider, params: &MarketParams, height: u64) -> bool {
+    let window = params.heartbeat_timeout_blocks.max(1);
+    let of = |h: u64| h.saturating_sub(p.registered_height) / window;
+    of(height) > of(p.last_heartbeat)
+}
+
+/// `Heartbeat`: the provider is alive; brings it back online after a miss. Refused
+/// (`heartbeat_late`) after the heartbeat deadline while the miss waits to be processed.
 pub(crate) fn heartbeat(
     ctx: &mut ExecContext<'_, '_>,
     ms: &mut MarketState,
     signer: Address,
 ) -> Result<(), TxError> {
     let mut p = provider_or_err(ctx.state, signer)?;
+    if p.online && ctx.block.height > p.heartbeat_deadline {
+        return Err(TxError::HeartbeatLate {
+            provider: signer,
+            deadline: p.heartbeat_deadline,
+        });
+    }
+    let params = &ctx.params.market;
+    let uptime = counts_for_uptime(&p, params, ctx.block.height);
     heartbeat_due(&mut p, ctx)?;
     go_online(&mut p, ms)?;
     let params = &ctx.params.market;
-    p.reputation_ppm = reputation_after(p.reputation_ppm, PPM_ONE, params.uptime_weight_ppm);
+    if uptime {
+        p.reputation_ppm = reputation_after(p.reputation_ppm, PPM_ONE, params.uptime_weight_ppm);
+    }
     write_provider(ctx.state, params, &mut p);
     ctx.emit(
         Event::new(NAME, "heartbeat")
@@ -230,7 +285,9 @@ pub(crate) fn heartbeat(
     Ok(())
 }
 
-/// `Update`: change ask, endpoint or capacity. Raising the capacity needs the collateral for it.
+/// `Update`: change ask, endpoint or capacity. Raising the capacity needs the collateral for
+/// it; lowering it is refused (`provider_busy`) while the provider has active jobs, so the
+/// collateral answering for them cannot shrink with it.
 pub(crate) fn update(
     ctx: &mut ExecContext<'_, '_>,
     ms: &mut MarketState,
@@ -249,10 +306,14 @@ pub(crate) fn update(
         p.ask_price = ask;
     }
     if let Some(capacity) = capacity {
-        if capacity == 0 {
-            return Err(TxError::InvalidMessage("capacity must be positive".into()));
+        check_capacity(params, capacity)?;
+        if capacity < p.capacity_units_per_block && !p.jobs.is_empty() {
+            return Err(TxError::ProviderBusy {
+                provider: signer,
+                active_jobs: u32::try_from(p.jobs.len()).unwrap_or(u32::MAX),
+            });
         }
-        let required = required_collateral(params, capacity, ms.multiplier_ppm)?;
+        let required = collateral_floor(params, capacity, ms.multiplier_ppm)?;
         if capacity > p.capacity_units_per_block && p.collateral < required {
             return Err(TxError::InsufficientCollateral {
                 provider: signer,
@@ -283,8 +344,9 @@ pub(crate) fn update(
     Ok(())
 }
 
-/// `AddCollateral` / `RemoveCollateral`. Removal goes at most down to what the capacity requires
-/// while the provider has active jobs (to zero without).
+/// `AddCollateral` / `RemoveCollateral`. Removal goes at most down to
+/// `provider_collateral_min`, and while the provider has active jobs at most down to what its
+/// capacity requires (which cannot shrink while they are active: see [`update`]).
 pub(crate) fn change_collateral(
     ctx: &mut ExecContext<'_, '_>,
     ms: &MarketState,
@@ -301,9 +363,9 @@ pub(crate) fn change_collateral(
     } else {
         let left = p.collateral.checked_sub(amount);
         let required = if p.jobs.is_empty() {
-            0
+            params.provider_collateral_min
         } else {
-            required_collateral(params, p.capacity_units_per_block, ms.multiplier_ppm)?
+            collateral_floor(params, p.capacity_units_per_block, ms.multiplier_ppm)?
         };
         match left {
             Some(left) if left >= required => p.collateral = left,
@@ -359,7 +421,10 @@ pub(crate) fn deregister(
     write_provider(ctx.state, &ctx.params.market, &mut p);
     ctx.state.delete(provider_key(&signer));
     staking::unlock(ctx.state, signer, p.collateral)?;
-    ms.providers -= 1;
+    ms.providers = ms
+        .providers
+        .checked_sub(1)
+        .ok_or(TxError::Overflow("providers"))?;
     ctx.emit(
         Event::new(NAME, "provider_deregistered")
             .with("provider", signer)

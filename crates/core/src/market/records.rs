@@ -251,9 +251,12 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Units of work it can still take: `capacity x backlog_blocks - load`.
+    /// Units of work it can still take: `min(capacity x backlog_blocks, 2^64 - 1) - load`
+    /// (registration keeps the product within `u64`; the cap covers a later rise of
+    /// `backlog_blocks`, so the load never overflows).
     pub fn free_units(&self, params: &MarketParams) -> u128 {
-        let room = u128::from(self.capacity_units_per_block) * u128::from(params.backlog_blocks);
+        let room = (u128::from(self.capacity_units_per_block) * u128::from(params.backlog_blocks))
+            .min(u128::from(u64::MAX));
         room.saturating_sub(u128::from(self.load_units))
     }
 

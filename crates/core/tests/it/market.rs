@@ -224,9 +224,17 @@ fn commit(id: u64, units_delivered: u64) -> MarketMsg {
     }
 }
 
+/// Default params with small collateral (tests register providers with little stake).
+fn small_collateral() -> Params {
+    let mut params = Params::default();
+    params.market.collateral_per_unit = 1_000;
+    params.market.provider_collateral_min = 1_000;
+    params
+}
+
 /// Params with a fixed price (so tests can compute payments) and short windows.
 fn test_params() -> Params {
-    let mut params = Params::default();
+    let mut params = small_collateral();
     params.market.price_min = 10;
     params.market.price_max = 10;
     params.market.price_start = 10;
@@ -427,7 +435,7 @@ fn higher_tiers_go_first_and_lower_tiers_wait_at_most_the_aging_bound() {
 #[test]
 fn base_price_and_multiplier_rise_with_demand_fall_when_idle_and_stay_bounded() {
     let (prov, user) = (key(1), key(2));
-    let mut params = Params::default();
+    let mut params = small_collateral();
     let m = &mut params.market;
     (m.price_min, m.price_start, m.price_max) = (100, 1_000, 2_000);
     (m.multiplier_min_ppm, m.multiplier_max_ppm) = (900_000, 1_100_000);
@@ -598,7 +606,11 @@ fn every_bad_market_transaction_has_its_code() {
     // The last job over, the tier stake is free again.
     assert_eq!(market::user(&net.state, &addr(&user)).unwrap().locked, 0);
     assert_eq!(net.send(&user, unbond(tier1)), "ok");
-    assert_eq!(net.market(&prov, remove(100_000)), "ok");
+    assert_eq!(
+        net.market(&prov, remove(100_000)),
+        "insufficient_collateral"
+    );
+    assert_eq!(net.market(&prov, remove(99_000)), "ok");
     assert_eq!(net.market(&prov, MarketMsg::Deregister), "ok");
     assert_eq!(net.send(&prov, unbond(100_000)), "ok");
     net.empty_blocks(5);
@@ -669,6 +681,56 @@ fn missed_start_and_commit_deadlines_and_disputes_slash() {
         .unwrap()
         .record;
     assert_eq!((o.slashes, o.collateral, o.jobs.len()), (1, 900_000, 0));
+}
+
+#[test]
+fn a_busy_provider_cannot_shrink_its_capacity_or_collateral_below_the_requirement() {
+    let (prov, user) = (key(1), key(2));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 1_000;
+    params.market.multiplier_min_ppm = 1_000_000;
+    params.market.multiplier_max_ppm = 1_000_000;
+    let mut net = Net::new(&[&prov, &user], params);
+    // Below provider_collateral_min (1,000) even though capacity 1 requires only 1,000 x 1.
+    let bond = net.send(&prov, Msg::Staking(StakingMsg::Bond { amount: 200_000 }));
+    assert_eq!(bond, "ok");
+    let mut cheap = Register::new(1, 1, 999);
+    assert_eq!(net.market(&prov, cheap.msg()), "insufficient_collateral");
+    // capacity x backlog_blocks must fit u64.
+    cheap = Register::new(u64::MAX / 2, 1, 999);
+    assert_eq!(net.market(&prov, cheap.msg()), "invalid_message");
+    assert_eq!(
+        net.market(&prov, Register::new(100, 1, 100_000).msg()),
+        "ok"
+    );
+    assert_eq!(net.market(&user, inference(100, 10)), "ok");
+    assert_eq!(net.job(0).status, JobStatus::Matched);
+    let shrink = MarketMsg::Update {
+        ask_price: None,
+        endpoint: None,
+        capacity_units_per_block: Some(1),
+    };
+    assert_eq!(net.market(&prov, shrink.clone()), "provider_busy");
+    let remove = |amount| MarketMsg::RemoveCollateral { amount };
+    assert_eq!(net.market(&prov, remove(1)), "insufficient_collateral");
+    let grow = MarketMsg::Update {
+        ask_price: None,
+        endpoint: None,
+        capacity_units_per_block: Some(200),
+    };
+    assert_eq!(net.market(&prov, grow), "insufficient_collateral");
+    // Missing the start deadline is slashed on the full collateral.
+    net.empty_blocks(25);
+    let p = market::provider(&net.state, &addr(&prov))
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!((p.slashes, p.collateral), (1, 90_000));
+    // Once idle it may shrink, and remove collateral down to provider_collateral_min.
+    assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 0 }), "ok");
+    assert_eq!(net.market(&prov, shrink), "ok");
+    assert_eq!(net.market(&prov, remove(89_001)), "insufficient_collateral");
+    assert_eq!(net.market(&prov, remove(89_000)), "ok");
 }
 
 /// One random step of the lifecycle proptest. `job` picks one of the jobs submitted so far
@@ -769,7 +831,7 @@ proptest! {
     fn random_lifecycles_conserve_every_base_unit(ops in prop::collection::vec(op(), 1..80)) {
         let provs = [key(1), key(2)];
         let users = [key(3), key(4)];
-        let mut params = Params::default();
+        let mut params = small_collateral();
         params.market.heartbeat_timeout_blocks = 16;
         params.market.start_blocks = 8;
         params.market.commit_grace_blocks = 4;
@@ -880,7 +942,13 @@ fn market_params_validate_and_round_trip_through_genesis_toml() {
     let without = text.split("[params.market]").next().unwrap().to_string();
     let parsed = poi_core::genesis::Genesis::from_toml(&without).unwrap();
     assert_eq!(parsed.params.market, market::MarketParams::default());
-    let bad: [fn(&mut market::MarketParams); 6] = [
+    let bad: [fn(&mut market::MarketParams); 12] = [
+        |m| m.collateral_per_unit = market::params::COLLATERAL_PER_UNIT_MAX + 1,
+        |m| m.backlog_blocks = market::params::BACKLOG_BLOCKS_MAX + 1,
+        |m| m.match_per_block_max = m.match_scan_max + 1,
+        |m| m.match_scan_max = market::params::PER_BLOCK_MAX + 1,
+        |m| m.provider_scan_max = m.match_providers_max - 1,
+        |m| m.dispute_blocks = 0,
         |m| m.slash_bps = 10_001,
         |m| m.price_min = m.price_max + 1,
         |m| m.utilisation_window_blocks = 0,

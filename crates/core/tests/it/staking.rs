@@ -210,15 +210,16 @@ fn locked_stake_cannot_unbond_until_unlocked() {
 }
 
 #[test]
-fn slash_takes_only_locked_stake_and_reports_what_it_took() {
+fn slash_takes_locked_stake_then_unbonding_chunks_newest_first() {
     let alice = key(1);
     let chain = Chain::new(CHAIN);
     let mut state = genesis_state(&[(&alice, START)]);
     let txs = vec![
         staking_tx(&alice, 0, StakingMsg::Bond { amount: 1_000 }),
         staking_tx(&alice, 1, StakingMsg::Unbond { amount: 100 }),
+        staking_tx(&alice, 2, StakingMsg::Unbond { amount: 50 }),
     ];
-    assert_eq!(run(&chain, &mut state, 1, txs), ["ok", "ok"]);
+    assert_eq!(run(&chain, &mut state, 1, txs), ["ok", "ok", "ok"]);
     let mut overlay = Overlay::new(&state);
     staking::lock(&mut overlay, addr(&alice), 300).unwrap();
     assert_eq!(
@@ -226,17 +227,24 @@ fn slash_takes_only_locked_stake_and_reports_what_it_took() {
         120
     );
     let stake = staking::stake(&overlay, &addr(&alice)).unwrap();
-    assert_eq!((stake.bonded, stake.locked), (780, 180));
-    // Asking for more than is locked takes what is locked; free and unbonding stake stay.
+    assert_eq!((stake.bonded, stake.locked), (730, 180));
+    // Past the locked stake, the newest unbonding chunk (50) goes, then the older one (100);
+    // free bonded stake stays.
     assert_eq!(
-        staking::slash(&mut overlay, addr(&alice), 10_000).unwrap(),
-        180
+        staking::slash(&mut overlay, addr(&alice), 250).unwrap(),
+        250
     );
     let stake = staking::stake(&overlay, &addr(&alice)).unwrap();
+    assert_eq!((stake.bonded, stake.locked), (550, 0));
+    assert_eq!(stake.unbonding.len(), 1);
+    assert_eq!(stake.unbonding[0].amount, 80);
     assert_eq!(
-        (stake.bonded, stake.locked, stake.unbonding[0].amount),
-        (600, 0, 100)
+        staking::slash(&mut overlay, addr(&alice), 10_000).unwrap(),
+        80
     );
+    let stake = staking::stake(&overlay, &addr(&alice)).unwrap();
+    assert_eq!((stake.bonded, stake.locked), (550, 0));
+    assert!(stake.unbonding.is_empty());
     assert_eq!(staking::slash(&mut overlay, addr(&alice), 1).unwrap(), 0);
 }
 
