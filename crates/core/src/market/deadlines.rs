@@ -1,5 +1,5 @@
-//! The deadline hook: heartbeats, start and commit deadlines, queue expiries and challenge
-//! windows, found through the deadline index (`mkt/d/<height>/...`) so the hook reads only what
+//! The deadline hook: heartbeats, start and commit deadlines, queue expiries, challenge
+//! windows and dispute verdicts (none in time: the provider wins), found through the deadline index (`mkt/d/<height>/...`) so the hook reads only what
 //! is due, never all jobs or all providers.
 //!
 //! A deadline at height `d` is the last height at which the awaited transaction is accepted; it
@@ -130,10 +130,11 @@ fn job_deadline(
     }
     match kind {
         DeadlineKind::Expiry => {
-            dequeue(ctx, ms, &job);
+            dequeue(ctx, ms, &job)?;
             jobs::refund_all(ctx, ms, &mut job, JobStatus::Expired)
         }
         DeadlineKind::Verify => jobs::settle(ctx, ms, &mut job),
+        DeadlineKind::Dispute => jobs::dispute_lost_by_owner(ctx, ms, &mut job),
         DeadlineKind::Start | DeadlineKind::Commit => {
             let mut p = detach(ctx, ms, &job)?;
             let reason = if kind == DeadlineKind::Start {

@@ -100,6 +100,14 @@ fn check_jobs(
         })?;
         by_status[job.status.index()] += 1;
         escrow += job.escrow;
+        let bond_held = if job.status == JobStatus::Disputed {
+            job.dispute_bond_posted
+        } else {
+            0
+        };
+        ensure(job.dispute_bond == bond_held, || {
+            format!("job {id}: dispute bond held out of a dispute")
+        })?;
         if job.status.is_final() {
             ensure(job.escrow == 0, || format!("final job {id} holds escrow"))?;
             ensure(job.paid + job.refunded == bought, || {

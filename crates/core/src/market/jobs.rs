@@ -31,11 +31,26 @@ use super::slashing::{self, Evidence, SlashReason};
 /// Most datasets one training job may name.
 pub const DATASETS_MAX: usize = 8;
 
+fn count_add(counter: &mut u64, what: &'static str) -> Result<(), TxError> {
+    *counter = counter.checked_add(1).ok_or(TxError::Overflow(what))?;
+    Ok(())
+}
+
+fn count_sub(counter: &mut u64, what: &'static str) -> Result<(), TxError> {
+    *counter = counter.checked_sub(1).ok_or(TxError::Overflow(what))?;
+    Ok(())
+}
+
 /// Moves `job` to `status`, keeping the per-status counters.
-pub(crate) fn set_status(ms: &mut MarketState, job: &mut Job, status: JobStatus) {
-    ms.jobs_by_status[job.status.index()] -= 1;
-    ms.jobs_by_status[status.index()] += 1;
+pub(crate) fn set_status(
+    ms: &mut MarketState,
+    job: &mut Job,
+    status: JobStatus,
+) -> Result<(), TxError> {
+    count_sub(&mut ms.jobs_by_status[job.status.index()], "jobs by status")?;
+    count_add(&mut ms.jobs_by_status[status.index()], "jobs by status")?;
     job.status = status;
+    Ok(())
 }
 
 pub(crate) fn enqueue(
@@ -45,7 +60,7 @@ pub(crate) fn enqueue(
 ) -> Result<(), TxError> {
     ctx.state.put(queue_key(job), Vec::new());
     let tier = job.tier as usize;
-    ms.queued_by_tier[tier] += 1;
+    count_add(&mut ms.queued_by_tier[tier], "queued by tier")?;
     ms.queued_since_sum[tier] = error::add(
         ms.queued_since_sum[tier],
         u128::from(job.submitted_height),
@@ -60,11 +75,20 @@ pub(crate) fn enqueue(
     Ok(())
 }
 
-pub(crate) fn dequeue(ctx: &mut ExecContext<'_, '_>, ms: &mut MarketState, job: &Job) {
+pub(crate) fn dequeue(
+    ctx: &mut ExecContext<'_, '_>,
+    ms: &mut MarketState,
+    job: &Job,
+) -> Result<(), TxError> {
     ctx.state.delete(queue_key(job));
     let tier = job.tier as usize;
-    ms.queued_by_tier[tier] -= 1;
-    ms.queued_since_sum[tier] -= u128::from(job.submitted_height);
+    count_sub(&mut ms.queued_by_tier[tier], "queued by tier")?;
+    ms.queued_since_sum[tier] = error::sub(
+        ms.queued_since_sum[tier],
+        u128::from(job.submitted_height),
+        "queue wait sum",
+    )?;
+    Ok(())
 }
 
 /// Takes `job` off its provider: frees the capacity it occupied and drops it from the active
@@ -230,8 +254,13 @@ pub(crate) fn submit(
         refunded: 0,
         compensated: 0,
         requeues: 0,
+        dispute_bond: 0,
+        dispute_bond_posted: 0,
     };
-    ms.jobs_by_status[JobStatus::Queued.index()] += 1;
+    count_add(
+        &mut ms.jobs_by_status[JobStatus::Queued.index()],
+        "jobs by status",
+    )?;
     ms.escrow_total = error::add(ms.escrow_total, escrow, "escrow total")?;
     enqueue(ctx, ms, &mut job)?;
     ctx.emit(
@@ -306,7 +335,7 @@ fn close(
     job.paid = paid;
     job.refunded = error::add(job.refunded, refund, "job refund")?;
     job.escrow = 0;
-    set_status(ms, job, status);
+    set_status(ms, job, status)?;
     write_job_deadline(ctx.state, job, 0);
     release_user(ctx, job.owner)?;
     ctx.emit(
@@ -331,7 +360,7 @@ pub(crate) fn settle(
         .ok_or(TxError::Overflow("job payment"))?;
     let mut p = detach(ctx, ms, job)?;
     let params = &ctx.params.market;
-    p.jobs_settled += 1;
+    count_add(&mut p.jobs_settled, "jobs settled")?;
     p.reputation_ppm = reputation_after(p.reputation_ppm, PPM_ONE, params.reputation_weight_ppm);
     write_provider(ctx.state, params, &mut p);
     close(ctx, ms, job, JobStatus::Settled, paid)
@@ -357,7 +386,7 @@ pub(crate) fn requeue(
     job.excluded = job.provider.take();
     job.charged_price = 0;
     job.requeues = job.requeues.saturating_add(1);
-    set_status(ms, job, JobStatus::Queued);
+    set_status(ms, job, JobStatus::Queued)?;
     enqueue(ctx, ms, job)?;
     ctx.emit(Event::new(NAME, "job_requeued").with("job", job.id));
     Ok(())
@@ -372,7 +401,7 @@ pub(crate) fn cancel(
 ) -> Result<(), TxError> {
     let mut job = owned_job(ctx, signer, id)?;
     match job.status {
-        JobStatus::Queued => dequeue(ctx, ms, &job),
+        JobStatus::Queued => dequeue(ctx, ms, &job)?,
         JobStatus::Matched => {
             let mut p = detach(ctx, ms, &job)?;
             write_provider(ctx.state, &ctx.params.market, &mut p);
@@ -404,7 +433,7 @@ pub(crate) fn start(
         .and_then(|h| h.checked_add(ctx.params.market.commit_grace_blocks))
         .ok_or(TxError::Overflow("commit deadline"))?;
     job.started_height = height;
-    set_status(ms, &mut job, JobStatus::Running);
+    set_status(ms, &mut job, JobStatus::Running)?;
     write_job_deadline(ctx.state, &mut job, due);
     ctx.emit(
         Event::new(NAME, "job_started")
@@ -443,7 +472,7 @@ pub(crate) fn commit(
     job.committed_height = height;
     job.result_root = Some(result_root);
     job.units_delivered = units_delivered;
-    set_status(ms, &mut job, JobStatus::Committed);
+    set_status(ms, &mut job, JobStatus::Committed)?;
     write_job_deadline(ctx.state, &mut job, window_end);
     ctx.emit(
         Event::new(NAME, "job_committed")
@@ -456,8 +485,11 @@ pub(crate) fn commit(
     Ok(())
 }
 
-/// `AcceptJob` (settle now) or `DisputeJob` (hold the escrow for a verdict): the owner's answer
-/// to a commit, within the challenge window.
+/// `AcceptJob` (settle now) or `DisputeJob` (hold the escrow for a verdict, posting a bond of
+/// `dispute_bond_bps` of the escrow from the owner's balance, `over_budget` if it cannot pay):
+/// the owner's answer to a commit, within the challenge window. The verdict is due within
+/// `dispute_blocks`; without one the job settles in the provider's favour and the bond goes
+/// to the provider.
 pub(crate) fn answer(
     ctx: &mut ExecContext<'_, '_>,
     ms: &mut MarketState,
@@ -471,20 +503,65 @@ pub(crate) fn answer(
     if accept {
         return settle(ctx, ms, &mut job);
     }
-    set_status(ms, &mut job, JobStatus::Disputed);
-    write_job_deadline(ctx.state, &mut job, 0);
+    let bond = bank::share_bps(job.escrow, ctx.params.market.dispute_bond_bps)?;
+    let balance = bank::account(ctx.state, &signer)?.map_or(0, |a| a.balance);
+    if bond > balance {
+        return Err(TxError::OverBudget {
+            account: signer,
+            escrow: bond,
+            balance,
+        });
+    }
+    if bond > 0 {
+        bank::debit(ctx.state, signer, bond)?;
+    }
+    job.dispute_bond = bond;
+    job.dispute_bond_posted = bond;
+    let due = ctx
+        .block
+        .height
+        .checked_add(ctx.params.market.dispute_blocks)
+        .ok_or(TxError::Overflow("dispute deadline"))?;
+    set_status(ms, &mut job, JobStatus::Disputed)?;
+    write_job_deadline(ctx.state, &mut job, due);
     ctx.emit(
         Event::new(NAME, "job_disputed")
             .with("job", id)
-            .with("owner", signer),
+            .with("owner", signer)
+            .with("bond", bond)
+            .with("verdict_by", due),
     );
     Ok(())
 }
 
+/// Pays a disputed job's bond to `to` (the owner if the provider was at fault, the provider
+/// otherwise).
+fn release_bond(ctx: &mut ExecContext<'_, '_>, job: &mut Job, to: Address) -> Result<(), TxError> {
+    let bond = std::mem::take(&mut job.dispute_bond);
+    if bond > 0 {
+        bank::credit(ctx.state, to, bond)?;
+    }
+    Ok(())
+}
+
+/// Ends a disputed job in its provider's favour: the bond goes to the provider and the job
+/// settles as if accepted (a verdict for the provider, or no verdict within
+/// `dispute_blocks`).
+pub(crate) fn dispute_lost_by_owner(
+    ctx: &mut ExecContext<'_, '_>,
+    ms: &mut MarketState,
+    job: &mut Job,
+) -> Result<(), TxError> {
+    let provider = job.provider.expect("a disputed job has a provider");
+    release_bond(ctx, job, provider)?;
+    settle(ctx, ms, job)
+}
+
 /// The verdict on a disputed job, for the Proof-of-Intelligence module: with
 /// `provider_at_fault` the provider is slashed (the owner first receives its SLA credit out of
-/// the slash) and the owner gets the whole escrow back; otherwise the job settles as if
-/// accepted. Errors (`unknown_job`, `bad_job_state` unless disputed) change nothing.
+/// the slash), the owner gets the whole escrow and its dispute bond back and the job ends
+/// `failed`; otherwise the provider gets the bond and the job settles as if accepted.
+/// Errors (`unknown_job`, `bad_job_state` unless disputed) change nothing.
 pub fn resolve_dispute(
     ctx: &mut ExecContext<'_, '_>,
     job_id: u64,
@@ -505,9 +582,11 @@ pub fn resolve_dispute(
         let [victim] = victims;
         job = victim;
         write_provider(ctx.state, &ctx.params.market, &mut p);
-        refund_all(ctx, &mut ms, &mut job, JobStatus::Settled)?;
+        let owner = job.owner;
+        release_bond(ctx, &mut job, owner)?;
+        refund_all(ctx, &mut ms, &mut job, JobStatus::Failed)?;
     } else {
-        settle(ctx, &mut ms, &mut job)?;
+        dispute_lost_by_owner(ctx, &mut ms, &mut job)?;
     }
     super::save_state(ctx.state, &ms);
     Ok(())

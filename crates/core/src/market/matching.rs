@@ -165,7 +165,7 @@ fn assign(
     let params = &ctx.params.market;
     let p = &mut c.provider;
     let price = ms.base_price.max(p.ask_price);
-    dequeue(ctx, ms, job);
+    dequeue(ctx, ms, job)?;
     p.load_units = p
         .load_units
         .checked_add(job.units)
@@ -179,7 +179,7 @@ fn assign(
     job.charged_price = price;
     job.matched_height = height;
     job.work_blocks = p.load_units.div_ceil(p.capacity_units_per_block.max(1));
-    set_status(ms, job, JobStatus::Matched);
+    set_status(ms, job, JobStatus::Matched)?;
     let start_by = height
         .checked_add(params.start_blocks)
         .ok_or(TxError::Overflow("start deadline"))?;

@@ -3,7 +3,7 @@
 //! Owns `mkt/` (layout in [`records`]): provider records, job records (each holding its
 //! escrow), per-user records, the market state (prices, utilisation window, counters) and
 //! three indexes: the job queue in matching order, the providers taking work by ask, and the
-//! deadlines by height. Tokens held: the escrow of open jobs, nothing else. Collateral and tier
+//! deadlines by height. Tokens held: the escrow of open jobs and the bonds of disputes, nothing else. Collateral and tier
 //! stake are the users' own bonded stake, locked in [`crate::staking`].
 //!
 //! Invariants (checked by [`Market::check_invariants`]):
@@ -150,7 +150,8 @@ pub enum MarketMsg {
         /// Job id.
         id: u64,
     },
-    /// The owner disputes a committed result within the challenge window.
+    /// The owner disputes a committed result within the challenge window, posting a bond of
+    /// `dispute_bond_bps` of the escrow from its balance.
     DisputeJob {
         /// Job id.
         id: u64,
@@ -286,7 +287,10 @@ impl Module for Market {
 
     fn held_by_entry(&self, key: &[u8], value: &[u8]) -> Result<Amount, StateError> {
         if key.starts_with(records::JOB_PREFIX) {
-            Ok(state::decode::<Job>(key, value)?.escrow)
+            let job = state::decode::<Job>(key, value)?;
+            job.escrow
+                .checked_add(job.dispute_bond)
+                .ok_or_else(|| StateError(format!("job {}: escrow plus bond overflows", job.id)))
         } else {
             Ok(0)
         }

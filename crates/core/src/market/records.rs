@@ -52,7 +52,8 @@ pub enum JobStatus {
     Running,
     /// Result committed; the user may accept or dispute within the challenge window.
     Committed,
-    /// Disputed; escrow held until [`super::resolve_dispute`] rules.
+    /// Disputed; escrow and the owner's dispute bond held until [`super::resolve_dispute`]
+    /// rules, or `dispute_blocks` pass (then it settles in the provider's favour).
     Disputed,
     /// Paid out and refunded; final.
     Settled,
@@ -60,11 +61,14 @@ pub enum JobStatus {
     Cancelled,
     /// Not matched within `queue_ttl_blocks` and refunded; final.
     Expired,
+    /// A dispute found the provider at fault: the provider was slashed, the owner got the
+    /// whole escrow and its bond back, nothing was paid; final.
+    Failed,
 }
 
 impl JobStatus {
     /// Number of statuses.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     /// Every status, in order.
     pub const ALL: [JobStatus; Self::COUNT] = [
         Self::Queued,
@@ -75,6 +79,7 @@ impl JobStatus {
         Self::Settled,
         Self::Cancelled,
         Self::Expired,
+        Self::Failed,
     ];
 
     /// The stable lowercase name (API, errors).
@@ -88,12 +93,16 @@ impl JobStatus {
             Self::Settled => "settled",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
+            Self::Failed => "failed",
         }
     }
 
     /// Whether the job is over (no escrow, no deadline).
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Settled | Self::Cancelled | Self::Expired)
+        matches!(
+            self,
+            Self::Settled | Self::Cancelled | Self::Expired | Self::Failed
+        )
     }
 
     /// Whether the job occupies its provider's capacity (work assigned, not yet delivered).
@@ -196,6 +205,13 @@ pub struct Job {
     pub compensated: Amount,
     /// Times the job went back to the queue after a provider failed it.
     pub requeues: u32,
+    /// The owner's dispute bond this record holds while the job is disputed; 0 otherwise.
+    #[serde(serialize_with = "decimal")]
+    pub dispute_bond: Amount,
+    /// The dispute bond the owner posted, if it disputed (kept after the verdict: it went
+    /// back to the owner if the job `failed`, to the provider if it `settled`).
+    #[serde(serialize_with = "decimal")]
+    pub dispute_bond_posted: Amount,
 }
 
 /// Serialises an optional 32-byte value as hex or `null`.
@@ -367,6 +383,9 @@ pub enum DeadlineKind {
     Commit = 3,
     /// A committed job's challenge window ends; it settles (subject: job id).
     Verify = 4,
+    /// A disputed job's verdict is due; without one it settles for the provider (subject:
+    /// job id).
+    Dispute = 5,
 }
 
 impl DeadlineKind {
@@ -378,6 +397,7 @@ impl DeadlineKind {
             2 => Self::Start,
             3 => Self::Commit,
             4 => Self::Verify,
+            5 => Self::Dispute,
             _ => return None,
         })
     }
@@ -389,6 +409,7 @@ impl DeadlineKind {
             JobStatus::Matched => Some(Self::Start),
             JobStatus::Running => Some(Self::Commit),
             JobStatus::Committed => Some(Self::Verify),
+            JobStatus::Disputed => Some(Self::Dispute),
             _ => None,
         }
     }
@@ -468,7 +489,13 @@ pub fn load_state(
     state: &dyn StateReader,
     params: &MarketParams,
 ) -> Result<MarketState, StateError> {
-    Ok(state::read_borsh(state, STATE_KEY)?.unwrap_or_else(|| MarketState::initial(params)))
+    let mut ms: MarketState =
+        state::read_borsh(state, STATE_KEY)?.unwrap_or_else(|| MarketState::initial(params));
+    // A state written before a status was added counts none of it.
+    if ms.jobs_by_status.len() < JobStatus::COUNT {
+        ms.jobs_by_status.resize(JobStatus::COUNT, 0);
+    }
+    Ok(ms)
 }
 
 /// Reads a provider.
@@ -528,7 +555,7 @@ pub(crate) fn write_job(state: &mut Overlay<'_>, job: &Job) {
 }
 
 /// Replaces a job's pending deadline with `height` for the wait its status implies (none for
-/// final and disputed jobs; `height` is then ignored) and writes the job.
+/// final jobs; `height` is then ignored) and writes the job.
 pub(crate) fn write_job_deadline(state: &mut Overlay<'_>, job: &mut Job, height: u64) {
     if let Some(old) = job.deadline.take() {
         state.delete(deadline_key(old.height, old.kind, &job.id.to_be_bytes()));

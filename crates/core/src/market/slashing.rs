@@ -87,7 +87,10 @@ pub(crate) fn slash(
     let wanted = share_bps(p.collateral, params.slash_bps)?;
     let slashed = staking::slash(ctx.state, p.address, wanted)?;
     p.collateral = error::sub(p.collateral, slashed, "collateral")?;
-    p.slashes += 1;
+    p.slashes = p
+        .slashes
+        .checked_add(1)
+        .ok_or(TxError::Overflow("slashes"))?;
     p.slashed_total = error::add(p.slashed_total, slashed, "slashed total")?;
     p.reputation_ppm = reputation_after(p.reputation_ppm, 0, params.reputation_weight_ppm);
     let mut rest = slashed;
@@ -97,13 +100,15 @@ pub(crate) fn slash(
         if credit > 0 {
             bank::credit(ctx.state, job.owner, credit)?;
             job.compensated = error::add(job.compensated, credit, "compensation")?;
-            rest -= credit;
-            compensated += credit;
+            rest = error::sub(rest, credit, "slash rest")?;
+            compensated = error::add(compensated, credit, "compensation")?;
         }
     }
     let burned = share_bps(rest, params.slash_burn_bps)?;
-    let treasury = rest - burned;
-    supply::record_burn(ctx, burned, BurnReason::Slash)?;
+    let treasury = error::sub(rest, burned, "slash rest")?;
+    if burned > 0 {
+        supply::record_burn(ctx, burned, BurnReason::Slash)?;
+    }
     if treasury > 0 {
         bank::credit(ctx.state, bank::treasury(), treasury)?;
     }

@@ -670,10 +670,12 @@ fn missed_start_and_commit_deadlines_and_disputes_slash() {
     assert_eq!(net.resolve(0, true), Err("bad_job_state".into()));
     let job = net.job(0);
     assert_eq!(
-        (job.status, job.paid, job.refunded),
-        (JobStatus::Settled, 0, 1_000)
+        (job.status, job.paid, job.refunded, job.dispute_bond_posted),
+        (JobStatus::Failed, 0, 1_000, 100)
     );
-    // Two credits of 10% of the 1,000 escrow, and the whole escrow back.
+    assert_eq!(net.stats().jobs["failed"], 1);
+    assert_eq!(net.stats().jobs["settled"], 0);
+    // Two credits of 10% of the 1,000 escrow, the whole escrow and the bond back.
     assert_eq!(job.compensated, 200);
     assert_eq!(net.balance(&user), START - net.fee(&user) + 200);
     let o = market::provider(&net.state, &addr(&other))
@@ -731,6 +733,49 @@ fn a_busy_provider_cannot_shrink_its_capacity_or_collateral_below_the_requiremen
     assert_eq!(net.market(&prov, shrink), "ok");
     assert_eq!(net.market(&prov, remove(89_001)), "insufficient_collateral");
     assert_eq!(net.market(&prov, remove(89_000)), "ok");
+}
+
+#[test]
+fn a_dispute_posts_a_bond_and_without_a_verdict_settles_for_the_provider() {
+    let (prov, user) = (key(1), key(2));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 1_000;
+    params.market.dispute_blocks = 5;
+    params.market.dispute_bond_bps = 2_000;
+    let mut net = Net::new(&[&prov, &user], params);
+    net.provider(&prov, 1_000_000, Register::new(100, 1, 1_000_000));
+    let before = net.balance(&prov);
+    for id in 0..2 {
+        assert_eq!(net.market(&user, inference(100, 10)), "ok");
+        assert_eq!(net.market(&prov, MarketMsg::StartJob { id }), "ok");
+        assert_eq!(net.market(&prov, commit(id, 100)), "ok");
+        assert_eq!(net.market(&user, MarketMsg::DisputeJob { id }), "ok");
+        // 20% of the 1,000 escrow, held by the job (the audit counts it).
+        assert_eq!(net.job(id).dispute_bond, 200);
+    }
+    let fees = net.fee(&user);
+    assert_eq!(net.balance(&user), START - fees - 2 * 1_000 - 2 * 200);
+    // A verdict for the provider: paid, and the bond is its.
+    assert_eq!(net.resolve(0, false), Ok(()));
+    let job = net.job(0);
+    assert_eq!(
+        (job.status, job.paid, job.dispute_bond),
+        (JobStatus::Settled, 1_000, 0)
+    );
+    // No verdict within dispute_blocks: the same.
+    assert_eq!(net.job(1).status, JobStatus::Disputed);
+    net.empty_blocks(5);
+    let job = net.job(1);
+    assert_eq!(
+        (job.status, job.paid, job.dispute_bond),
+        (JobStatus::Settled, 1_000, 0)
+    );
+    assert_eq!(net.resolve(1, true), Err("bad_job_state".into()));
+    assert_eq!(
+        net.balance(&prov),
+        before + 2 * 1_000 + 2 * 200 - (net.fee(&prov) - 2 * FEE)
+    );
+    assert_eq!(net.balance(&user), START - fees - 2 * 1_000 - 2 * 200);
 }
 
 /// One random step of the lifecycle proptest. `job` picks one of the jobs submitted so far
@@ -902,8 +947,11 @@ proptest! {
             let mine = jobs.iter().filter(|j| j.owner == addr(u));
             let (mut spent, mut back) = (0u128, 0u128);
             for j in mine {
-                spent += u128::from(j.units) * j.max_price;
+                spent += u128::from(j.units) * j.max_price + j.dispute_bond_posted;
                 back += j.refunded + j.compensated;
+                if j.status == JobStatus::Failed {
+                    back += j.dispute_bond_posted;
+                }
                 prop_assert!(j.paid + j.refunded <= u128::from(j.units) * j.max_price);
             }
             prop_assert_eq!(net.balance(u) + spent, START - net.fee(u) - bonded + back);
@@ -912,7 +960,10 @@ proptest! {
             let earned: u128 = jobs
                 .iter()
                 .filter(|j| j.provider == Some(addr(p)))
-                .map(|j| j.paid)
+                .map(|j| {
+                    let bond = if j.status == JobStatus::Settled { j.dispute_bond_posted } else { 0 };
+                    j.paid + bond
+                })
                 .sum();
             let record = market::provider(&net.state, &addr(p)).unwrap().unwrap().record;
             let stake = staking::stake(&net.state, &addr(p)).unwrap();
