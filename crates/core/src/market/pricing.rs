@@ -7,8 +7,9 @@
 //!
 //! Both the base price and the multiplier then move EIP-1559 style toward the target `u*`:
 //! `v' = v + v x step_bps x (u - u*) / (u* x 10,000)`, the change limited to `step_bps` of `v`
-//! and clamped to the parameter bounds. A rise rounds down but is at least one unit (so a
-//! value at its floor can still rise); a fall rounds down (so it never overshoots).
+//! and clamped to the parameter bounds. With a positive `step_bps`, a rise or fall rounds down
+//! but is at least one unit (so a small value can still move both ways, down to its floor);
+//! with `step_bps` 0 nothing moves.
 //! Products saturate instead of overflowing, which only matters past `u128` scale and the
 //! bounds then clamp.
 
@@ -52,11 +53,15 @@ pub fn step(
     );
     let cap = mul_div(value, step, u128::from(BPS_ONE));
     let den = target * u128::from(BPS_ONE);
+    if step == 0 || u == target {
+        return value.clamp(bounds.0, bounds.1);
+    }
     let next = if u > target {
         let rise = mul_div(value, step * (u - target), den).min(cap).max(1);
         value.saturating_add(rise)
     } else {
-        value - mul_div(value, step * (target - u), den).min(cap)
+        let fall = mul_div(value, step * (target - u), den).min(cap).max(1);
+        value.saturating_sub(fall)
     };
     next.clamp(bounds.0, bounds.1)
 }
@@ -106,6 +111,16 @@ mod tests {
         assert_eq!(step(1_000, 10_000, 1_000, 1_250, b), 1_125);
         assert_eq!(step(1, 10_000, 7_000, 1_250, b), 2);
         assert_eq!(step(1, 0, 7_000, 1_250, b), 1);
+        // Small values fall by at least one unit down to the floor; step 0 never moves.
+        assert_eq!(step(7, 0, 7_000, 1_250, b), 6);
+        assert_eq!(step(2, 6_999, 7_000, 1_250, b), 1);
+        assert_eq!(step(7, 10_000, 7_000, 0, b), 7);
+        assert_eq!(step(7, 0, 7_000, 0, b), 7);
+        let mut price = 1_000;
+        for _ in 0..200 {
+            price = step(price, 0, 7_000, 1_250, (3, 1_000));
+        }
+        assert_eq!(price, 3);
         assert_eq!(step(1_000_000, 10_000, 7_000, 1_250, b), 1_000_000);
         assert_eq!(
             step(u128::MAX, 10_000, 7_000, 1_250, (1, u128::MAX)),

@@ -778,6 +778,69 @@ fn a_dispute_posts_a_bond_and_without_a_verdict_settles_for_the_provider() {
     assert_eq!(net.balance(&user), START - fees - 2 * 1_000 - 2 * 200);
 }
 
+#[test]
+fn heartbeats_count_for_uptime_once_per_window_and_late_ones_are_refused() {
+    let (a, b) = (key(1), key(2));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 10;
+    params.market.deadlines_per_block_max = 1;
+    params.market.uptime_weight_ppm = 100_000;
+    let mut net = Net::new(&[&a, &b], params);
+    let bonds = [&a, &b].map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 100_000 })));
+    let regs = [&a, &b].map(|k| net.tx(k, Msg::Market(Register::new(10, 1, 100_000).msg())));
+    let codes = net.block(bonds.into_iter().chain(regs).collect());
+    assert_eq!(codes, ["ok"; 4]);
+    let rep = |net: &Net| {
+        market::provider(&net.state, &addr(&a))
+            .unwrap()
+            .unwrap()
+            .record
+            .reputation_ppm
+    };
+    let start = rep(&net);
+    // Many heartbeats within the first window: no uptime credit.
+    for _ in 0..3 {
+        assert_eq!(net.market(&a, MarketMsg::Heartbeat), "ok");
+    }
+    assert_eq!(rep(&net), start);
+    net.empty_blocks(6);
+    // Height 11 is in the next window: one credit, then none for the rest of it.
+    assert_eq!(net.market(&a, MarketMsg::Heartbeat), "ok");
+    let once = rep(&net);
+    assert!(once > start);
+    assert_eq!(net.market(&a, MarketMsg::Heartbeat), "ok");
+    assert_eq!(rep(&net), once);
+}
+
+#[test]
+fn a_heartbeat_after_its_deadline_is_refused_while_the_miss_waits() {
+    let (b, c) = (key(1), key(2));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 10;
+    params.market.deadlines_per_block_max = 1;
+    let mut net = Net::new(&[&b, &c], params);
+    let bonds = [&b, &c].map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 100_000 })));
+    let regs = [&b, &c].map(|k| net.tx(k, Msg::Market(Register::new(10, 1, 100_000).msg())));
+    assert_eq!(
+        net.block(bonds.into_iter().chain(regs).collect()),
+        ["ok"; 4]
+    );
+    // Both are due by height 11; the end of block 11 processes one miss (budget 1).
+    net.empty_blocks(10);
+    let txs = [&b, &c].map(|k| net.tx(k, Msg::Market(MarketMsg::Heartbeat)));
+    let mut codes = net.block(txs.into_iter().collect());
+    codes.sort();
+    // The processed one comes back online; the other is late, and its miss is slashed.
+    assert_eq!(codes, ["heartbeat_late", "ok"]);
+    for k in [&b, &c] {
+        let p = market::provider(&net.state, &addr(k))
+            .unwrap()
+            .unwrap()
+            .record;
+        assert_eq!(p.slashes, 1);
+    }
+}
+
 /// One random step of the lifecycle proptest. `job` picks one of the jobs submitted so far
 /// (modulo their number); `wrong` sends the message from someone other than the job's provider
 /// or owner.
