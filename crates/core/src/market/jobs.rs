@@ -196,7 +196,9 @@ fn check_spec(params: &MarketParams, spec: &JobSpec) -> Result<(), TxError> {
     Ok(())
 }
 
-/// `SubmitTraining` / `SubmitInference`: escrow `units x max_price` and queue the job.
+/// `SubmitTraining` / `SubmitInference`: escrow `units x max_price` and queue the job. Refused
+/// above `job_units_max` units (`job_too_large`) and below the current base price
+/// (`price_below_base`), since no provider could take such a job.
 pub(crate) fn submit(
     ctx: &mut ExecContext<'_, '_>,
     ms: &mut MarketState,
@@ -211,6 +213,18 @@ pub(crate) fn submit(
         return Err(TxError::InvalidMessage(
             "units and max_price must be positive".into(),
         ));
+    }
+    if units > params.job_units_max {
+        return Err(TxError::JobTooLarge {
+            units,
+            max: params.job_units_max,
+        });
+    }
+    if max_price < ms.base_price {
+        return Err(TxError::PriceBelowBase {
+            max_price,
+            base_price: ms.base_price,
+        });
     }
     let escrow = u128::from(units)
         .checked_mul(max_price)

@@ -30,8 +30,17 @@
 //! the last share of capacity is held for higher tiers when the market is busy.
 //!
 //! # Cost
-//! The hook reads at most `match_per_block_max` queue entries and `match_providers_max`
-//! providers, and checks each job against at most that many providers in memory.
+//! The hook reads at most `match_scan_max` queue entries and matches at most
+//! `match_per_block_max` of them; it reads at most `provider_scan_max` ask-index entries, keeps
+//! the first `match_providers_max` eligible providers (online, heartbeat fresh, collateral at
+//! least `max(required, provider_collateral_min)`; the others are skipped without taking a
+//! slot) and checks each job against at most that many providers in memory.
+//!
+//! **Unmatchable jobs.** A queue entry that cannot be matched now (no provider with room or a
+//! low enough ask) costs one read of the scan budget, not a match: matchable jobs behind it are
+//! still matched as long as fewer than `match_scan_max - match_per_block_max` unmatchable
+//! entries precede them. Submissions below the base price or above `job_units_max` are refused
+//! outright, and an unmatchable job leaves the queue after `queue_ttl_blocks`.
 
 use crate::error::{self, TxError};
 use crate::event::Event;
@@ -52,23 +61,36 @@ struct Candidate {
     dirty: bool,
 }
 
+/// The first `match_providers_max` providers of the ask index that may take work now (online,
+/// heartbeat fresh, collateral at least `max(required, provider_collateral_min)`), reading at
+/// most `provider_scan_max` index entries: ineligible providers are skipped without using a
+/// candidate slot.
 fn load_candidates(ctx: &ExecContext<'_, '_>, ms: &MarketState) -> Result<Vec<Candidate>, TxError> {
     let params = &ctx.params.market;
     let max = params.match_providers_max as usize;
+    let scan = params.provider_scan_max as usize;
     let mut addresses = Vec::new();
     ctx.state.scan_prefix(ASK_PREFIX, &mut |key, _| {
         addresses.extend(ask_key_address(key));
-        addresses.len() < max
+        addresses.len() < scan
     })?;
-    let mut candidates = Vec::with_capacity(addresses.len());
+    let mut candidates = Vec::with_capacity(max.min(addresses.len()));
     for address in addresses {
+        if candidates.len() >= max {
+            break;
+        }
         let provider = read_provider(ctx.state, &address)?.ok_or_else(|| {
             TxError::State(crate::error::StateError(format!(
                 "ask index lists {address}, which is not registered"
             )))
         })?;
         let required =
-            required_collateral(params, provider.capacity_units_per_block, ms.multiplier_ppm)?;
+            required_collateral(params, provider.capacity_units_per_block, ms.multiplier_ppm)?
+                .max(params.provider_collateral_min);
+        let fresh = provider.online && ctx.block.height <= provider.heartbeat_deadline;
+        if !fresh || provider.collateral < required {
+            continue;
+        }
         candidates.push(Candidate {
             provider,
             required,
@@ -114,8 +136,9 @@ fn within_reserve(ctx: &ExecContext<'_, '_>, ms: &MarketState, tier: u8, units: 
 /// Matches what it can; returns the number of jobs matched.
 pub(crate) fn run(ctx: &mut ExecContext<'_, '_>, ms: &mut MarketState) -> Result<u32, TxError> {
     let params = &ctx.params.market;
-    let examine = params.match_per_block_max as usize;
-    if examine == 0 || ms.jobs_by_status[JobStatus::Queued.index()] == 0 {
+    let matches_max = params.match_per_block_max;
+    let examine = params.match_scan_max as usize;
+    if matches_max == 0 || ms.jobs_by_status[JobStatus::Queued.index()] == 0 {
         return Ok(0);
     }
     let mut candidates = load_candidates(ctx, ms)?;
@@ -131,6 +154,9 @@ pub(crate) fn run(ctx: &mut ExecContext<'_, '_>, ms: &mut MarketState) -> Result
     let tiers = u8::try_from(ctx.params.staking.tier_thresholds.len()).expect("at most 8 tiers");
     let mut matched = 0u32;
     for id in ids {
+        if matched >= matches_max {
+            break;
+        }
         let mut job = read_job(ctx.state, id)?.ok_or(TxError::UnknownJob(id))?;
         let tier = effective_tier(&job, height, params.aging_blocks, tiers);
         if !within_reserve(ctx, ms, tier, job.units) {

@@ -841,6 +841,44 @@ fn a_heartbeat_after_its_deadline_is_refused_while_the_miss_waits() {
     }
 }
 
+#[test]
+fn unmatchable_jobs_and_ineligible_providers_do_not_block_matching() {
+    let (a, b, user) = (key(1), key(2), key(3));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 1_000;
+    params.market.start_blocks = 2;
+    params.market.match_per_block_max = 1;
+    params.market.match_scan_max = 3;
+    params.market.match_providers_max = 1;
+    params.market.provider_scan_max = 4;
+    params.market.job_units_max = 5_000;
+    params.market.multiplier_min_ppm = 1_000_000;
+    params.market.multiplier_max_ppm = 1_000_000;
+    let mut net = Net::new(&[&a, &b, &user], params);
+    assert_eq!(net.market(&user, inference(5_001, 10)), "job_too_large");
+    assert_eq!(net.market(&user, inference(10, 9)), "price_below_base");
+    // Room 10 x 100 = 1,000 units: the 2,000-unit job at the head cannot be matched, the one
+    // behind it is, in the same block.
+    net.provider(&a, 100_000, Register::new(10, 1, 10_000));
+    let big = net.tx(&user, Msg::Market(inference(2_000, 10)));
+    let small = net.tx(&user, Msg::Market(inference(10, 10)));
+    assert_eq!(net.block(vec![big, small]), ["ok", "ok"]);
+    assert_eq!(net.job(0).status, JobStatus::Queued);
+    assert_eq!(net.job(1).provider, Some(addr(&a)));
+    // a misses the start: slashed to 9,000, below its requirement of 10,000, but still the
+    // cheapest listed. It takes no candidate slot: b, dearer, gets the work.
+    net.empty_blocks(2);
+    let pa = market::provider(&net.state, &addr(&a))
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(pa.collateral, 9_000);
+    net.provider(&b, 100_000, Register::new(100, 5, 100_000));
+    assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 0 }), "ok");
+    assert_eq!(net.market(&user, inference(10, 10)), "ok");
+    assert_eq!(net.job(2).provider, Some(addr(&b)));
+}
+
 /// One random step of the lifecycle proptest. `job` picks one of the jobs submitted so far
 /// (modulo their number); `wrong` sends the message from someone other than the job's provider
 /// or owner.
