@@ -482,7 +482,7 @@ pub(crate) struct InferenceJobArgs {
     pub(crate) model: String,
     /// Model version.
     #[arg(long, default_value_t = 1)]
-    pub(crate) version: u32,
+    pub(crate) model_version: u32,
     /// The input (its blake3 hash is what goes on chain).
     #[arg(long)]
     pub(crate) input: String,

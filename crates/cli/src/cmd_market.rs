@@ -216,7 +216,7 @@ fn submit_inference(global: &Global, args: InferenceJobArgs) -> anyhow::Result<(
     let max_price = parse_amount(&args.max_price).context("--max-price")?;
     let msg = MarketMsg::SubmitInference {
         model: args.model,
-        version: args.version,
+        version: args.model_version,
         input_hash: *blake3::hash(args.input.as_bytes()).as_bytes(),
         units: args.units,
         max_price,

@@ -109,7 +109,9 @@ fn setup(chain: &Chain) -> (MemState, Params) {
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().expect("genesis state"));
-    let collateral = 10_000_000;
+    // What 1,000 units per block require at the highest multiplier, plus the minimum.
+    let collateral = 1_000 * Params::default().market.collateral_per_unit * 4
+        + Params::default().market.provider_collateral_min;
     let register: Vec<Tx> = providers
         .par_iter()
         .enumerate()
@@ -250,7 +252,10 @@ fn baseline(c: &mut Criterion) {
         .map(|i| {
             let k = key(i);
             let ask = 1 + u128::from(i % 100);
-            ((ask, std::cmp::Reverse(500_000), address(&k).0), 1_000 * backlog)
+            (
+                (ask, std::cmp::Reverse(500_000), address(&k).0),
+                1_000 * backlog,
+            )
         })
         .collect();
     let max = Params::default().market.match_per_block_max as usize;

@@ -234,13 +234,13 @@ pub enum TxError {
         /// `market.job_units_max`.
         max: u64,
     },
-    /// The user already has `market.queued_per_user_max` jobs in the queue.
-    #[error("{account} has {queued} queued jobs, the most allowed")]
+    /// The user already has `market.open_jobs_per_user_max` open jobs.
+    #[error("{account} has {open} open jobs, the most allowed: wait for one to end")]
     QueueFull {
         /// Submitter.
         account: Address,
-        /// Its queued jobs.
-        queued: u32,
+        /// Its open jobs.
+        open: u32,
     },
     /// A heartbeat after the provider's heartbeat deadline (the miss is about to be slashed).
     #[error("provider {provider}: the heartbeat was due by height {deadline}")]

@@ -222,7 +222,7 @@ pub(crate) fn encode_tx_place(height: u64, index: u32) -> [u8; TX_PLACE_BYTES] {
 
 /// The places listed in a `tx_index` value.
 pub(crate) fn decode_tx_places(value: &[u8]) -> Result<Vec<(u64, u32)>> {
-    if value.is_empty() || value.len() % TX_PLACE_BYTES != 0 {
+    if value.is_empty() || !value.len().is_multiple_of(TX_PLACE_BYTES) {
         return Err(StoreError::corrupt(format!(
             "tx index entry of {} bytes is not a list of places",
             value.len()

@@ -137,6 +137,12 @@ fn release_user(ctx: &mut ExecContext<'_, '_>, owner: Address) -> Result<(), TxE
 fn claim_tier(ctx: &mut ExecContext<'_, '_>, signer: Address) -> Result<(u8, Amount), TxError> {
     let staking_params = &ctx.params.staking;
     let mut user = read_user(ctx.state, &signer)?;
+    if user.active_jobs >= ctx.params.market.open_jobs_per_user_max {
+        return Err(TxError::QueueFull {
+            account: signer,
+            open: user.active_jobs,
+        });
+    }
     let stake = staking::stake(ctx.state, &signer)?;
     let usable = error::add(stake.free(), user.locked, "tier stake")?;
     let tier = staking_params.tier(usable);

@@ -106,8 +106,9 @@ pub struct MarketParams {
     pub provider_collateral_min: Amount,
     /// Most compute units one job may buy (positive).
     pub job_units_max: u64,
-    /// Most queued jobs one user may have at once (positive).
-    pub queued_per_user_max: u32,
+    /// Most open jobs (queued to disputed) one user may have at once (positive): bounds what
+    /// one account can put in the queue and the matcher's scan budget.
+    pub open_jobs_per_user_max: u32,
     /// The bond a dispute posts, in bps of the job's escrow, taken from the owner's balance:
     /// returned if the provider is found at fault, paid to the provider otherwise.
     pub dispute_bond_bps: u16,
@@ -166,7 +167,7 @@ impl Default for MarketParams {
             provider_scan_max: 1_024,
             provider_collateral_min: 10_000_000_000,
             job_units_max: 1_000_000_000,
-            queued_per_user_max: 64,
+            open_jobs_per_user_max: 64,
             dispute_bond_bps: 1_000,
             dispute_blocks: 1_000,
             deadlines_per_block_max: 1_000,
@@ -238,7 +239,10 @@ impl MarketParams {
             ("verify_blocks", self.verify_blocks),
             ("aging_blocks", self.aging_blocks),
             ("job_units_max", self.job_units_max),
-            ("queued_per_user_max", u64::from(self.queued_per_user_max)),
+            (
+                "open_jobs_per_user_max",
+                u64::from(self.open_jobs_per_user_max),
+            ),
             ("dispute_blocks", self.dispute_blocks),
             ("match_providers_max", u64::from(self.match_providers_max)),
             (

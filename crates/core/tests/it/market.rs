@@ -1114,3 +1114,21 @@ fn market_params_validate_and_round_trip_through_genesis_toml() {
         assert!(genesis.validate().is_err(), "{:?}", genesis.params.market);
     }
 }
+
+#[test]
+fn one_user_cannot_hold_more_than_its_share_of_open_jobs() {
+    let user = key(3);
+    let mut params = test_params();
+    params.market.open_jobs_per_user_max = 3;
+    let mut net = Net::new(&[&user], params);
+    for _ in 0..3 {
+        assert_eq!(net.market(&user, inference(10, 10)), "ok");
+    }
+    let before = net.balance(&user);
+    assert_eq!(net.market(&user, inference(10, 10)), "queue_full");
+    // Only the fee left: the refused job escrowed nothing.
+    assert_eq!(net.balance(&user), before - FEE);
+    assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 0 }), "ok");
+    assert_eq!(net.market(&user, inference(10, 10)), "ok");
+    assert_eq!(net.stats().jobs["queued"], 3);
+}

@@ -43,12 +43,12 @@ fn market_provider_and_job_endpoints_show_the_committed_market() {
     let base_price = amount(&empty["base_price"]);
 
     // Registration needs bonded stake: refused at admission with its code.
+    let stake = 1_000_000_000_000;
     assert_error(
-        &node.submit(&signed(&provider, 0, register(1))),
+        &node.submit(&signed(&provider, 0, register(stake))),
         422,
         "insufficient_stake",
     );
-    let stake = 1_000_000_000_000;
     node.submit_ok(&signed(
         &provider,
         0,
