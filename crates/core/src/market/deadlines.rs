@@ -1,10 +1,26 @@
 //! The deadline hook: heartbeats, start and commit deadlines, queue expiries, challenge
-//! windows and dispute verdicts (none in time: the provider wins), found through the deadline index (`mkt/d/<height>/...`) so the hook reads only what
-//! is due, never all jobs or all providers.
+//! windows and dispute verdicts (none in time: the provider wins), found through the deadline
+//! index (`mkt/d/<height>/...`) so the hook reads only what is due, never all jobs or all
+//! providers.
 //!
 //! A deadline at height `d` is the last height at which the awaited transaction is accepted; it
-//! fires at the end of block `d`, or of a later block if more than `deadlines_per_block_max`
-//! were due (the rest wait, earliest first).
+//! fires at the end of block `d`, or of a later block if the budget ran out (the rest wait,
+//! earliest first).
+//!
+//! # Budget
+//! Each block the hook spends at most `deadlines_per_block_max` units of work: a job deadline
+//! (expiry, start, commit, challenge window, verdict) costs 1, a missed heartbeat costs 1 plus
+//! one per active job of the provider (each is read, and requeued if matched or running; at
+//! most `provider_jobs_max`). Deadlines are taken in index order while their cost fits in
+//! what is left; the first that does not fit ends the block's batch, so later deadlines never
+//! overtake it. `deadlines_per_block_max > provider_jobs_max` (checked by
+//! [`super::MarketParams::validate`]) lets any single deadline fit a fresh budget. The first
+//! deadline of a block runs whatever its cost, so every block with deadlines due makes
+//! progress (this only matters if a parameter change left a provider with more than
+//! `provider_jobs_max` jobs). So one block's hook reads at most `deadlines_per_block_max` index
+//! entries and handles at most `max(deadlines_per_block_max, 1 + jobs of one provider)` jobs
+//! and providers, which is `deadlines_per_block_max` while no provider holds more than
+//! `provider_jobs_max` jobs.
 
 use crate::address::Address;
 use crate::error::{StateError, TxError};
@@ -18,41 +34,62 @@ use super::records::{
 };
 use super::slashing::{self, Evidence, SlashReason};
 
-/// Processes the deadlines due at or before this block, within the per-block budget; returns
-/// how many fired.
+/// Processes the deadlines due at or before this block, in order, within the per-block work
+/// budget (see the module docs); returns the work spent.
 pub(crate) fn run(ctx: &mut ExecContext<'_, '_>, ms: &mut MarketState) -> Result<u32, TxError> {
     let height = ctx.block.height;
-    let budget = ctx.params.market.deadlines_per_block_max as usize;
+    let budget = ctx.params.market.deadlines_per_block_max;
     let mut due = Vec::new();
     ctx.state.scan_prefix(
         DEADLINE_PREFIX,
         &mut |key, _| match parse_deadline_key(key) {
             Some((h, _, _)) if h <= height => {
                 due.push(key.to_vec());
-                due.len() < budget
+                due.len() < budget as usize
             }
             _ => false,
         },
     )?;
+    let mut spent = 0u32;
     for key in &due {
         // An earlier deadline in this batch may have moved this one (a missed heartbeat
         // requeues the provider's jobs, replacing their start and commit deadlines).
         if ctx.state.get(key)?.is_none() {
             continue;
         }
-        let (h, kind, subject) = parse_deadline_key(key).expect("parsed above");
-        match kind {
+        let (h, kind, subject) = parse_deadline_key(key).ok_or_else(|| corrupt(key))?;
+        let left = budget.saturating_sub(spent);
+        let cost = match kind {
             DeadlineKind::Heartbeat => {
                 let bytes: [u8; 32] = subject.try_into().map_err(|_| corrupt(key))?;
-                missed_heartbeat(ctx, ms, Address(bytes), h)?;
+                let address = Address(bytes);
+                let jobs = provider_or_err(ctx.state, address)?.jobs.len();
+                let cost = u32::try_from(jobs)
+                    .ok()
+                    .and_then(|n| n.checked_add(1))
+                    .ok_or(TxError::Overflow("deadline work"))?;
+                // The first deadline of a block always runs, so a provider holding more jobs
+                // than the budget (after a parameter change) cannot stall the index.
+                if cost > left && spent > 0 {
+                    break;
+                }
+                missed_heartbeat(ctx, ms, address, h)?;
+                cost
             }
             _ => {
+                if left == 0 {
+                    break;
+                }
                 let bytes: [u8; 8] = subject.try_into().map_err(|_| corrupt(key))?;
                 job_deadline(ctx, ms, kind, u64::from_be_bytes(bytes))?;
+                1
             }
-        }
+        };
+        spent = spent
+            .checked_add(cost)
+            .ok_or(TxError::Overflow("deadline work"))?;
     }
-    Ok(u32::try_from(due.len()).expect("bounded by a u32 budget"))
+    Ok(spent)
 }
 
 fn corrupt(key: &[u8]) -> TxError {

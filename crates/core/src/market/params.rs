@@ -115,8 +115,10 @@ pub struct MarketParams {
     /// Blocks a verdict on a dispute may take; after them the dispute resolves in the
     /// provider's favour (positive).
     pub dispute_blocks: u64,
-    /// Deadlines (heartbeats, starts, commits, expiries, challenge windows) processed per block;
-    /// the rest wait for the next block, in order.
+    /// Work the deadline hook does per block (see [`super::deadlines`]): a job deadline (start,
+    /// commit, expiry, challenge window, verdict) costs 1, a missed heartbeat 1 plus one per
+    /// active job of the provider; the rest wait for the next block, in order. Greater than
+    /// `provider_jobs_max` (so any one deadline fits), at most [`PER_BLOCK_MAX`].
     pub deadlines_per_block_max: u32,
     /// Share of a provider's collateral one slash takes, bps.
     pub slash_bps: u16,
@@ -257,6 +259,13 @@ impl MarketParams {
         }
         if self.provider_jobs_max > 1_024 || self.match_providers_max > 4_096 {
             return Err("market: provider_jobs_max <= 1024 and match_providers_max <= 4096".into());
+        }
+        if self.deadlines_per_block_max <= self.provider_jobs_max {
+            return Err(
+                "market.deadlines_per_block_max must exceed provider_jobs_max (a missed heartbeat \
+                 costs 1 plus one per active job)"
+                    .into(),
+            );
         }
         if self.collateral_per_unit > COLLATERAL_PER_UNIT_MAX {
             return Err(format!(

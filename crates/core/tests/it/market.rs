@@ -783,7 +783,8 @@ fn heartbeats_count_for_uptime_once_per_window_and_late_ones_are_refused() {
     let (a, b) = (key(1), key(2));
     let mut params = test_params();
     params.market.heartbeat_timeout_blocks = 10;
-    params.market.deadlines_per_block_max = 1;
+    params.market.provider_jobs_max = 1;
+    params.market.deadlines_per_block_max = 2;
     params.market.uptime_weight_ppm = 100_000;
     let mut net = Net::new(&[&a, &b], params);
     let bonds = [&a, &b].map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 100_000 })));
@@ -814,31 +815,109 @@ fn heartbeats_count_for_uptime_once_per_window_and_late_ones_are_refused() {
 
 #[test]
 fn a_heartbeat_after_its_deadline_is_refused_while_the_miss_waits() {
-    let (b, c) = (key(1), key(2));
+    let (b, c, d) = (key(1), key(2), key(3));
     let mut params = test_params();
     params.market.heartbeat_timeout_blocks = 10;
-    params.market.deadlines_per_block_max = 1;
-    let mut net = Net::new(&[&b, &c], params);
-    let bonds = [&b, &c].map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 100_000 })));
-    let regs = [&b, &c].map(|k| net.tx(k, Msg::Market(Register::new(10, 1, 100_000).msg())));
+    params.market.provider_jobs_max = 1;
+    params.market.deadlines_per_block_max = 2;
+    let mut net = Net::new(&[&b, &c, &d], params);
+    let bonds = [&b, &c, &d].map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 100_000 })));
+    let regs = [&b, &c, &d].map(|k| net.tx(k, Msg::Market(Register::new(10, 1, 100_000).msg())));
     assert_eq!(
         net.block(bonds.into_iter().chain(regs).collect()),
-        ["ok"; 4]
+        ["ok"; 6]
     );
-    // Both are due by height 11; the end of block 11 processes one miss (budget 1).
+    // All are due by height 11; the end of block 11 processes two misses (budget 2, one each
+    // for providers without jobs).
     net.empty_blocks(10);
-    let txs = [&b, &c].map(|k| net.tx(k, Msg::Market(MarketMsg::Heartbeat)));
+    let txs = [&b, &c, &d].map(|k| net.tx(k, Msg::Market(MarketMsg::Heartbeat)));
     let mut codes = net.block(txs.into_iter().collect());
     codes.sort();
-    // The processed one comes back online; the other is late, and its miss is slashed.
-    assert_eq!(codes, ["heartbeat_late", "ok"]);
-    for k in [&b, &c] {
+    // The processed ones come back online; the other is late, and its miss is slashed.
+    assert_eq!(codes, ["heartbeat_late", "ok", "ok"]);
+    for k in [&b, &c, &d] {
         let p = market::provider(&net.state, &addr(k))
             .unwrap()
             .unwrap()
             .record;
         assert_eq!(p.slashes, 1);
     }
+}
+
+/// A missed heartbeat costs the deadline budget 1 plus one per active job of the provider, so
+/// a provider with a full job list uses up a block's budget and the next deadline waits. With
+/// `lowered`, a parameter change then leaves the provider with more jobs than the new budget:
+/// its miss still runs first in its block (no stall), and nothing else runs with it.
+fn heartbeat_miss_charges_the_budget_per_job(lowered: bool) {
+    let (prov, user) = (key(1), key(2));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 20;
+    params.market.start_blocks = 100;
+    params.market.queue_ttl_blocks = 19;
+    params.market.provider_jobs_max = 3;
+    params.market.deadlines_per_block_max = 4;
+    let mut net = Net::new(&[&prov, &user], params);
+    net.provider(&prov, 1_000_000, Register::new(100, 1, 1_000_000));
+    let txs = (0..4)
+        .map(|_| net.tx(&user, Msg::Market(inference(10, 10))))
+        .collect();
+    assert_eq!(net.block(txs), ["ok"; 4]);
+    // Three jobs fill the provider's job list; the fourth waits in the queue.
+    for id in 0..3 {
+        assert_eq!(net.job(id).status, JobStatus::Matched);
+    }
+    assert_eq!(net.job(3).status, JobStatus::Queued);
+    let due = market::provider(&net.state, &addr(&prov))
+        .unwrap()
+        .unwrap()
+        .record
+        .heartbeat_deadline;
+    assert_eq!(
+        net.job(3).deadline.map(|d| d.height),
+        Some(due),
+        "the expiry is due at the same height as the heartbeat"
+    );
+    if lowered {
+        let mut params = params_of(&net.state);
+        params.market.provider_jobs_max = 1;
+        params.market.deadlines_per_block_max = 2;
+        params.validate().unwrap();
+        let mut writes = WriteSet::new();
+        writes.insert(PARAMS_KEY.to_vec(), Some(borsh::to_vec(&params).unwrap()));
+        net.state.apply(&writes);
+    }
+    while net.height < due {
+        net.empty_blocks(1);
+    }
+    // The heartbeat (index order: kind 0 before expiry's kind 1) cost 1 + 3 jobs: the whole
+    // budget of 4 (with `lowered`, more than the budget of 2, but it was the block's first).
+    let p = market::provider(&net.state, &addr(&prov))
+        .unwrap()
+        .unwrap()
+        .record;
+    assert!(!p.online);
+    assert_eq!((p.slashes, p.jobs.len()), (1, 0));
+    for id in 0..3 {
+        assert_eq!(net.job(id).status, JobStatus::Queued);
+        assert_eq!(net.job(id).requeues, 1);
+    }
+    assert_eq!(
+        net.job(3).status,
+        JobStatus::Queued,
+        "the expiry waits for the next block's budget"
+    );
+    net.empty_blocks(1);
+    assert_eq!(net.job(3).status, JobStatus::Expired);
+}
+
+#[test]
+fn a_missed_heartbeat_charges_the_deadline_budget_per_job() {
+    heartbeat_miss_charges_the_budget_per_job(false);
+}
+
+#[test]
+fn a_missed_heartbeat_over_a_lowered_budget_still_runs_first_in_its_block() {
+    heartbeat_miss_charges_the_budget_per_job(true);
 }
 
 #[test]
@@ -1094,7 +1173,8 @@ fn market_params_validate_and_round_trip_through_genesis_toml() {
     let without = text.split("[params.market]").next().unwrap().to_string();
     let parsed = poi_core::genesis::Genesis::from_toml(&without).unwrap();
     assert_eq!(parsed.params.market, market::MarketParams::default());
-    let bad: [fn(&mut market::MarketParams); 12] = [
+    let bad: [fn(&mut market::MarketParams); 13] = [
+        |m| m.deadlines_per_block_max = m.provider_jobs_max,
         |m| m.collateral_per_unit = market::params::COLLATERAL_PER_UNIT_MAX + 1,
         |m| m.backlog_blocks = market::params::BACKLOG_BLOCKS_MAX + 1,
         |m| m.match_per_block_max = m.match_scan_max + 1,
