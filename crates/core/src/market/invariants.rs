@@ -264,8 +264,13 @@ fn check_users(
         let locked = staking::stake(state, &address)
             .map_err(|e| e.to_string())?
             .locked;
-        ensure(locked >= collateral + user_lock, || {
-            format!("{address}: staking locks less than the market's commitments")
+        // Only the market locks stake, so the lock is exactly its commitments: more would be
+        // a lock the market forgot to release, less a commitment without stake behind it.
+        let committed = collateral
+            .checked_add(user_lock)
+            .ok_or_else(|| format!("{address}: collateral plus tier lock overflows"))?;
+        ensure(locked == committed, || {
+            format!("{address}: staking locks {locked}, the market's commitments are {committed}")
         })?;
     }
     Ok(())

@@ -15,7 +15,8 @@
 //!   entry, every listed provider exactly one ask entry, and no index entry is stray;
 //! - a provider's active-job list holds exactly the open jobs assigned to it, and its load the
 //!   units of those matched or running;
-//! - staking locks at least each address's collateral plus its tier lock.
+//! - staking locks exactly each provider's collateral plus, while it has active jobs, its tier
+//!   lock (the market is the only caller of `staking::lock`).
 //!
 //! Per block (end of block, after the transactions): deadlines due ([`deadlines`]), then
 //! matching ([`matching`]), then one utilisation sample and the price and multiplier step

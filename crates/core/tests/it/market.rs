@@ -1155,6 +1155,35 @@ proptest! {
 }
 
 #[test]
+fn the_audit_requires_staking_to_lock_exactly_the_market_commitments() {
+    let (prov, user) = (key(1), key(2));
+    let params = test_params();
+    let tier1 = params.staking.tier_thresholds[0];
+    let mut net = Net::new(&[&prov, &user], params);
+    net.provider(&prov, 1_000_000, Register::new(100, 1, 100_000));
+    assert_eq!(
+        net.send(&user, Msg::Staking(StakingMsg::Bond { amount: 2 * tier1 })),
+        "ok"
+    );
+    assert_eq!(net.market(&user, inference(10, 10)), "ok");
+    assert_eq!(
+        market::user(&net.state, &addr(&user)).unwrap().locked,
+        tier1
+    );
+    net.chain.audit(&net.state).expect("exact locks pass");
+    // One base unit locked behind the market's back, for a provider and for a user with a job.
+    for who in [&prov, &user] {
+        let mut overlay = Overlay::new(&net.state);
+        staking::lock(&mut overlay, addr(who), 1).unwrap();
+        overlay.commit_tx();
+        let mut state = net.state.clone();
+        state.apply(&overlay.into_writes());
+        let err = net.chain.audit(&state).unwrap_err();
+        assert!(err.contains("staking locks"), "{err}");
+    }
+}
+
+#[test]
 fn market_params_validate_and_round_trip_through_genesis_toml() {
     let mut genesis = poi_core::genesis::Genesis {
         chain_id: CHAIN.into(),
