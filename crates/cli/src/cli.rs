@@ -365,9 +365,10 @@ pub(crate) struct RegisterArgs {
     /// Capacity in compute units per block [default: measured by `poi provider benchmark`].
     #[arg(long)]
     pub(crate) capacity: Option<u64>,
-    /// Lowest price per compute unit accepted: base units or POI.
+    /// Lowest price per compute unit accepted: base units or POI [default: the current base
+    /// price].
     #[arg(long)]
-    pub(crate) ask: String,
+    pub(crate) ask: Option<String>,
     /// URL serving this provider's checkpoints.
     #[arg(long)]
     pub(crate) endpoint: String,
@@ -463,9 +464,10 @@ pub(crate) struct TrainingJobArgs {
     /// Compute units to buy [default: metered from one reference step x steps].
     #[arg(long)]
     pub(crate) units: Option<u64>,
-    /// Highest price per compute unit you accept: base units or POI.
+    /// Highest price per compute unit you accept: base units or POI [default: twice the
+    /// current base price]. It is escrowed for every unit and never exceeded.
     #[arg(long)]
-    pub(crate) max_price: String,
+    pub(crate) max_price: Option<String>,
     /// Commitment to the held-out eval set, 64 hex digits [default: blake3 of the job spec
     /// and "eval"].
     #[arg(long)]
@@ -489,9 +491,10 @@ pub(crate) struct InferenceJobArgs {
     /// Compute units to buy.
     #[arg(long)]
     pub(crate) units: u64,
-    /// Highest price per compute unit you accept: base units or POI.
+    /// Highest price per compute unit you accept: base units or POI [default: twice the
+    /// current base price]. It is escrowed for every unit and never exceeded.
     #[arg(long)]
-    pub(crate) max_price: String,
+    pub(crate) max_price: Option<String>,
     #[command(flatten)]
     pub(crate) tx: TxOptions,
 }

@@ -145,7 +145,10 @@ fn register(global: &Global, args: RegisterArgs) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("the benchmark measured no capacity; pass --capacity"))?
         }
     };
-    let ask_price = parse_amount(&args.ask).context("--ask")?;
+    let ask_price = match &args.ask {
+        Some(text) => parse_amount(text).context("--ask")?,
+        None => base_price(global)?,
+    };
     let collateral = match &args.collateral {
         Some(text) => parse_amount(text).context("--collateral")?,
         None => required_now(global, capacity)?,
@@ -167,6 +170,25 @@ fn register(global: &Global, args: RegisterArgs) -> anyhow::Result<()> {
         report(global, &done, &what, || print_provider(&provider));
     }
     Ok(())
+}
+
+/// The market's current base price per compute unit.
+fn base_price(global: &Global) -> anyhow::Result<Amount> {
+    let stats = Api::resolve(global)?.get("/market")?;
+    stats["base_price"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| anyhow!("node sent no base price"))
+}
+
+/// `--max-price` if given, else twice the current base price: room for the price to rise
+/// while the job waits (it moves at most 12.5% a block by default), never charged unless a
+/// provider asks that much.
+fn max_price_or_default(global: &Global, text: Option<&str>) -> anyhow::Result<Amount> {
+    match text {
+        Some(text) => parse_amount(text).context("--max-price"),
+        None => Ok(base_price(global)?.saturating_mul(2)),
+    }
 }
 
 /// The collateral `capacity` requires at the current demand multiplier.
@@ -196,7 +218,7 @@ fn submit_training(global: &Global, args: TrainingJobArgs) -> anyhow::Result<()>
         Some(hex) => parse_hash(hex, "--eval-commitment")?,
         None => *blake3::hash(&[spec.encode().as_slice(), b"eval"].concat()).as_bytes(),
     };
-    let max_price = parse_amount(&args.max_price).context("--max-price")?;
+    let max_price = max_price_or_default(global, args.max_price.as_deref())?;
     let msg = MarketMsg::SubmitTraining {
         model: args.model,
         datasets: args.datasets,
@@ -213,7 +235,7 @@ fn submit_inference(global: &Global, args: InferenceJobArgs) -> anyhow::Result<(
     if args.units == 0 {
         bail!("--units must be positive");
     }
-    let max_price = parse_amount(&args.max_price).context("--max-price")?;
+    let max_price = max_price_or_default(global, args.max_price.as_deref())?;
     let msg = MarketMsg::SubmitInference {
         model: args.model,
         version: args.model_version,
