@@ -9,9 +9,9 @@ use crate::state::{self, StateReader};
 use crate::token::Amount;
 
 use super::records::{
-    ASK_PREFIX, DEADLINE_PREFIX, DeadlineKind, JOB_PREFIX, Job, JobStatus, MarketState,
-    PROVIDER_PREFIX, Provider, QUEUE_PREFIX, USER_PREFIX, UserRecord, ask_key, deadline_key,
-    load_state, queue_key,
+    ASK_PREFIX, DEADLINE_PREFIX, DeadlineKind, EXCLUDED_MAX, JOB_PREFIX, Job, JobStatus,
+    MarketState, PROVIDER_PREFIX, Provider, QUEUE_PREFIX, USER_PREFIX, UserRecord, ask_key,
+    deadline_key, load_state, queue_key,
 };
 
 type Check = Result<(), String>;
@@ -108,6 +108,16 @@ fn check_jobs(
         ensure(job.dispute_bond == bond_held, || {
             format!("job {id}: dispute bond held out of a dispute")
         })?;
+        ensure(job.excluded.len() <= EXCLUDED_MAX, || {
+            format!("job {id}: more than {EXCLUDED_MAX} excluded providers")
+        })?;
+        ensure(
+            job.excluded
+                .iter()
+                .enumerate()
+                .all(|(i, a)| !job.excluded[..i].contains(a)),
+            || format!("job {id}: a provider excluded twice"),
+        )?;
         if job.status.is_final() {
             ensure(job.escrow == 0, || format!("final job {id} holds escrow"))?;
             ensure(job.paid + job.refunded == bought, || {
@@ -150,6 +160,9 @@ fn check_jobs(
                 .ok_or_else(|| format!("job {id}: provider missing"))?;
             ensure(p.jobs.contains(&id), || {
                 format!("job {id} not in its provider's list")
+            })?;
+            ensure(!job.excluded.contains(&p.address), || {
+                format!("job {id} assigned to a provider it excludes")
             })?;
             ensure(job.charged_price <= job.max_price, || {
                 format!("job {id} overcharged")

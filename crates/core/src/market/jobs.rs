@@ -23,8 +23,8 @@ use super::NAME;
 use super::params::{MarketParams, PPM_ONE};
 use super::provider::reputation_after;
 use super::records::{
-    Job, JobSpec, JobStatus, MarketState, Provider, job_or_err, queue_key, read_provider,
-    read_user, write_job_deadline, write_provider, write_user,
+    EXCLUDED_MAX, Job, JobSpec, JobStatus, MarketState, Provider, job_or_err, queue_key,
+    read_provider, read_user, write_job_deadline, write_provider, write_user,
 };
 use super::slashing::{self, Evidence, SlashReason};
 
@@ -262,7 +262,7 @@ pub(crate) fn submit(
         escrow,
         provider: None,
         charged_price: 0,
-        excluded: None,
+        excluded: Vec::new(),
         deadline: None,
         work_blocks: 0,
         matched_height: 0,
@@ -397,19 +397,32 @@ pub(crate) fn refund_all(
 }
 
 /// Puts a job its provider abandoned back in the queue with its original priority and escrow;
-/// that provider is not matched to it again.
+/// that provider joins the job's excluded list (the newest of at most [`EXCLUDED_MAX`], the
+/// oldest dropped) and is not matched to it again while listed.
 pub(crate) fn requeue(
     ctx: &mut ExecContext<'_, '_>,
     ms: &mut MarketState,
     job: &mut Job,
 ) -> Result<(), TxError> {
-    job.excluded = job.provider.take();
+    if let Some(failed) = job.provider.take() {
+        exclude(&mut job.excluded, failed);
+    }
     job.charged_price = 0;
     job.requeues = job.requeues.saturating_add(1);
     set_status(ms, job, JobStatus::Queued)?;
     enqueue(ctx, ms, job)?;
     ctx.emit(Event::new(NAME, "job_requeued").with("job", job.id));
     Ok(())
+}
+
+/// Adds `failed` as the newest entry of an excluded list, keeping at most [`EXCLUDED_MAX`]
+/// (the oldest go first) and no duplicate.
+fn exclude(excluded: &mut Vec<Address>, failed: Address) {
+    excluded.retain(|a| *a != failed);
+    while excluded.len() >= EXCLUDED_MAX {
+        excluded.remove(0);
+    }
+    excluded.push(failed);
 }
 
 /// `CancelJob`: the owner takes back a job that has not started.

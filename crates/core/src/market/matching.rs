@@ -18,7 +18,8 @@
 //! # Choice of provider
 //! The ask index lists online providers with room, by `(ask, best reputation, address)`. The
 //! hook takes the first `match_providers_max` of them and gives each job the first that is
-//! eligible: not the job's owner, not excluded by an earlier failure on this job, class allowed
+//! eligible: not the job's owner, not among the job's excluded providers (the last
+//! [`super::records::EXCLUDED_MAX`] that failed it), class allowed
 //! for the job's tier (`class_min_tier`), heartbeat fresh, collateral at least
 //! [`super::provider::required_collateral`], room for the job's units and an active-job slot.
 //! The job is charged `max(base price, ask)`, fixed now; providers are tried only while that
@@ -106,7 +107,7 @@ fn eligible(ctx: &ExecContext<'_, '_>, c: &Candidate, job: &Job) -> bool {
     let p = &c.provider;
     let class_tier = params.class_min_tier.get(p.class as usize).copied();
     p.address != job.owner
-        && job.excluded != Some(p.address)
+        && !job.excluded.contains(&p.address)
         && class_tier.is_some_and(|min| job.tier >= min)
         && p.online
         && ctx.block.height <= p.heartbeat_deadline

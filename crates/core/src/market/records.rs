@@ -37,6 +37,10 @@ pub const QUEUE_PREFIX: &[u8] = b"mkt/q/";
 pub const ASK_PREFIX: &[u8] = b"mkt/a/";
 /// Prefix of the deadline index, earliest first.
 pub const DEADLINE_PREFIX: &[u8] = b"mkt/d/";
+/// Most providers a job remembers as having failed it ([`Job::excluded`]); a further failure
+/// drops the oldest, which may then be matched to the job again. Bounds the job record and the
+/// matcher's check per candidate.
+pub const EXCLUDED_MAX: usize = 4;
 
 /// Where a job is in its lifecycle.
 #[derive(
@@ -176,8 +180,10 @@ pub struct Job {
     /// Price per unit fixed at match time, `max(base price, provider ask) <= max_price`.
     #[serde(serialize_with = "decimal")]
     pub charged_price: Amount,
-    /// A provider that failed this job and is not matched to it again.
-    pub excluded: Option<Address>,
+    /// Providers that failed this job (missed its start, its commit or a heartbeat while it
+    /// was matched or running), oldest first, at most [`EXCLUDED_MAX`]: none of them is
+    /// matched to it again while listed. A failure beyond [`EXCLUDED_MAX`] drops the oldest.
+    pub excluded: Vec<Address>,
     /// The pending deadline (expiry, start, commit or challenge window), if any.
     pub deadline: Option<Deadline>,
     /// Blocks the provider's backlog takes at its capacity when matched (sets the commit

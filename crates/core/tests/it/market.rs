@@ -336,7 +336,7 @@ fn a_provider_that_stops_heartbeating_is_slashed_and_its_job_moves_on() {
     let job = net.job(0);
     assert_eq!(job.status, JobStatus::Matched);
     assert_eq!(job.provider, Some(addr(&backup)));
-    assert_eq!((job.requeues, job.excluded), (1, Some(addr(&cheap))));
+    assert_eq!((job.requeues, job.excluded), (1, vec![addr(&cheap)]));
     assert_eq!((job.escrow, job.compensated), (escrow, credit));
     assert_eq!(job.charged_price, 10);
     assert_eq!(net.market(&backup, MarketMsg::StartJob { id: 0 }), "ok");
@@ -1151,6 +1151,45 @@ proptest! {
             prop_assert_eq!(stake.locked, record.collateral);
             prop_assert_eq!(net.balance(p), START - net.fee(p) - 300_000 + earned);
         }
+    }
+}
+
+#[test]
+fn a_job_excludes_the_last_four_providers_that_failed_it() {
+    let provs: Vec<SigningKey> = (1..=5).map(key).collect();
+    let user = key(9);
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 1_000;
+    params.market.start_blocks = 2;
+    assert_eq!(market::records::EXCLUDED_MAX, 4);
+    let funded: Vec<&SigningKey> = provs.iter().chain([&user]).collect();
+    let mut net = Net::new(&funded, params);
+    // Asks 1..=5: the cheapest provider not excluded gets the job.
+    for (i, p) in provs.iter().enumerate() {
+        net.provider(p, 1_000_000, Register::new(100, i as u128 + 1, 1_000_000));
+    }
+    assert_eq!(net.market(&user, inference(10, 10)), "ok");
+    let a: Vec<Address> = provs.iter().map(addr).collect();
+    // Each provider in turn misses the start; the job moves on to the next, never back.
+    for i in 0..5 {
+        let job = net.job(0);
+        assert_eq!(job.status, JobStatus::Matched);
+        assert_eq!(job.provider, Some(a[i]), "failure {i}");
+        assert_eq!(job.excluded, a[i.saturating_sub(4)..i].to_vec());
+        net.empty_blocks(2);
+    }
+    // The fifth failure dropped the oldest (provider 0): it is matched again.
+    let job = net.job(0);
+    assert_eq!(job.requeues, 5);
+    assert_eq!(job.excluded, a[1..5].to_vec());
+    assert_eq!(job.provider, Some(a[0]));
+    assert_eq!(net.market(&provs[0], MarketMsg::StartJob { id: 0 }), "ok");
+    for p in &provs[1..] {
+        let record = market::provider(&net.state, &addr(p))
+            .unwrap()
+            .unwrap()
+            .record;
+        assert_eq!(record.slashes, 1);
     }
 }
 
