@@ -5,7 +5,9 @@
 //!
 //! A deadline at height `d` is the last height at which the awaited transaction is accepted; it
 //! fires at the end of block `d`, or of a later block if the budget ran out (the rest wait,
-//! earliest first).
+//! earliest first). The awaited event of a queue expiry is a match, made by the matcher that
+//! runs after this hook: a job's expiry at `e` means it can be matched up to height `e - 1`
+//! (see [`super::matching`], "Expiry").
 //!
 //! # Budget
 //! Each block the hook spends at most `deadlines_per_block_max` units of work: a job deadline

@@ -42,6 +42,15 @@
 //! still matched as long as fewer than `match_scan_max - match_per_block_max` unmatchable
 //! entries precede them. Submissions below the base price or above `job_units_max` are refused
 //! outright, and an unmatchable job leaves the queue after `queue_ttl_blocks`.
+//!
+//! # Expiry
+//! A job queued (submitted or requeued) at height `q` has its expiry deadline at
+//! `e = q + queue_ttl_blocks`. The end-of-block hook runs the deadlines before matching, so the
+//! job is matchable at the end of blocks `q ..= e - 1` (exactly `queue_ttl_blocks` matching
+//! rounds) and at the end of block `e` it expires instead. If the deadline budget delays the
+//! expiry past `e`, the matcher still skips the job (it reads the job's deadline), so
+//! `e - 1` is the last height at which it can be matched, whatever the budget. `CancelJob` is
+//! accepted until the hook has expired it (the transactions of block `e` run before it).
 
 use crate::error::{self, TxError};
 use crate::event::Event;
@@ -52,8 +61,8 @@ use super::NAME;
 use super::jobs::{dequeue, set_status};
 use super::provider::required_collateral;
 use super::records::{
-    ASK_PREFIX, Job, JobStatus, MarketState, Provider, QUEUE_PREFIX, ask_key_address, queue_key_id,
-    read_job, read_provider, write_job_deadline, write_provider,
+    ASK_PREFIX, DeadlineKind, Job, JobStatus, MarketState, Provider, QUEUE_PREFIX, ask_key_address,
+    queue_key_id, read_job, read_provider, write_job_deadline, write_provider,
 };
 
 struct Candidate {
@@ -99,6 +108,14 @@ fn load_candidates(ctx: &ExecContext<'_, '_>, ms: &MarketState) -> Result<Vec<Ca
         });
     }
     Ok(candidates)
+}
+
+/// Whether a queued job's expiry deadline is at or before `height`: its last matching round
+/// was the block before (see "Expiry" in the module docs), even if the deadline budget has not
+/// expired it yet.
+fn expired(job: &Job, height: u64) -> bool {
+    job.deadline
+        .is_some_and(|d| d.kind == DeadlineKind::Expiry && d.height <= height)
 }
 
 /// Whether `c` may take `job` at `height`.
@@ -159,6 +176,9 @@ pub(crate) fn run(ctx: &mut ExecContext<'_, '_>, ms: &mut MarketState) -> Result
             break;
         }
         let mut job = read_job(ctx.state, id)?.ok_or(TxError::UnknownJob(id))?;
+        if expired(&job, height) {
+            continue;
+        }
         let tier = effective_tier(&job, height, params.aging_blocks, tiers);
         if !within_reserve(ctx, ms, tier, job.units) {
             continue;

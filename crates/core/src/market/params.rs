@@ -73,7 +73,9 @@ pub struct MarketParams {
     pub provider_jobs_max: u32,
     /// A provider silent for this many blocks goes offline and is slashed.
     pub heartbeat_timeout_blocks: u64,
-    /// A queued job not matched within this many blocks expires with a full refund.
+    /// A queued job not matched within this many blocks expires with a full refund: queued at
+    /// `q`, it is matchable at the end of blocks `q ..= q + queue_ttl_blocks - 1` and expires
+    /// at the end of block `q + queue_ttl_blocks` (see [`super::matching`], "Expiry").
     pub queue_ttl_blocks: u64,
     /// Blocks a matched provider has to start the job.
     pub start_blocks: u64,

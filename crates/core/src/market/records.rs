@@ -63,7 +63,8 @@ pub enum JobStatus {
     Settled,
     /// Cancelled by its owner and refunded; final.
     Cancelled,
-    /// Not matched within `queue_ttl_blocks` and refunded; final.
+    /// Not matched within `queue_ttl_blocks` (last matchable at queued height +
+    /// `queue_ttl_blocks - 1`) and refunded; final.
     Expired,
     /// A dispute found the provider at fault: the provider was slashed, the owner got the
     /// whole escrow and its bond back, nothing was paid; final.

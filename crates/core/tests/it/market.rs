@@ -1194,6 +1194,71 @@ fn a_job_excludes_the_last_four_providers_that_failed_it() {
 }
 
 #[test]
+fn a_queued_job_is_matchable_up_to_the_block_before_its_expiry() {
+    let (p1, p2, user) = (key(1), key(2), key(3));
+    let mut params = test_params();
+    params.market.heartbeat_timeout_blocks = 1_000;
+    params.market.queue_ttl_blocks = 5;
+    params.market.provider_jobs_max = 1;
+    params.market.deadlines_per_block_max = 2;
+    let ttl = params.market.queue_ttl_blocks;
+    let mut net = Net::new(&[&p1, &p2, &user], params);
+    let expiry_of = |net: &Net, id| {
+        let d = net.job(id).deadline.expect("queued job has a deadline");
+        assert_eq!(d.kind, market::records::DeadlineKind::Expiry);
+        d.height
+    };
+    // A provider appearing at the last height before the expiry gets the job.
+    assert_eq!(net.market(&user, inference(10, 10)), "ok");
+    let expiry = expiry_of(&net, 0);
+    assert_eq!(expiry, net.height + ttl);
+    while net.height < expiry - 2 {
+        net.empty_blocks(1);
+    }
+    net.provider(&p1, 1_000_000, Register::new(100, 1, 1_000_000));
+    assert_eq!(net.height, expiry - 1);
+    assert_eq!(net.job(0).status, JobStatus::Matched);
+    assert_eq!(net.job(0).matched_height, expiry - 1);
+    // p1 is full (provider_jobs_max 1). Three jobs expire at the same height; a provider
+    // appears in that very block. Deadlines run before matching: two expire within the budget
+    // of 2; the third is overdue though not yet expired, and the matcher skips it.
+    let txs = (0..3)
+        .map(|_| net.tx(&user, Msg::Market(inference(10, 10))))
+        .collect();
+    assert_eq!(net.block(txs), ["ok"; 3]);
+    let expiry = expiry_of(&net, 1);
+    assert!((2..=3).all(|id| expiry_of(&net, id) == expiry));
+    while net.height < expiry - 1 {
+        net.empty_blocks(1);
+    }
+    assert!((1..=3).all(|id| net.job(id).status == JobStatus::Queued));
+    net.provider(&p2, 1_000_000, Register::new(100, 1, 1_000_000));
+    assert_eq!(net.height, expiry);
+    assert_eq!(net.job(1).status, JobStatus::Expired);
+    assert_eq!(net.job(2).status, JobStatus::Expired);
+    assert_eq!(
+        net.job(3).status,
+        JobStatus::Queued,
+        "its expiry waits for budget"
+    );
+    let idle = market::provider(&net.state, &addr(&p2)).unwrap().unwrap();
+    assert!(
+        idle.record.jobs.is_empty() && idle.eligible,
+        "p2 could have taken it"
+    );
+    net.empty_blocks(1);
+    assert_eq!(net.job(3).status, JobStatus::Expired);
+    assert!(
+        market::provider(&net.state, &addr(&p2))
+            .unwrap()
+            .unwrap()
+            .record
+            .jobs
+            .is_empty()
+    );
+}
+
+#[test]
 fn the_audit_requires_staking_to_lock_exactly_the_market_commitments() {
     let (prov, user) = (key(1), key(2));
     let params = test_params();
