@@ -53,17 +53,38 @@ impl SignaturePool {
         result
     }
 
+    /// [`SignaturePool::decode_and_verify`] as a pool task: the result, with the seconds the
+    /// task took, arrives on the returned channel. Tasks of several blocks share the pool's
+    /// threads, so one block's last batch does not hold the next block's first back.
+    pub fn decode_and_verify_in_background(
+        &self,
+        encoded: Vec<Vec<u8>>,
+    ) -> mpsc::Receiver<Result<(Vec<Tx>, Prechecks, f64), TxError>> {
+        let (done, result) = mpsc::sync_channel(1);
+        self.pool.spawn(move || {
+            let started = std::time::Instant::now();
+            let checked = decode_and_verify_here(&encoded)
+                .map(|(txs, verdicts)| (txs, verdicts, started.elapsed().as_secs_f64()));
+            // The receiver may be gone (the run stopped); nothing to do then.
+            let _ = done.send(checked);
+        });
+        result
+    }
+
     /// Decodes a block's transactions and verifies their signatures on the pool.
     pub fn decode_and_verify(&self, encoded: &[Vec<u8>]) -> Result<(Vec<Tx>, Prechecks), TxError> {
-        self.pool.install(|| {
-            let txs: Vec<Tx> = encoded
-                .par_iter()
-                .map(|bytes| Tx::decode(bytes))
-                .collect::<Result<_, _>>()?;
-            let verdicts = Prechecks::verify(&txs);
-            Ok((txs, verdicts))
-        })
+        self.pool.install(|| decode_and_verify_here(encoded))
     }
+}
+
+/// Decodes and verifies on the current rayon pool.
+fn decode_and_verify_here(encoded: &[Vec<u8>]) -> Result<(Vec<Tx>, Prechecks), TxError> {
+    let txs: Vec<Tx> = encoded
+        .par_iter()
+        .map(|bytes| Tx::decode(bytes))
+        .collect::<Result<_, _>>()?;
+    let verdicts = Prechecks::verify(&txs);
+    Ok((txs, verdicts))
 }
 
 #[cfg(target_os = "linux")]
