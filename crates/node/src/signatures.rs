@@ -18,6 +18,9 @@ use std::sync::mpsc;
 /// Nice value added to the pool's threads (Unix); 0 is normal priority, 19 the lowest.
 pub const SIGNATURE_THREAD_NICE: i32 = 19;
 
+/// A block's decoded transactions, their prechecks and the seconds the check took.
+pub type CheckedBlock = (Vec<Tx>, Prechecks, f64);
+
 /// A pool of low-priority threads for signature batches.
 #[derive(Debug)]
 pub struct SignaturePool {
@@ -59,7 +62,7 @@ impl SignaturePool {
     pub fn decode_and_verify_in_background(
         &self,
         encoded: Vec<Vec<u8>>,
-    ) -> mpsc::Receiver<Result<(Vec<Tx>, Prechecks, f64), TxError>> {
+    ) -> mpsc::Receiver<Result<CheckedBlock, TxError>> {
         let (done, result) = mpsc::sync_channel(1);
         self.pool.spawn(move || {
             let started = std::time::Instant::now();
