@@ -395,6 +395,18 @@ pub(crate) enum JobCmd {
         /// Job id.
         id: u64,
     },
+    /// Jobs in id order, optionally only those in one status.
+    List {
+        /// queued, matched, running, committed, disputed, settled, cancelled, expired or failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only jobs with ids above this one (the `next_after` of the previous page).
+        #[arg(long)]
+        after: Option<u64>,
+        /// Most jobs to list (1 to 200).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Cancel your job while it is queued or matched but not started: full refund.
     Cancel {
         /// Job id.

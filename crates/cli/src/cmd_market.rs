@@ -86,6 +86,26 @@ pub(crate) fn run_job(global: &Global, cmd: JobCmd) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        JobCmd::List {
+            status,
+            after,
+            limit,
+        } => {
+            let mut path = format!("/jobs?limit={limit}");
+            if let Some(status) = status {
+                path.push_str(&format!("&status={status}"));
+            }
+            if let Some(after) = after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let listed = Api::resolve(global)?.get(&path)?;
+            if global.json {
+                output::json(&listed);
+            } else {
+                print_job_list(&listed);
+            }
+            return Ok(());
+        }
         JobCmd::Cancel { id, tx } => (id, tx, MarketMsg::CancelJob { id }, "cancelled"),
         JobCmd::Start { id, tx } => (id, tx, MarketMsg::StartJob { id }, "started"),
         JobCmd::Commit {
@@ -470,6 +490,27 @@ fn print_job(j: &Value) {
     println!("paid:         {}", output::amount(&j["paid"]));
     println!("refunded:     {}", output::amount(&j["refunded"]));
     println!("compensated:  {}", output::amount(&j["compensated"]));
+}
+
+fn print_job_list(listed: &Value) {
+    let jobs = listed["jobs"].as_array().cloned().unwrap_or_default();
+    if jobs.is_empty() {
+        println!("no jobs");
+    }
+    for j in &jobs {
+        println!(
+            "{:>6}  {:<10} {:<9} {:<8} {:>10} units  paid {}",
+            j["id"],
+            text(&j["status"]),
+            text(&j["spec"]["kind"]),
+            text(&j["spec"]["model"]),
+            j["units"],
+            output::amount(&j["paid"])
+        );
+    }
+    if let Some(next) = listed["next_after"].as_u64() {
+        println!("more: --after {next}");
+    }
 }
 
 fn print_stats(s: &Value) {

@@ -212,6 +212,16 @@ fn provider_job_and_market_commands_work_end_to_end() {
         .expect("run poi job status");
     assert!(one_error_line(&refused).contains("no job 99"));
 
+    let listed = json_of(poi().args(["job", "list", "--status", "settled", "--home", h, "--json"]));
+    assert_eq!(listed["jobs"][0]["id"], 0, "{listed}");
+    let human = stdout_of(poi().args(["job", "list", "--home", h]));
+    assert_eq!(human.lines().count(), 2, "{human}");
+    let refused = poi()
+        .args(["job", "list", "--status", "verified", "--home", h])
+        .output()
+        .expect("run poi job list");
+    assert!(one_error_line(&refused).contains("bad_status"));
+
     let stats = json_of(poi().args(["market", "stats", "--home", h, "--json"]));
     for field in ["utilisation", "base_price", "queue_length", "queue"] {
         assert!(

@@ -10,8 +10,8 @@ use crate::token::Amount;
 
 use super::records::{
     ASK_PREFIX, DEADLINE_PREFIX, DeadlineKind, EXCLUDED_MAX, JOB_PREFIX, Job, JobStatus,
-    MarketState, PROVIDER_PREFIX, Provider, QUEUE_PREFIX, USER_PREFIX, UserRecord, ask_key,
-    deadline_key, load_state, queue_key,
+    MarketState, PROVIDER_PREFIX, Provider, QUEUE_PREFIX, STATUS_PREFIX, USER_PREFIX, UserRecord,
+    ask_key, deadline_key, load_state, queue_key, status_key,
 };
 
 type Check = Result<(), String>;
@@ -77,6 +77,19 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     })?;
     ensure(deadlines.is_empty(), || {
         format!("{} stray deadline entries", deadlines.len())
+    })?;
+    let mut by_status = keys(state, STATUS_PREFIX)?;
+    for job in &jobs {
+        ensure(by_status.remove(&status_key(job.status, job.id)), || {
+            format!(
+                "job {} has no status-index entry for {}",
+                job.id,
+                job.status.as_str()
+            )
+        })?;
+    }
+    ensure(by_status.is_empty(), || {
+        format!("{} stray status-index entries", by_status.len())
     })?;
     check_users(state, &jobs, &providers, &users)
 }

@@ -71,7 +71,7 @@ pub(crate) fn enqueue(
         .height
         .checked_add(ctx.params.market.queue_ttl_blocks)
         .ok_or(TxError::Overflow("queue expiry"))?;
-    write_job_deadline(ctx.state, job, expiry);
+    write_job_deadline(ctx.state, job, expiry)?;
     Ok(())
 }
 
@@ -356,7 +356,7 @@ fn close(
     job.refunded = error::add(job.refunded, refund, "job refund")?;
     job.escrow = 0;
     set_status(ms, job, status)?;
-    write_job_deadline(ctx.state, job, 0);
+    write_job_deadline(ctx.state, job, 0)?;
     release_user(ctx, job.owner)?;
     ctx.emit(
         Event::new(NAME, "job_closed")
@@ -467,7 +467,7 @@ pub(crate) fn start(
         .ok_or(TxError::Overflow("commit deadline"))?;
     job.started_height = height;
     set_status(ms, &mut job, JobStatus::Running)?;
-    write_job_deadline(ctx.state, &mut job, due);
+    write_job_deadline(ctx.state, &mut job, due)?;
     ctx.emit(
         Event::new(NAME, "job_started")
             .with("job", id)
@@ -506,7 +506,7 @@ pub(crate) fn commit(
     job.result_root = Some(result_root);
     job.units_delivered = units_delivered;
     set_status(ms, &mut job, JobStatus::Committed)?;
-    write_job_deadline(ctx.state, &mut job, window_end);
+    write_job_deadline(ctx.state, &mut job, window_end)?;
     ctx.emit(
         Event::new(NAME, "job_committed")
             .with("job", id)
@@ -556,7 +556,7 @@ pub(crate) fn answer(
         .checked_add(ctx.params.market.dispute_blocks)
         .ok_or(TxError::Overflow("dispute deadline"))?;
     set_status(ms, &mut job, JobStatus::Disputed)?;
-    write_job_deadline(ctx.state, &mut job, due);
+    write_job_deadline(ctx.state, &mut job, due)?;
     ctx.emit(
         Event::new(NAME, "job_disputed")
             .with("job", id)

@@ -230,7 +230,7 @@ fn assign(
     let start_by = height
         .checked_add(params.start_blocks)
         .ok_or(TxError::Overflow("start deadline"))?;
-    write_job_deadline(ctx.state, job, start_by);
+    write_job_deadline(ctx.state, job, start_by)?;
     ctx.emit(
         Event::new(NAME, "job_matched")
             .with("job", job.id)

@@ -46,7 +46,9 @@ use crate::token::Amount;
 pub use jobs::resolve_dispute;
 pub use params::MarketParams;
 pub use provider::{Registration, required_collateral};
-pub use queries::{MarketStats, ProviderInfo, job, market_stats, provider, user};
+pub use queries::{
+    JOBS_PAGE_MAX, MarketStats, ProviderInfo, job, jobs, market_stats, provider, user,
+};
 pub use records::{Job, JobSpec, JobStatus, MarketState, Provider, UserRecord};
 pub use slashing::SlashReason;
 

@@ -114,6 +114,49 @@ pub fn job(state: &dyn StateReader, id: u64) -> Result<Option<Job>, StateError> 
     read_job(state, id)
 }
 
+/// Most jobs one [`jobs`] call returns.
+pub const JOBS_PAGE_MAX: usize = 200;
+
+/// Up to `limit` (at most [`JOBS_PAGE_MAX`]) jobs with ids above `after`, in id order: those in
+/// `status` (read through the status index, so other jobs cost nothing), or all of them. Keys
+/// at or below `after` are still walked (the reader has no range scan), which is cheap for the
+/// index, whose values are empty.
+pub fn jobs(
+    state: &dyn StateReader,
+    status: Option<JobStatus>,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Job>, StateError> {
+    let limit = limit.min(JOBS_PAGE_MAX);
+    let mut ids = Vec::new();
+    let prefix = match status {
+        Some(status) => records::status_prefix(status),
+        None => records::JOB_PREFIX.to_vec(),
+    };
+    if limit > 0 {
+        state.scan_prefix(&prefix, &mut |key, _| {
+            let Some(id) = key
+                .get(prefix.len()..)
+                .and_then(|tail| <[u8; 8]>::try_from(tail).ok())
+                .map(u64::from_be_bytes)
+            else {
+                return true;
+            };
+            if after.is_none_or(|after| id > after) {
+                ids.push(id);
+            }
+            ids.len() < limit
+        })?;
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let job = read_job(state, id)?
+            .ok_or_else(|| StateError(format!("indexed job {id} has no record")))?;
+        out.push(job);
+    }
+    Ok(out)
+}
+
 /// What the market holds for a user: active jobs and the tier stake locked for them.
 pub fn user(state: &dyn StateReader, address: &Address) -> Result<UserRecord, StateError> {
     records::read_user(state, address)

@@ -37,6 +37,9 @@ pub const QUEUE_PREFIX: &[u8] = b"mkt/q/";
 pub const ASK_PREFIX: &[u8] = b"mkt/a/";
 /// Prefix of the deadline index, earliest first.
 pub const DEADLINE_PREFIX: &[u8] = b"mkt/d/";
+/// Prefix of the job index by status: `mkt/t/<status u8><id u64 BE>`, one entry per job, so
+/// the jobs in one status are listed in id order without reading the others.
+pub const STATUS_PREFIX: &[u8] = b"mkt/t/";
 /// Most providers a job remembers as having failed it ([`Job::excluded`]); a further failure
 /// drops the oldest, which may then be matched to the job again. Bounds the job record and the
 /// matcher's check per candidate.
@@ -117,6 +120,11 @@ impl JobStatus {
 
     pub(crate) fn index(self) -> usize {
         self as usize
+    }
+
+    /// The status named `name` ([`JobStatus::as_str`]), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -556,14 +564,44 @@ pub(crate) fn write_provider(state: &mut Overlay<'_>, params: &MarketParams, p: 
     state.put_borsh(provider_key(&p.address), p);
 }
 
-/// Writes a job whose deadline is unchanged.
-pub(crate) fn write_job(state: &mut Overlay<'_>, job: &Job) {
+/// Key of job `id`'s entry in the status index under `status`.
+pub fn status_key(status: JobStatus, id: u64) -> Vec<u8> {
+    let mut key = STATUS_PREFIX.to_vec();
+    key.push(status.index() as u8);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The status-index prefix of the jobs in `status`.
+pub fn status_prefix(status: JobStatus) -> Vec<u8> {
+    let mut key = STATUS_PREFIX.to_vec();
+    key.push(status.index() as u8);
+    key
+}
+
+/// Writes a job whose deadline is unchanged, moving its status-index entry if its status
+/// changed (the stored record says what it was).
+pub(crate) fn write_job(state: &mut Overlay<'_>, job: &Job) -> Result<(), StateError> {
+    let before: Option<Job> = state.get_borsh(&job_key(job.id))?;
+    match before.map(|old| old.status) {
+        Some(old) if old == job.status => {}
+        Some(old) => {
+            state.delete(status_key(old, job.id));
+            state.put(status_key(job.status, job.id), Vec::new());
+        }
+        None => state.put(status_key(job.status, job.id), Vec::new()),
+    }
     state.put_borsh(job_key(job.id), job);
+    Ok(())
 }
 
 /// Replaces a job's pending deadline with `height` for the wait its status implies (none for
 /// final jobs; `height` is then ignored) and writes the job.
-pub(crate) fn write_job_deadline(state: &mut Overlay<'_>, job: &mut Job, height: u64) {
+pub(crate) fn write_job_deadline(
+    state: &mut Overlay<'_>,
+    job: &mut Job,
+    height: u64,
+) -> Result<(), StateError> {
     if let Some(old) = job.deadline.take() {
         state.delete(deadline_key(old.height, old.kind, &job.id.to_be_bytes()));
     }
@@ -574,5 +612,5 @@ pub(crate) fn write_job_deadline(state: &mut Overlay<'_>, job: &mut Job, height:
         );
         job.deadline = Some(Deadline { height, kind });
     }
-    write_job(state, job);
+    write_job(state, job)
 }

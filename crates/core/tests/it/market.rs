@@ -1668,3 +1668,29 @@ fn one_user_cannot_hold_more_than_its_share_of_open_jobs() {
     assert_eq!(net.market(&user, inference(10, 10)), "ok");
     assert_eq!(net.stats().jobs["queued"], 3);
 }
+
+#[test]
+fn jobs_are_listed_by_status_in_id_order_and_move_with_their_status() {
+    let user = key(3);
+    let mut net = Net::new(&[&user], test_params());
+    for _ in 0..3 {
+        assert_eq!(net.market(&user, inference(10, 10)), "ok");
+    }
+    assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 1 }), "ok");
+    let ids = |status: Option<JobStatus>, after: Option<u64>, limit: usize| -> Vec<u64> {
+        market::jobs(&net.state, status, after, limit)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect()
+    };
+    assert_eq!(ids(Some(JobStatus::Queued), None, 10), [0, 2]);
+    assert_eq!(ids(Some(JobStatus::Cancelled), None, 10), [1]);
+    assert!(ids(Some(JobStatus::Settled), None, 10).is_empty());
+    assert_eq!(ids(None, None, 10), [0, 1, 2]);
+    assert_eq!(ids(None, Some(0), 1), [1], "pages continue after an id");
+    assert_eq!(ids(Some(JobStatus::Queued), Some(0), 10), [2]);
+    assert!(ids(None, None, 0).is_empty());
+    assert_eq!(JobStatus::parse("cancelled"), Some(JobStatus::Cancelled));
+    assert_eq!(JobStatus::parse("verified"), None);
+}

@@ -1,4 +1,5 @@
-//! Market endpoints: `GET /market`, `GET /providers/{address}`, `GET /jobs/{id}`.
+//! Market endpoints: `GET /market`, `GET /providers/{address}`, `GET /jobs` (by status, paged)
+//! and `GET /jobs/{id}`.
 //!
 //! Each reads one snapshot of the committed state, so every figure in an answer describes the
 //! same height. Amounts are decimal strings of base units; ratios are integers in basis points
@@ -7,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use poi_core::market;
 use serde_json::{Value, json};
 
@@ -74,6 +75,53 @@ pub(super) async fn provider(State(ledger): Shared, Path(address): Path<String>)
         body.extend(extra);
     }
     Ok(Json(body))
+}
+
+/// `GET /jobs` query: `status` (a job status name), `after` (a job id), `limit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobsQuery {
+    status: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Jobs in id order, optionally in one status, `limit` (default 50, at most
+/// [`market::JOBS_PAGE_MAX`]) after the id `after`.
+pub(super) async fn jobs(
+    State(ledger): Shared,
+    query: Result<Query<JobsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(name) => Some(market::JobStatus::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = market::JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request(
+                "bad_status",
+                format!("unknown job status {name:?}; one of {}", known.join(", ")),
+            )
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > market::JOBS_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be 1 to {}", market::JOBS_PAGE_MAX),
+        ));
+    }
+    let state = ledger.snapshot()?;
+    let jobs = market::jobs(&state, status, query.after, limit).map_err(ApiError::internal)?;
+    let next = (jobs.len() == limit)
+        .then(|| jobs.last().map(|j| j.id))
+        .flatten();
+    Ok(Json(json!({
+        "height": ledger.tip().height,
+        "status": status.map(|s| s.as_str()),
+        "jobs": to_value(&jobs)?,
+        "next_after": next,
+    })))
 }
 
 /// A job: its spec, status, escrow, provider, price, deadline and settlement.

@@ -42,7 +42,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
@@ -84,6 +84,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/stake/{address}", get(handlers::stake))
         .route("/market", get(market::stats))
         .route("/providers/{address}", get(market::provider))
+        .route("/jobs", get(market::jobs))
         .route("/jobs/{id}", get(market::job))
         .route("/blocks/latest", get(handlers::latest_block))
         .route("/blocks/{id}", get(handlers::block))

@@ -121,6 +121,21 @@ pub(super) fn spec() -> Value {
                     "404": error_response("not_found: not a registered provider")
                 }
             }},
+            "/jobs": { "get": {
+                "summary": "Jobs in id order, optionally in one status, paged",
+                "parameters": [
+                    { "name": "status", "in": "query", "required": false, "schema": {"type": "string",
+                      "enum": ["queued", "matched", "running", "committed", "disputed", "settled", "cancelled", "expired", "failed"]}},
+                    { "name": "after", "in": "query", "required": false, "schema": {"type": "integer"}},
+                    { "name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
+                ],
+                "responses": {
+                    "200": ok_json("Jobs", json!({"type": "object", "properties": {
+                        "height": {"type": "integer"}, "status": {"type": "string"},
+                        "jobs": {"type": "array"}, "next_after": {"type": "integer"}}})),
+                    "400": error_response("bad_status or bad_query")
+                }
+            }},
             "/jobs/{id}": { "get": {
                 "summary": "A job: spec, owner, status, escrow, provider, charged price, deadline, payment and refund",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],

@@ -93,6 +93,15 @@ fn market_provider_and_job_endpoints_show_the_committed_market() {
     assert_eq!(market["load_units"], 40);
     assert!(market["queue"].as_array().is_some_and(|q| !q.is_empty()));
 
+    let listed = node.get_ok("/jobs?status=matched");
+    assert_eq!(listed["jobs"][0]["id"], 0, "{listed}");
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(1));
+    let none = node.get_ok("/jobs?status=settled");
+    assert_eq!(none["jobs"], serde_json::json!([]));
+    assert_eq!(node.get_ok("/jobs?after=0")["jobs"], serde_json::json!([]));
+    assert_error(&node.get("/jobs?status=verified"), 400, "bad_status");
+    assert_error(&node.get("/jobs?limit=0"), 400, "bad_query");
+    assert_error(&node.get("/jobs?colour=red"), 400, "bad_query");
     assert_error(&node.get("/jobs/7"), 404, "not_found");
     assert_error(&node.get("/jobs/seven"), 400, "bad_job_id");
     assert_error(

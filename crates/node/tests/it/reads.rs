@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 16] = [
+const ROUTES: [&str; 17] = [
     "/health",
     "/status",
     "/txs",
@@ -17,6 +17,7 @@ const ROUTES: [&str; 16] = [
     "/stake/{address}",
     "/market",
     "/providers/{address}",
+    "/jobs",
     "/jobs/{id}",
     "/blocks/latest",
     "/blocks/{id}",
