@@ -21,7 +21,9 @@ pub enum StoreError {
     },
 
     /// The file was written with an on-disk format this build does not read.
-    #[error("store format version {found} is not supported (expected {expected})")]
+    #[error(
+        "store format version {found} is not supported (this build reads version {expected}): the data directory was written by another poi version; start a new home or resync it"
+    )]
     UnsupportedFormat {
         /// Format version recorded in the file.
         found: u32,
