@@ -13,7 +13,8 @@
 //! Each mechanism is a module ([`module::Module`]) that owns a key prefix, its transaction
 //! handlers, events, per-block hooks and invariants. This crate ships the framework, the
 //! [`bank`] module, the [`supply`] ledger, [`staking`] and the compute [`market`]; later
-//! mechanisms plug in the same way.
+//! mechanisms plug in the same way. [`poi`] (Proof of Intelligence) so far holds only pure
+//! building blocks, not yet a registered module.
 //!
 //! Stability: ALPHA; encodings are pinned by golden digests in tests.
 
@@ -29,6 +30,7 @@ pub mod market;
 pub mod merkle;
 pub mod module;
 pub mod params;
+pub mod poi;
 pub mod staking;
 pub mod state;
 pub mod supply;

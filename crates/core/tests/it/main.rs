@@ -3,5 +3,6 @@
 mod chain;
 mod conformance;
 mod determinism;
+mod dissection;
 mod market;
 mod staking;
