@@ -164,6 +164,9 @@ pub enum JobSpec {
 pub struct Job {
     /// Sequential id.
     pub id: u64,
+    /// Where it is. Second in the encoding, right after the 8-byte id, so a status change can
+    /// be seen from the stored bytes without decoding the record ([`write_job`]).
+    pub status: JobStatus,
     /// Who submitted and pays.
     pub owner: Address,
     /// What to run.
@@ -179,8 +182,6 @@ pub struct Job {
     pub band: u64,
     /// Height of submission.
     pub submitted_height: u64,
-    /// Where it is.
-    pub status: JobStatus,
     /// Base units held for this job: `units x max_price` until it ends, then 0.
     #[serde(serialize_with = "decimal")]
     pub escrow: Amount,
@@ -579,11 +580,23 @@ pub fn status_prefix(status: JobStatus) -> Vec<u8> {
     key
 }
 
+/// The status of a stored job record: the byte after its 8-byte id (see [`Job::status`]).
+fn stored_status(id: u64, bytes: &[u8]) -> Result<JobStatus, StateError> {
+    bytes
+        .get(8)
+        .and_then(|b| JobStatus::ALL.get(usize::from(*b)))
+        .copied()
+        .ok_or_else(|| StateError(format!("job {id}: stored record has no status byte")))
+}
+
 /// Writes a job whose deadline is unchanged, moving its status-index entry if its status
 /// changed (the stored record says what it was).
 pub(crate) fn write_job(state: &mut Overlay<'_>, job: &Job) -> Result<(), StateError> {
-    let before: Option<Job> = state.get_borsh(&job_key(job.id))?;
-    match before.map(|old| old.status) {
+    let before = match state.get(&job_key(job.id))? {
+        Some(bytes) => Some(stored_status(job.id, &bytes)?),
+        None => None,
+    };
+    match before {
         Some(old) if old == job.status => {}
         Some(old) => {
             state.delete(status_key(old, job.id));

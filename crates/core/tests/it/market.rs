@@ -1691,6 +1691,12 @@ fn jobs_are_listed_by_status_in_id_order_and_move_with_their_status() {
     assert_eq!(ids(None, Some(0), 1), [1], "pages continue after an id");
     assert_eq!(ids(Some(JobStatus::Queued), Some(0), 10), [2]);
     assert!(ids(None, None, 0).is_empty());
+    // The status index reads a stored job's status from the byte after its id.
+    for id in 0..3u64 {
+        let bytes = net.state.0[&market::records::job_key(id)].clone();
+        let status = net.job(id).status;
+        assert_eq!(JobStatus::ALL[usize::from(bytes[8])], status, "job {id}");
+    }
     assert_eq!(JobStatus::parse("cancelled"), Some(JobStatus::Cancelled));
     assert_eq!(JobStatus::parse("verified"), None);
 }
