@@ -12,8 +12,8 @@
 //! # Modules
 //! Each mechanism is a module ([`module::Module`]) that owns a key prefix, its transaction
 //! handlers, events, per-block hooks and invariants. This crate ships the framework, the
-//! [`bank`] module, the [`supply`] ledger, [`staking`] and the compute [`market`]; later
-//! mechanisms plug in the same way.
+//! [`bank`] module, the [`supply`] ledger, [`staking`], the compute [`market`] and Proof of
+//! Intelligence ([`poi`]); later mechanisms plug in the same way.
 //!
 //! Stability: ALPHA; encodings are pinned by golden digests in tests.
 
@@ -29,6 +29,7 @@ pub mod market;
 pub mod merkle;
 pub mod module;
 pub mod params;
+pub mod poi;
 pub mod staking;
 pub mod state;
 pub mod supply;

@@ -43,7 +43,10 @@ use crate::module::{ExecContext, Module};
 use crate::state::{self, Overlay, StateReader};
 use crate::token::Amount;
 
-pub use jobs::resolve_dispute;
+pub use jobs::{
+    commit_for_poi, hold, open_poi_dispute, resolve_dispute, resolve_dispute_for, settle_verified,
+    submit_for_poi,
+};
 pub use params::MarketParams;
 pub use provider::{Registration, required_collateral};
 pub use queries::{
