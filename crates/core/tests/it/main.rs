@@ -4,4 +4,5 @@ mod chain;
 mod conformance;
 mod determinism;
 mod market;
+mod poi;
 mod staking;
