@@ -21,6 +21,7 @@ use crate::limits::TX_EVENTS_MAX;
 use crate::market::{self, Market};
 use crate::module::{ExecContext, Module};
 use crate::params::Params;
+use crate::poi::{self, Poi};
 use crate::staking::{self, Staking};
 use crate::state::{Overlay, StateReader, WriteSet};
 use crate::supply::{self, Supply, SupplyModule};
@@ -106,13 +107,14 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A chain with the built-in modules (params, supply, bank, staking, market).
+    /// A chain with the built-in modules (params, supply, bank, staking, market, poi).
     pub fn new(chain_id: impl Into<String>) -> Self {
         let modules: Vec<Box<dyn Module>> = vec![
             Box::new(Bank),
             Box::new(SupplyModule),
             Box::new(Staking),
             Box::new(Market),
+            Box::new(Poi),
         ];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {
@@ -281,6 +283,7 @@ impl Chain {
             Msg::Bank(msg) => bank::handle(ctx, tx.body.signer, msg)?,
             Msg::Staking(msg) => staking::handle(ctx, tx.body.signer, msg)?,
             Msg::Market(msg) => market::handle(ctx, tx.body.signer, msg)?,
+            Msg::Poi(msg) => poi::handle(ctx, tx.body.signer, msg)?,
         }
         if ctx.events.len() > TX_EVENTS_MAX as usize {
             return Err(TxError::InvalidMessage(format!(

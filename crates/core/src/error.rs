@@ -250,6 +250,66 @@ pub enum TxError {
         /// Last height at which the heartbeat was accepted.
         deadline: u64,
     },
+    /// The job is held for Proof-of-Intelligence verification: it settles when PoI has
+    /// verified it, not on the owner's acceptance.
+    #[error("job {0} is being verified by proof of intelligence: it settles when verified")]
+    VerificationPending(u64),
+    /// The job was submitted through the Proof-of-Intelligence module, which takes its commit
+    /// (`PoiMsg::CommitTraining` / `CommitInference`), not the market's bare `CommitJob`.
+    #[error("job {0} is a proof-of-intelligence job: commit it with the poi commit message")]
+    PoiCommitRequired(u64),
+    /// The job has no Proof-of-Intelligence record (it was submitted to the market directly).
+    #[error("job {0} is not a proof-of-intelligence job")]
+    NotPoiJob(u64),
+    /// A PoI commit of the wrong kind (a training commit for an inference job or the reverse).
+    #[error("job {job} is a {kind} job")]
+    WrongJobKind {
+        /// Job id.
+        job: u64,
+        /// Its kind (`training` or `inference`).
+        kind: &'static str,
+    },
+    /// A PoI job spec is longer than `poi.spec_bytes_max`.
+    #[error("the job spec is {size} bytes, the limit is {max}")]
+    SpecTooLarge {
+        /// Its length in bytes.
+        size: u64,
+        /// `poi.spec_bytes_max`.
+        max: u64,
+    },
+    /// A Merkle proof carries more siblings than any committed tree needs.
+    #[error("the proof has {len} siblings, the limit is {max}")]
+    ProofTooLong {
+        /// Siblings given.
+        len: u64,
+        /// The most allowed.
+        max: u64,
+    },
+    /// A Merkle proof does not prove its leaf under the committed root (wrong length, or it
+    /// computes another root).
+    #[error(
+        "job {job}: the proof of leaf {leaf} does not verify under the committed root: {reason}"
+    )]
+    BadProof {
+        /// Job id.
+        job: u64,
+        /// The leaf index the proof is for.
+        leaf: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// A committed digest is not what the committed inputs hash to.
+    #[error("job {job}: {what} is {claimed}, the committed inputs hash to {computed}")]
+    DigestMismatch {
+        /// Job id.
+        job: u64,
+        /// Which digest.
+        what: &'static str,
+        /// The digest sent, hex.
+        claimed: String,
+        /// The digest recomputed, hex.
+        computed: String,
+    },
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -292,6 +352,14 @@ impl TxError {
             TxError::JobTooLarge { .. } => "job_too_large",
             TxError::QueueFull { .. } => "queue_full",
             TxError::HeartbeatLate { .. } => "heartbeat_late",
+            TxError::VerificationPending(_) => "verification_pending",
+            TxError::PoiCommitRequired(_) => "poi_commit_required",
+            TxError::NotPoiJob(_) => "not_poi_job",
+            TxError::WrongJobKind { .. } => "wrong_job_kind",
+            TxError::SpecTooLarge { .. } => "spec_too_large",
+            TxError::ProofTooLong { .. } => "proof_too_long",
+            TxError::BadProof { .. } => "bad_proof",
+            TxError::DigestMismatch { .. } => "digest_mismatch",
             TxError::State(_) => "internal",
         }
     }

@@ -12,9 +12,9 @@
 //! # Modules
 //! Each mechanism is a module ([`module::Module`]) that owns a key prefix, its transaction
 //! handlers, events, per-block hooks and invariants. This crate ships the framework, the
-//! [`bank`] module, the [`supply`] ledger, [`staking`] and the compute [`market`]; later
-//! mechanisms plug in the same way. [`poi`] (Proof of Intelligence) so far holds only pure
-//! building blocks, not yet a registered module.
+//! [`bank`] module, the [`supply`] ledger, [`staking`], the compute [`market`] and Proof of
+//! Intelligence ([`poi`]: its first commitments, and the pure dissection game not yet wired
+//! in); later mechanisms plug in the same way.
 //!
 //! Stability: ALPHA; encodings are pinned by golden digests in tests.
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::StateError;
 use crate::limits::BLOCK_TXS_MAX;
 use crate::market::MarketParams;
+use crate::poi::PoiParams;
 use crate::staking::StakingParams;
 use crate::state::Overlay;
 use crate::token::Amount;
@@ -44,6 +45,9 @@ pub struct Params {
     /// The compute marketplace ([`crate::market`]); defaults when absent from genesis.
     #[serde(default)]
     pub market: MarketParams,
+    /// Proof of Intelligence ([`crate::poi`]); defaults when absent from genesis.
+    #[serde(default)]
+    pub poi: PoiParams,
 }
 
 impl Default for Params {
@@ -56,6 +60,7 @@ impl Default for Params {
             block_txs_max: BLOCK_TXS_MAX,
             staking: StakingParams::default(),
             market: MarketParams::default(),
+            poi: PoiParams::default(),
         }
     }
 }
@@ -75,6 +80,9 @@ pub enum ParamsError {
     /// A marketplace parameter is out of range.
     #[error("{0}")]
     Market(String),
+    /// A Proof-of-Intelligence parameter is out of range.
+    #[error("{0}")]
+    Poi(String),
 }
 
 impl Params {
@@ -88,7 +96,8 @@ impl Params {
             return Err(ParamsError::BlockTxs(self.block_txs_max));
         }
         self.staking.validate().map_err(ParamsError::Staking)?;
-        self.market.validate().map_err(ParamsError::Market)
+        self.market.validate().map_err(ParamsError::Market)?;
+        self.poi.validate().map_err(ParamsError::Poi)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

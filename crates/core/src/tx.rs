@@ -25,6 +25,7 @@ use crate::bank::BankMsg;
 use crate::error::TxError;
 use crate::limits::{SIGNATURE_BATCH_TXS, TX_BYTES_MAX};
 use crate::market::MarketMsg;
+use crate::poi::PoiMsg;
 use crate::staking::StakingMsg;
 use crate::token::Amount;
 
@@ -43,6 +44,9 @@ pub enum Msg {
     Staking(StakingMsg),
     /// A marketplace message (providers and jobs).
     Market(MarketMsg),
+    /// A Proof-of-Intelligence message (PoI jobs and their commitments). Appended last, so the
+    /// encodings of the earlier variants are unchanged.
+    Poi(PoiMsg),
 }
 
 /// The signed part of a transaction.

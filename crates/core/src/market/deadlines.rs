@@ -141,6 +141,7 @@ fn missed_heartbeat(
         SlashReason::MissedHeartbeat,
         &mut victims,
         evidence,
+        None,
     )?;
     write_provider(ctx.state, &ctx.params.market, &mut p);
     for mut job in victims {
@@ -187,11 +188,13 @@ fn job_deadline(
                 deadline: deadline.height,
             };
             let mut victims = [job];
-            slashing::slash(ctx, &mut p, reason, &mut victims, evidence)?;
+            slashing::slash(ctx, &mut p, reason, &mut victims, evidence, None)?;
             let [mut job] = victims;
             write_provider(ctx.state, &ctx.params.market, &mut p);
             requeue(ctx, ms, &mut job)
         }
         DeadlineKind::Heartbeat => unreachable!("heartbeats are handled by address"),
+        // `for_status` never names the hold marker, so the check above already refused it.
+        DeadlineKind::Held => Err(corrupt(&id.to_be_bytes())),
     }
 }

@@ -145,6 +145,8 @@ fn check_jobs(
             })?;
         }
         match DeadlineKind::for_status(job.status) {
+            // Held for PoI: the marker is on the record, nothing is indexed.
+            Some(_) if job.is_held() => {}
             Some(kind) => {
                 let d = job.deadline.filter(|d| d.kind == kind);
                 let d = d.ok_or_else(|| format!("job {id} lacks its {kind:?} deadline"))?;

@@ -23,8 +23,9 @@ use super::NAME;
 use super::params::{MarketParams, PPM_ONE};
 use super::provider::reputation_after;
 use super::records::{
-    EXCLUDED_MAX, Job, JobSpec, JobStatus, MarketState, Provider, job_or_err, queue_key,
-    read_provider, read_user, write_job_deadline, write_provider, write_user,
+    DeadlineKind, EXCLUDED_MAX, Job, JobSpec, JobStatus, MarketState, Provider, job_or_err,
+    queue_key, read_provider, read_user, write_job_deadline, write_job_held, write_provider,
+    write_user,
 };
 use super::slashing::{self, Evidence, SlashReason};
 
@@ -329,10 +330,13 @@ fn expect_status(job: &Job, status: JobStatus) -> Result<(), TxError> {
 
 fn before_deadline(ctx: &ExecContext<'_, '_>, job: &Job) -> Result<(), TxError> {
     match job.deadline {
-        Some(d) if ctx.block.height > d.height => Err(TxError::DeadlinePassed {
-            job: job.id,
-            deadline: d.height,
-        }),
+        // A hold marker is no deadline: a held job waits for PoI.
+        Some(d) if d.kind != DeadlineKind::Held && ctx.block.height > d.height => {
+            Err(TxError::DeadlinePassed {
+                job: job.id,
+                deadline: d.height,
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -489,6 +493,22 @@ pub(crate) fn commit(
     let mut job = assigned_job(ctx, signer, id)?;
     expect_status(&job, JobStatus::Running)?;
     before_deadline(ctx, &job)?;
+    if ctx.state.get(&crate::poi::records::job_key(id))?.is_some() {
+        return Err(TxError::PoiCommitRequired(id));
+    }
+    commit_running(ctx, ms, &mut job, result_root, units_delivered)
+}
+
+/// Commits a running job that passed the caller's checks (assigned provider, status,
+/// deadline): the provider's load is freed and the challenge window opens.
+fn commit_running(
+    ctx: &mut ExecContext<'_, '_>,
+    ms: &mut MarketState,
+    job: &mut Job,
+    result_root: [u8; 32],
+    units_delivered: u64,
+) -> Result<(), TxError> {
+    let (id, signer) = (job.id, job.provider.expect("a running job has a provider"));
     if units_delivered > job.units {
         return Err(TxError::InvalidMessage(format!(
             "job {id}: {units_delivered} units delivered, only {} were bought",
@@ -496,7 +516,7 @@ pub(crate) fn commit(
         )));
     }
     let mut p = read_provider(ctx.state, &signer)?.expect("assigned provider is registered");
-    release_load(ms, &mut p, &job)?;
+    release_load(ms, &mut p, job)?;
     write_provider(ctx.state, &ctx.params.market, &mut p);
     let height = ctx.block.height;
     let window_end = height
@@ -505,8 +525,8 @@ pub(crate) fn commit(
     job.committed_height = height;
     job.result_root = Some(result_root);
     job.units_delivered = units_delivered;
-    set_status(ms, &mut job, JobStatus::Committed)?;
-    write_job_deadline(ctx.state, &mut job, window_end)?;
+    set_status(ms, job, JobStatus::Committed)?;
+    write_job_deadline(ctx.state, job, window_end)?;
     ctx.emit(
         Event::new(NAME, "job_committed")
             .with("job", id)
@@ -533,6 +553,9 @@ pub(crate) fn answer(
     let mut job = owned_job(ctx, signer, id)?;
     expect_status(&job, JobStatus::Committed)?;
     before_deadline(ctx, &job)?;
+    if accept && job.is_held() {
+        return Err(TxError::VerificationPending(id));
+    }
     if accept {
         return settle(ctx, ms, &mut job);
     }
@@ -595,10 +618,25 @@ pub(crate) fn dispute_lost_by_owner(
 /// the slash), the owner gets the whole escrow and its dispute bond back and the job ends
 /// `failed`; otherwise the provider gets the bond and the job settles as if accepted.
 /// Errors (`unknown_job`, `bad_job_state` unless disputed) change nothing.
+/// [`resolve_dispute_for`] with no winner.
 pub fn resolve_dispute(
     ctx: &mut ExecContext<'_, '_>,
     job_id: u64,
     provider_at_fault: bool,
+) -> Result<(), TxError> {
+    resolve_dispute_for(ctx, job_id, provider_at_fault, None)
+}
+
+/// [`resolve_dispute`] naming the challenger who won: when the provider is at fault, `winner`
+/// receives `dispute_reward_bps` of what is left of the slash after the users' SLA credits,
+/// and burn and treasury split the rest (see [`super::slashing`]). When the provider is not at
+/// fault there is no slash and `winner` is ignored (PoI settles a losing challenger's bond
+/// itself). Errors (`unknown_job`, `bad_job_state` unless disputed) change nothing.
+pub fn resolve_dispute_for(
+    ctx: &mut ExecContext<'_, '_>,
+    job_id: u64,
+    provider_at_fault: bool,
+    winner: Option<Address>,
 ) -> Result<(), TxError> {
     let mut ms = super::records::load_state(ctx.state, &ctx.params.market)?;
     let mut job = job_or_err(ctx.state, job_id)?;
@@ -611,7 +649,14 @@ pub fn resolve_dispute(
             deadline: job.committed_height,
         };
         let mut victims = [job];
-        slashing::slash(ctx, &mut p, SlashReason::Dispute, &mut victims, evidence)?;
+        slashing::slash(
+            ctx,
+            &mut p,
+            SlashReason::Dispute,
+            &mut victims,
+            evidence,
+            winner,
+        )?;
         let [victim] = victims;
         job = victim;
         write_provider(ctx.state, &ctx.params.market, &mut p);
@@ -623,4 +668,126 @@ pub fn resolve_dispute(
     }
     super::save_state(ctx.state, &ms);
     Ok(())
+}
+
+/// Runs `f` on the market state and job `id`, saving the state if it succeeds (the hooks PoI
+/// calls each load and save the market state themselves, like [`resolve_dispute`]).
+fn with_job(
+    ctx: &mut ExecContext<'_, '_>,
+    id: u64,
+    f: impl FnOnce(&mut ExecContext<'_, '_>, &mut MarketState, Job) -> Result<(), TxError>,
+) -> Result<(), TxError> {
+    let mut ms = super::records::load_state(ctx.state, &ctx.params.market)?;
+    let job = job_or_err(ctx.state, id)?;
+    f(ctx, &mut ms, job)?;
+    super::save_state(ctx.state, &ms);
+    Ok(())
+}
+
+fn expect_held(job: &Job) -> Result<(), TxError> {
+    if !job.is_held() {
+        return Err(TxError::BadJobState {
+            job: job.id,
+            state: if job.status == JobStatus::Committed {
+                "committed, not held"
+            } else {
+                job.status.as_str()
+            },
+            expected: "committed and held",
+        });
+    }
+    Ok(())
+}
+
+/// The commit of a running job, for the Proof-of-Intelligence module once it has checked the
+/// commit's proofs and that the signer is the job's assigned provider: the same as the
+/// market's `CommitJob` (commit deadline, `units_delivered <= units`), which PoI jobs must
+/// not use (`poi_commit_required`). Errors (`unknown_job`, `bad_job_state` unless running,
+/// `deadline_passed`, `invalid_message`) change nothing.
+pub fn commit_for_poi(
+    ctx: &mut ExecContext<'_, '_>,
+    id: u64,
+    result_root: [u8; 32],
+    units_delivered: u64,
+) -> Result<(), TxError> {
+    with_job(ctx, id, |ctx, ms, mut job| {
+        expect_status(&job, JobStatus::Running)?;
+        before_deadline(ctx, &job)?;
+        commit_running(ctx, ms, &mut job, result_root, units_delivered)
+    })
+}
+
+/// Holds a committed job for Proof-of-Intelligence verification: it stays `committed`, its
+/// challenge window leaves the deadline index (so it never settles by itself) and it carries
+/// the [`DeadlineKind::Held`] marker. The owner's `AcceptJob` is then refused with
+/// `verification_pending`; `DisputeJob` still works as for any committed job. PoI ends the
+/// hold with [`settle_verified`] or [`open_poi_dispute`]. Errors (`unknown_job`,
+/// `bad_job_state` unless committed and not yet held) change nothing.
+pub fn hold(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
+    with_job(ctx, id, |ctx, _ms, mut job| {
+        expect_status(&job, JobStatus::Committed)?;
+        if job.is_held() {
+            return Err(TxError::BadJobState {
+                job: id,
+                state: "committed and held",
+                expected: "committed, not held",
+            });
+        }
+        let height = ctx.block.height;
+        write_job_held(ctx.state, &mut job, height)?;
+        ctx.emit(Event::new(NAME, "job_held").with("job", id));
+        Ok(())
+    })
+}
+
+/// Settles a held job that PoI verified, exactly as the owner's acceptance does: the provider
+/// gets `units_delivered x charged_price`, the owner the rest of the escrow. Errors
+/// (`unknown_job`, `bad_job_state` unless committed and held) change nothing.
+pub fn settle_verified(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
+    with_job(ctx, id, |ctx, ms, mut job| {
+        expect_held(&job)?;
+        settle(ctx, ms, &mut job)
+    })
+}
+
+/// Opens a dispute on a committed job (held or not) for PoI: `committed -> disputed` with no
+/// owner bond (the challenger's bond is PoI's). The verdict ([`resolve_dispute_for`]) is due
+/// within `dispute_blocks`; without one the job settles for the provider, as any dispute.
+/// Errors (`unknown_job`, `bad_job_state` unless committed) change nothing.
+pub fn open_poi_dispute(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
+    with_job(ctx, id, |ctx, ms, mut job| {
+        expect_status(&job, JobStatus::Committed)?;
+        let due = ctx
+            .block
+            .height
+            .checked_add(ctx.params.market.dispute_blocks)
+            .ok_or(TxError::Overflow("dispute deadline"))?;
+        set_status(ms, &mut job, JobStatus::Disputed)?;
+        write_job_deadline(ctx.state, &mut job, due)?;
+        ctx.emit(
+            Event::new(NAME, "job_disputed")
+                .with("job", id)
+                .with("by", "poi")
+                .with("bond", 0u128)
+                .with("verdict_by", due),
+        );
+        Ok(())
+    })
+}
+
+/// Submission for the Proof-of-Intelligence module: the market's `SubmitTraining` /
+/// `SubmitInference` with every check and the escrow, returning the new job's id (PoI keys
+/// its own record by it). Errors change nothing.
+pub fn submit_for_poi(
+    ctx: &mut ExecContext<'_, '_>,
+    signer: Address,
+    spec: JobSpec,
+    units: u64,
+    max_price: Amount,
+) -> Result<u64, TxError> {
+    let mut ms = super::records::load_state(ctx.state, &ctx.params.market)?;
+    let id = ms.next_job_id;
+    submit(ctx, &mut ms, signer, spec, units, max_price)?;
+    super::save_state(ctx.state, &ms);
+    Ok(id)
 }

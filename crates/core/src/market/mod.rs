@@ -18,6 +18,14 @@
 //! - staking locks exactly each provider's collateral plus, while it has active jobs, its tier
 //!   lock (the market is the only caller of `staking::lock`).
 //!
+//! - a committed job is either in its challenge window (indexed) or held for Proof of
+//!   Intelligence (the `Held` marker, not indexed; the PoI audit checks every held job is a
+//!   verifying PoI job).
+//!
+//! Proof of Intelligence drives verification through [`submit_for_poi`], [`commit_for_poi`],
+//! [`hold`], [`settle_verified`], [`open_poi_dispute`] and [`resolve_dispute_for`]; the market
+//! stays the only writer of `mkt/`.
+//!
 //! Per block (end of block, after the transactions): deadlines due ([`deadlines`]), then
 //! matching ([`matching`]), then one utilisation sample and the price and multiplier step
 //! ([`pricing`]). Each is bounded by a parameter and reads only index ranges it needs.
@@ -43,7 +51,10 @@ use crate::module::{ExecContext, Module};
 use crate::state::{self, Overlay, StateReader};
 use crate::token::Amount;
 
-pub use jobs::resolve_dispute;
+pub use jobs::{
+    commit_for_poi, hold, open_poi_dispute, resolve_dispute, resolve_dispute_for, settle_verified,
+    submit_for_poi,
+};
 pub use params::MarketParams;
 pub use provider::{Registration, required_collateral};
 pub use queries::{

@@ -130,6 +130,10 @@ pub struct MarketParams {
     /// Share of what remains of a slash after compensation that is burned, bps; the rest goes
     /// to the treasury.
     pub slash_burn_bps: u16,
+    /// Share of what remains of a dispute's slash after the users' SLA credits that goes to the
+    /// challenger who won it ([`super::resolve_dispute_for`]), bps; burn and treasury split the
+    /// rest as usual.
+    pub dispute_reward_bps: u16,
     /// Reputation of a new provider, ppm.
     pub reputation_start_ppm: u32,
     /// Weight of one job outcome in the reputation average, ppm.
@@ -178,6 +182,7 @@ impl Default for MarketParams {
             slash_bps: 1_000,
             sla_credit_bps: 1_000,
             slash_burn_bps: 5_000,
+            dispute_reward_bps: 5_000,
             reputation_start_ppm: 500_000,
             reputation_weight_ppm: 100_000,
             uptime_weight_ppm: 10_000,
@@ -208,6 +213,7 @@ impl MarketParams {
             ("sla_credit_bps", self.sla_credit_bps),
             ("slash_burn_bps", self.slash_burn_bps),
             ("dispute_bond_bps", self.dispute_bond_bps),
+            ("dispute_reward_bps", self.dispute_reward_bps),
         ];
         for (name, value) in bps {
             if value > BPS_ONE {

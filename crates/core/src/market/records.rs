@@ -8,7 +8,9 @@
 //! - `mkt/u/<address 32>` → [`UserRecord`]
 //! - `mkt/q/<band u64>/<!max_price u128>/<submitted u64>/<id u64>` → empty: the queue
 //! - `mkt/a/<ask u128>/<1e6 - reputation u32>/<address 32>` → empty: providers taking work
-//! - `mkt/d/<height u64>/<kind u8>/<subject>` → empty: deadlines (see [`DeadlineKind`])
+//! - `mkt/d/<height u64>/<kind u8>/<subject>` → empty: deadlines (see [`DeadlineKind`]; a
+//!   held job's [`DeadlineKind::Held`] marker has no entry)
+//! - `mkt/t/<status u8><id u64>` → empty: jobs by status
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
@@ -230,6 +232,15 @@ pub struct Job {
     pub dispute_bond_posted: Amount,
 }
 
+impl Job {
+    /// Whether the job is committed and held for Proof-of-Intelligence verification (see
+    /// [`DeadlineKind::Held`]).
+    pub fn is_held(&self) -> bool {
+        self.status == JobStatus::Committed
+            && self.deadline.is_some_and(|d| d.kind == DeadlineKind::Held)
+    }
+}
+
 /// Serialises an optional 32-byte value as hex or `null`.
 fn hex32_opt<S: serde::Serializer>(value: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
     match value {
@@ -402,6 +413,11 @@ pub enum DeadlineKind {
     /// A disputed job's verdict is due; without one it settles for the provider (subject:
     /// job id).
     Dispute = 5,
+    /// Not an index entry: the marker a committed job carries while the Proof-of-Intelligence
+    /// module verifies it ([`super::hold`]). Its height is the height of the hold. A held job
+    /// has no challenge window, so it never settles by itself; PoI settles it
+    /// ([`super::settle_verified`]) or disputes it ([`super::open_poi_dispute`]).
+    Held = 6,
 }
 
 impl DeadlineKind {
@@ -418,7 +434,8 @@ impl DeadlineKind {
         })
     }
 
-    /// The deadline a job in `status` waits on.
+    /// The deadline a job in `status` waits on (a held committed job carries
+    /// [`DeadlineKind::Held`] instead, which is not indexed).
     pub fn for_status(status: JobStatus) -> Option<Self> {
         match status {
             JobStatus::Queued => Some(Self::Expiry),
@@ -589,6 +606,25 @@ fn stored_status(id: u64, bytes: &[u8]) -> Result<JobStatus, StateError> {
         .ok_or_else(|| StateError(format!("job {id}: stored record has no status byte")))
 }
 
+/// Marks a committed job held (see [`DeadlineKind::Held`]): its challenge-window entry leaves
+/// the deadline index and the job carries the hold marker at `height`.
+pub(crate) fn write_job_held(
+    state: &mut Overlay<'_>,
+    job: &mut Job,
+    height: u64,
+) -> Result<(), StateError> {
+    if let Some(old) = job.deadline.take()
+        && old.kind != DeadlineKind::Held
+    {
+        state.delete(deadline_key(old.height, old.kind, &job.id.to_be_bytes()));
+    }
+    job.deadline = Some(Deadline {
+        height,
+        kind: DeadlineKind::Held,
+    });
+    write_job(state, job)
+}
+
 /// Writes a job whose deadline is unchanged, moving its status-index entry if its status
 /// changed (the stored record says what it was).
 pub(crate) fn write_job(state: &mut Overlay<'_>, job: &Job) -> Result<(), StateError> {
@@ -616,7 +652,10 @@ pub(crate) fn write_job_deadline(
     height: u64,
 ) -> Result<(), StateError> {
     if let Some(old) = job.deadline.take() {
-        state.delete(deadline_key(old.height, old.kind, &job.id.to_be_bytes()));
+        // A hold marker has no index entry to remove.
+        if old.kind != DeadlineKind::Held {
+            state.delete(deadline_key(old.height, old.kind, &job.id.to_be_bytes()));
+        }
     }
     if let Some(kind) = DeadlineKind::for_status(job.status) {
         state.put(

@@ -8,11 +8,14 @@
 //! `slashed = min(floor(collateral x slash_bps / 10,000), locked stake)` leaves the staking
 //! module ([`crate::staking::slash`]). It first compensates the users of the affected jobs (in
 //! job-id order) up to their loss, defined as an SLA credit of
-//! `floor(escrow x sla_credit_bps / 10,000)` per job. Of what remains,
+//! `floor(escrow x sla_credit_bps / 10,000)` per job. A dispute won by a challenger
+//! ([`super::resolve_dispute_for`] with a winner) then pays it
+//! `floor(rest x dispute_reward_bps / 10,000)` of what remains. Of what remains after that,
 //! `floor(rest x slash_burn_bps / 10,000)` is burned ([`BurnReason::Slash`]) and the rest,
 //! including the rounding remainder, goes to the treasury. So the parts always add up to
 //! `slashed` exactly. The affected jobs themselves lose nothing: their escrow stays whole.
 
+use crate::address::Address;
 use crate::bank::{self, share_bps};
 use crate::error::{self, TxError};
 use crate::event::Event;
@@ -68,13 +71,16 @@ pub struct SlashOutcome {
     pub slashed: Amount,
     /// Paid to affected users.
     pub compensated: Amount,
+    /// Paid to the dispute's winning challenger.
+    pub rewarded: Amount,
     /// Burned.
     pub burned: Amount,
     /// Sent to the treasury.
     pub treasury: Amount,
 }
 
-/// Slashes `p` for `reason`, compensating the owners of `victims` first. Updates the
+/// Slashes `p` for `reason`, compensating the owners of `victims` first, then paying `winner`
+/// (a dispute's winning challenger, if any) its `dispute_reward_bps` of the rest. Updates the
 /// provider's collateral, slash record and reputation (the caller writes `p` and the victims).
 pub(crate) fn slash(
     ctx: &mut ExecContext<'_, '_>,
@@ -82,6 +88,7 @@ pub(crate) fn slash(
     reason: SlashReason,
     victims: &mut [Job],
     evidence: Evidence,
+    winner: Option<Address>,
 ) -> Result<SlashOutcome, TxError> {
     let params = &ctx.params.market;
     let wanted = share_bps(p.collateral, params.slash_bps)?;
@@ -104,6 +111,14 @@ pub(crate) fn slash(
             compensated = error::add(compensated, credit, "compensation")?;
         }
     }
+    let mut rewarded = 0;
+    if let Some(winner) = winner {
+        rewarded = share_bps(rest, params.dispute_reward_bps)?;
+        if rewarded > 0 {
+            bank::credit(ctx.state, winner, rewarded)?;
+            rest = error::sub(rest, rewarded, "slash rest")?;
+        }
+    }
     let burned = share_bps(rest, params.slash_burn_bps)?;
     let treasury = error::sub(rest, burned, "slash rest")?;
     if burned > 0 {
@@ -117,6 +132,7 @@ pub(crate) fn slash(
         .with("reason", reason.as_str())
         .with("slashed", slashed)
         .with("compensated", compensated)
+        .with("rewarded", rewarded)
         .with("burned", burned)
         .with("treasury", treasury)
         .with("collateral_left", p.collateral)
@@ -125,6 +141,9 @@ pub(crate) fn slash(
     if let Some(job) = evidence.job {
         event = event.with("job", job);
     }
+    if let Some(winner) = winner {
+        event = event.with("winner", winner);
+    }
     for job in victims.iter() {
         event = event.with("affected_job", job.id);
     }
@@ -132,6 +151,7 @@ pub(crate) fn slash(
     Ok(SlashOutcome {
         slashed,
         compensated,
+        rewarded,
         burned,
         treasury,
     })

@@ -1,13 +1,227 @@
-//! Proof of Intelligence: how the chain verifies AI work without running a model.
+//! Proof of Intelligence: what a provider commits for AI work, and (in later build steps) the
+//! checks, disputes and quality evaluation that verify it before the market pays.
 //!
-//! The design is `docs/design/proof-of-intelligence.md`. The full `poi` chain module (prefix
-//! `poi/`, its params, records, messages, the randomness beacon, spot checks, disputes with
-//! referees, quality and the model registry) lands in later build steps. So far this holds only
-//! pure building blocks that the module will store and drive; nothing here is registered in the
-//! chain, owns state keys or handles messages yet.
+//! Owns `poi/` (layout in [`records`]): one [`PoiJob`] per job submitted through PoI, keyed by
+//! its market job id, and each training job's spec. Tokens held: none yet (challenge bonds
+//! arrive with disputes, build step 5), so [`Poi::held_by_entry`] is 0 for every entry. The
+//! escrow, payment and provider slashing stay the market's: PoI drives them through the
+//! market's hooks ([`market::submit_for_poi`](crate::market::submit_for_poi), [`market::commit_for_poi`](crate::market::commit_for_poi), [`market::hold`](crate::market::hold),
+//! [`market::settle_verified`](crate::market::settle_verified), [`market::open_poi_dispute`](crate::market::open_poi_dispute), [`market::resolve_dispute_for`](crate::market::resolve_dispute_for)),
+//! so the market remains the only writer of `mkt/`.
 //!
-//! - [`dissection`]: the 32-way dissection game of a dispute, down to one operator of one step.
+//! # Flow (build step 1)
+//! `SubmitTraining` stores the spec and submits the market job with `hyperparams_hash =
+//! blake3(spec)`; the market matches it as any job and the provider starts it with the market's
+//! `StartJob`. The provider commits with `CommitTraining`: the chain recomputes the final step
+//! digest and verifies its Merkle proof under the committed root ([`merkle`], core's own copy of
+//! repops' hashing), then commits the market job and holds it. The market's bare `CommitJob` is
+//! refused for PoI jobs (`poi_commit_required`) and a held job's `AcceptJob` is refused
+//! (`verification_pending`). Nothing is drawn or checked yet, so a held job waits for the
+//! spot checks of build step 3 (or the owner's market `DisputeJob`, which works as for any
+//! committed job). Inference is the same with `SubmitInference` / `CommitInference` (an output
+//! root, no proof yet).
 //!
-//! Stability: ALPHA; the encodings may change until the chain module stores them.
+//! # Invariants (checked by [`Poi::check_invariants`])
+//! - every PoI record's market job exists and says the same thing: the kind, the steps, and
+//!   the spec hash (training `hyperparams_hash`, inference `input_hash`);
+//! - `segment_steps >= 1` and `segments = ceil(steps / segment_steps)` (training), `1` and
+//!   `steps` (inference);
+//! - a training record has its spec stored and the spec hashes to `spec_hash`; no other spec
+//!   is stored, and `poi/` holds nothing but records and specs;
+//! - `submitted` records have no commitment and their market job is queued, matched, running,
+//!   cancelled or expired; `verifying` records have a commitment whose root is the market
+//!   job's result root (and, for training, whose final digest is the step digest of its
+//!   inputs), and their market job is committed and held, disputed, settled or failed;
+//! - every held market job has a `verifying` PoI record.
+//!
+//! [`dissection`] is the pure 32-way dissection game a dispute will run (down to one operator of
+//! one step); the module does not drive it yet (build step 5).
+//!
+//! Stability: ALPHA; records and messages grow with the build steps of
+//! `docs/design/proof-of-intelligence.md`.
 
+pub mod commit;
 pub mod dissection;
+mod invariants;
+pub mod merkle;
+pub mod params;
+pub mod records;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::address::Address;
+use crate::error::{StateError, TxError};
+use crate::module::{ExecContext, Module};
+use crate::state::StateReader;
+use crate::token::Amount;
+
+pub use params::PoiParams;
+pub use records::{PoiCommitment, PoiJob, PoiKind, PoiStatus, read_job, read_spec};
+
+/// Module name.
+pub const NAME: &str = "poi";
+/// Owned prefix.
+pub const PREFIX: &[u8] = records::PREFIX;
+
+/// Proof-of-Intelligence messages. Submissions are signed by the job's owner (who pays the
+/// escrow), commits by the job's assigned provider.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum PoiMsg {
+    /// Queue a training job: the spec is stored under `poi/s/<job>` and the market job is
+    /// submitted with `hyperparams_hash = blake3(spec)`, escrowing `units x max_price`.
+    SubmitTraining {
+        /// Model (one of `market.models`).
+        model: String,
+        /// Datasets (each one of `market.datasets`).
+        datasets: Vec<String>,
+        /// The repops job spec, canonical encoding (`train::JobSpec::encode`), at most
+        /// `poi.spec_bytes_max` bytes; opaque to the chain.
+        spec: Vec<u8>,
+        /// Training steps `S` (the spec's; `1..=poi.steps_max`).
+        steps: u64,
+        /// Commitment to the evaluation.
+        eval_commitment: [u8; 32],
+        /// Metered compute units bought (positive).
+        units: u64,
+        /// Highest price per unit accepted (positive).
+        max_price: Amount,
+    },
+    /// The assigned provider commits a running training job.
+    CommitTraining {
+        /// Job id.
+        job: u64,
+        /// repops' Merkle root over the `S + 1` step digests.
+        root: [u8; 32],
+        /// The digest of leaf `S`.
+        final_digest: [u8; 32],
+        /// The digest of the final parameters.
+        params_digest: [u8; 32],
+        /// The digest of the final optimizer state.
+        opt_digest: [u8; 32],
+        /// The audit path of leaf `S` (leaf side first), at most
+        /// [`merkle::FINAL_PROOF_SIBLINGS_MAX`] siblings.
+        final_proof: Vec<[u8; 32]>,
+        /// 32 bytes honest agents fill at random.
+        sealed: [u8; 32],
+    },
+    /// Queue an inference job of `requests` requests, escrowing `units x max_price`.
+    SubmitInference {
+        /// Model (one of `market.models`).
+        model: String,
+        /// Model version.
+        version: u32,
+        /// Requests `m` (`1..=poi.requests_max`).
+        requests: u64,
+        /// Merkle root of the request digests (the market job's `input_hash`).
+        input_root: [u8; 32],
+        /// Metered compute units bought (positive).
+        units: u64,
+        /// Highest price per unit accepted (positive).
+        max_price: Amount,
+    },
+    /// The assigned provider commits a running inference job.
+    CommitInference {
+        /// Job id.
+        job: u64,
+        /// Merkle root over the outputs.
+        output_root: [u8; 32],
+        /// 32 bytes honest agents fill at random.
+        sealed: [u8; 32],
+    },
+}
+
+/// Applies a PoI message signed by `signer`.
+pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> Result<(), TxError> {
+    match msg {
+        PoiMsg::SubmitTraining {
+            model,
+            datasets,
+            spec,
+            steps,
+            eval_commitment,
+            units,
+            max_price,
+        } => commit::submit_training(
+            ctx,
+            signer,
+            &commit::Training {
+                model,
+                datasets,
+                spec,
+                steps: *steps,
+                eval_commitment: *eval_commitment,
+                units: *units,
+                max_price: *max_price,
+            },
+        ),
+        PoiMsg::CommitTraining {
+            job,
+            root,
+            final_digest,
+            params_digest,
+            opt_digest,
+            final_proof,
+            sealed,
+        } => commit::commit_training(
+            ctx,
+            signer,
+            &commit::TrainingCommit {
+                job: *job,
+                root: *root,
+                final_digest: *final_digest,
+                params_digest: *params_digest,
+                opt_digest: *opt_digest,
+                final_proof,
+                sealed: *sealed,
+            },
+        ),
+        PoiMsg::SubmitInference {
+            model,
+            version,
+            requests,
+            input_root,
+            units,
+            max_price,
+        } => commit::submit_inference(
+            ctx,
+            signer,
+            &commit::Inference {
+                model,
+                version: *version,
+                requests: *requests,
+                input_root: *input_root,
+                units: *units,
+                max_price: *max_price,
+            },
+        ),
+        PoiMsg::CommitInference {
+            job,
+            output_root,
+            sealed,
+        } => commit::commit_inference(ctx, signer, *job, *output_root, *sealed),
+    }
+}
+
+/// The Proof-of-Intelligence module.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Poi;
+
+impl Module for Poi {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn prefix(&self) -> &'static [u8] {
+        PREFIX
+    }
+
+    /// PoI holds no tokens yet: every entry holds 0. Challenge bonds (build step 5) will be
+    /// counted here.
+    fn held_by_entry(&self, _key: &[u8], _value: &[u8]) -> Result<Amount, StateError> {
+        Ok(0)
+    }
+
+    fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {
+        invariants::check(state)
+    }
+}

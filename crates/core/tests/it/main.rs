@@ -5,4 +5,5 @@ mod conformance;
 mod determinism;
 mod dissection;
 mod market;
+mod poi;
 mod staking;

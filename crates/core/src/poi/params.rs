@@ -1,0 +1,75 @@
+//! Governable Proof-of-Intelligence parameters (`params.poi`), with their defaults and checks.
+//!
+//! Every bound here is a count (segments, bytes, steps, requests), never wall time. The caps
+//! (`*_CAP`) are compiled in: governance moves a parameter only within them.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// Largest `segments_target`.
+pub const SEGMENTS_TARGET_CAP: u64 = 1 << 16;
+/// Largest `spec_bytes_max`: a spec travels in one transaction (at most
+/// [`crate::limits::TX_BYTES_MAX`]) and is stored once per job.
+pub const SPEC_BYTES_CAP: u32 = 4 * 1024;
+/// Largest `steps_max`: repops' `train::STEPS_MAX`. With it the final leaf's Merkle path has at
+/// most [`super::merkle::FINAL_PROOF_SIBLINGS_MAX`] siblings.
+pub const STEPS_CAP: u64 = 1 << 24;
+/// Largest `requests_max`.
+pub const REQUESTS_CAP: u64 = 1 << 16;
+
+/// Governable Proof-of-Intelligence parameters.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoiParams {
+    /// Segments a training job is cut into, about: `segment_steps = max(1, ceil(steps /
+    /// segments_target))` (1..=[`SEGMENTS_TARGET_CAP`]).
+    pub segments_target: u64,
+    /// Longest job spec `SubmitTraining` carries, bytes (1..=[`SPEC_BYTES_CAP`]).
+    pub spec_bytes_max: u32,
+    /// Most steps one training job may have (1..=[`STEPS_CAP`]).
+    pub steps_max: u64,
+    /// Most requests one inference job may have (1..=[`REQUESTS_CAP`]).
+    pub requests_max: u64,
+}
+
+impl Default for PoiParams {
+    fn default() -> Self {
+        Self {
+            segments_target: 256,
+            spec_bytes_max: 1_024,
+            steps_max: STEPS_CAP,
+            requests_max: 4_096,
+        }
+    }
+}
+
+impl PoiParams {
+    /// Checks the invariants; the reason names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        let ranges = [
+            ("segments_target", self.segments_target, SEGMENTS_TARGET_CAP),
+            (
+                "spec_bytes_max",
+                u64::from(self.spec_bytes_max),
+                u64::from(SPEC_BYTES_CAP),
+            ),
+            ("steps_max", self.steps_max, STEPS_CAP),
+            ("requests_max", self.requests_max, REQUESTS_CAP),
+        ];
+        for (name, value, cap) in ranges {
+            if value == 0 || value > cap {
+                return Err(format!("poi.{name} = {value}, must be 1..={cap}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `segment_steps = max(1, ceil(steps / segments_target))`; `None` only if
+    /// `segments_target` is 0 (which validation refuses).
+    pub fn segment_steps(&self, steps: u64) -> Option<u64> {
+        if self.segments_target == 0 {
+            return None;
+        }
+        Some(steps.div_ceil(self.segments_target).max(1))
+    }
+}

@@ -1,0 +1,153 @@
+//! The Proof-of-Intelligence module's stored records, their keys and read/write helpers.
+//!
+//! # Format
+//! All integers in keys are big-endian, so byte order is numeric order.
+//! - `poi/j/<job u64>` → [`PoiJob`]: one per job submitted through PoI, keyed by the market
+//!   job id it drives
+//! - `poi/s/<job u64>` → the training job's spec bytes, opaque to the chain (repops'
+//!   `train::JobSpec::encode`), at most `poi.spec_bytes_max`
+//!
+//! Later steps add checks (`poi/c/`), verifiers (`poi/v/`, `poi/vi/`), disputes (`poi/d/`),
+//! the beacon (`poi/b`, `poi/r/`), the model registry (`poi/m/`, `poi/mn/`), slash records
+//! (`poi/k/`) and deadlines (`poi/x/`); see `docs/design/proof-of-intelligence.md`.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::Serialize;
+
+use crate::error::{StateError, TxError};
+use crate::event::hex32;
+use crate::state::{self, Overlay, StateReader};
+
+/// Owned prefix.
+pub const PREFIX: &[u8] = b"poi/";
+/// Prefix of PoI job records.
+pub const JOB_PREFIX: &[u8] = b"poi/j/";
+/// Prefix of stored training specs.
+pub const SPEC_PREFIX: &[u8] = b"poi/s/";
+
+/// What kind of work a PoI job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoiKind {
+    /// A training run of `steps` steps, committed as a Merkle root over `steps + 1` step
+    /// digests.
+    Training,
+    /// `requests` inference requests, committed as a Merkle root over the outputs.
+    Inference,
+}
+
+impl PoiKind {
+    /// The stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Training => "training",
+            Self::Inference => "inference",
+        }
+    }
+}
+
+/// Where a PoI job is in verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoiStatus {
+    /// Submitted; the market job is queued, matched or running (or ended without a commit:
+    /// cancelled or expired, which the market records).
+    Submitted,
+    /// The provider committed through PoI and the market job is held for verification (or
+    /// the owner's market dispute has taken it over).
+    Verifying,
+}
+
+impl PoiStatus {
+    /// The stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::Verifying => "verifying",
+        }
+    }
+}
+
+/// What a provider committed for a PoI job.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct PoiCommitment {
+    /// Training: the Merkle root over the `steps + 1` step digests. Inference: the root over
+    /// the outputs. Also the market job's `result_root`.
+    #[serde(serialize_with = "hex32")]
+    pub root: [u8; 32],
+    /// Training: the digest of leaf `steps` (verified against `root` and recomputed from the
+    /// three digests below). Inference: zero.
+    #[serde(serialize_with = "hex32")]
+    pub final_digest: [u8; 32],
+    /// Training: the digest of the final parameters (names the model). Inference: zero.
+    #[serde(serialize_with = "hex32")]
+    pub params_digest: [u8; 32],
+    /// Training: the digest of the final optimizer state. Inference: zero.
+    #[serde(serialize_with = "hex32")]
+    pub opt_digest: [u8; 32],
+    /// 32 bytes honest agents fill at random (they will hide canaries, build step 7).
+    #[serde(serialize_with = "hex32")]
+    pub sealed: [u8; 32],
+    /// Height of the commit.
+    pub height: u64,
+}
+
+/// A job submitted through PoI.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct PoiJob {
+    /// The market job id.
+    pub id: u64,
+    /// Training or inference.
+    pub kind: PoiKind,
+    /// Training: steps `S`. Inference: requests `m`.
+    pub steps: u64,
+    /// Training: `k = max(1, ceil(S / segments_target))` steps per segment (the spec's
+    /// `checkpoint_every`). Inference: 1.
+    pub segment_steps: u64,
+    /// Training: `ceil(S / k)` segments. Inference: `m`, one per request.
+    pub segments: u64,
+    /// Training: blake3 of the stored spec (repops' `job_spec_hash`, the market job's
+    /// `hyperparams_hash`). Inference: the input root (the market job's `input_hash`).
+    #[serde(serialize_with = "hex32")]
+    pub spec_hash: [u8; 32],
+    /// What the provider committed, once it has.
+    pub commitment: Option<PoiCommitment>,
+    /// Where verification is.
+    pub status: PoiStatus,
+}
+
+/// Key of job `id`'s PoI record.
+pub fn job_key(id: u64) -> Vec<u8> {
+    [JOB_PREFIX, &id.to_be_bytes()].concat()
+}
+
+/// Key of job `id`'s stored spec.
+pub fn spec_key(id: u64) -> Vec<u8> {
+    [SPEC_PREFIX, &id.to_be_bytes()].concat()
+}
+
+/// The job id at the end of a `poi/j/` or `poi/s/` key.
+pub fn key_id(key: &[u8], prefix: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(prefix)?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// Reads job `id`'s PoI record.
+pub fn read_job(state: &dyn StateReader, id: u64) -> Result<Option<PoiJob>, StateError> {
+    state::read_borsh(state, &job_key(id))
+}
+
+/// Reads job `id`'s stored spec.
+pub fn read_spec(state: &dyn StateReader, id: u64) -> Result<Option<Vec<u8>>, StateError> {
+    state.get(&spec_key(id))
+}
+
+/// Job `id`'s PoI record, or `not_poi_job`.
+pub(crate) fn job_or_err(state: &Overlay<'_>, id: u64) -> Result<PoiJob, TxError> {
+    read_job(state, id)?.ok_or(TxError::NotPoiJob(id))
+}
+
+/// Writes a PoI record.
+pub(crate) fn write_job(state: &mut Overlay<'_>, job: &PoiJob) {
+    state.put_borsh(job_key(job.id), job);
+}
