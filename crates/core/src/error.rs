@@ -310,6 +310,28 @@ pub enum TxError {
         /// The digest recomputed, hex.
         computed: String,
     },
+    /// The signer is already a registered verifier.
+    #[error("{0} is already a verifier")]
+    AlreadyVerifier(Address),
+    /// The signer is not a registered verifier.
+    #[error("{0} is not a verifier")]
+    UnknownVerifier(Address),
+    /// A verifier bond below `poi.verifier_bond_min`.
+    #[error("a verifier bond of {bond} is below the minimum {min}")]
+    VerifierBondTooLow {
+        /// The bond offered, base units.
+        bond: Amount,
+        /// `poi.verifier_bond_min`.
+        min: Amount,
+    },
+    /// The verifier still has checks assigned and cannot deregister.
+    #[error("verifier {verifier} has {open_checks} open checks")]
+    VerifierBusy {
+        /// Verifier.
+        verifier: Address,
+        /// Checks assigned and not yet answered.
+        open_checks: u32,
+    },
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -360,6 +382,10 @@ impl TxError {
             TxError::ProofTooLong { .. } => "proof_too_long",
             TxError::BadProof { .. } => "bad_proof",
             TxError::DigestMismatch { .. } => "digest_mismatch",
+            TxError::AlreadyVerifier(_) => "already_verifier",
+            TxError::UnknownVerifier(_) => "unknown_verifier",
+            TxError::VerifierBondTooLow { .. } => "verifier_bond_too_low",
+            TxError::VerifierBusy { .. } => "verifier_busy",
             TxError::State(_) => "internal",
         }
     }

@@ -281,25 +281,61 @@ fn check_users(
             format!("{owner}: active job count drifted")
         })?;
     }
+    for (address, committed) in commitments(&active, providers, users)? {
+        let locked = staking::stake(state, &address)
+            .map_err(|e| e.to_string())?
+            .locked;
+        // Other modules lock stake too (PoI's verifier bonds), so the market checks only that
+        // its commitments are covered; the exact sum is PoI's audit
+        // (`poi::invariants`), which sees both modules.
+        ensure(locked >= committed, || {
+            format!(
+                "{address}: staking locks {locked}, less than the market's commitments {committed}"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// What the market locks in staking for each account: its provider collateral plus, while it
+/// has active jobs, its tier lock. Accounts locking nothing are left out.
+fn commitments(
+    active: &BTreeMap<Address, u32>,
+    providers: &BTreeMap<Address, Provider>,
+    users: &BTreeMap<Vec<u8>, UserRecord>,
+) -> Result<BTreeMap<Address, Amount>, String> {
     let mut lockers: BTreeSet<Address> = providers.keys().copied().collect();
     lockers.extend(active.keys().copied());
+    let mut out = BTreeMap::new();
     for address in lockers {
         let collateral = providers.get(&address).map_or(0, |p| p.collateral);
         let user_lock = active.get(&address).map_or(0, |_| {
             let key = [USER_PREFIX, address.as_bytes()].concat();
             users.get(&key).map_or(0, |u| u.locked)
         });
-        let locked = staking::stake(state, &address)
-            .map_err(|e| e.to_string())?
-            .locked;
-        // Only the market locks stake, so the lock is exactly its commitments: more would be
-        // a lock the market forgot to release, less a commitment without stake behind it.
         let committed = collateral
             .checked_add(user_lock)
             .ok_or_else(|| format!("{address}: collateral plus tier lock overflows"))?;
-        ensure(locked == committed, || {
-            format!("{address}: staking locks {locked}, the market's commitments are {committed}")
-        })?;
+        if committed > 0 {
+            out.insert(address, committed);
+        }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The stake the market locks for each account (see [`commitments`]), read from its records;
+/// for the chain-wide staking lock audit.
+pub(crate) fn stake_locks(state: &dyn StateReader) -> Result<BTreeMap<Address, Amount>, String> {
+    let mut active: BTreeMap<Address, u32> = BTreeMap::new();
+    for (_, job) in scan::<Job>(state, JOB_PREFIX)? {
+        if !job.status.is_final() {
+            *active.entry(job.owner).or_default() += 1;
+        }
+    }
+    let providers: BTreeMap<Address, Provider> = scan::<Provider>(state, PROVIDER_PREFIX)?
+        .into_iter()
+        .map(|(_, p)| (p.address, p))
+        .collect();
+    let users: BTreeMap<Vec<u8>, UserRecord> = scan(state, USER_PREFIX)?.into_iter().collect();
+    commitments(&active, &providers, &users)
 }

@@ -15,8 +15,9 @@
 //!   entry, every listed provider exactly one ask entry, and no index entry is stray;
 //! - a provider's active-job list holds exactly the open jobs assigned to it, and its load the
 //!   units of those matched or running;
-//! - staking locks exactly each provider's collateral plus, while it has active jobs, its tier
-//!   lock (the market is the only caller of `staking::lock`).
+//! - staking locks at least each provider's collateral plus, while it has active jobs, its tier
+//!   lock. PoI also locks stake (verifier bonds), so the exact sum, market plus PoI, is checked
+//!   by PoI's audit, which sees both.
 //!
 //! - a committed job is either in its challenge window (indexed) or held for Proof of
 //!   Intelligence (the `Held` marker, not indexed; the PoI audit checks every held job is a
@@ -34,6 +35,7 @@
 
 pub mod deadlines;
 mod invariants;
+pub(crate) use invariants::stake_locks;
 pub mod jobs;
 pub mod matching;
 pub mod params;

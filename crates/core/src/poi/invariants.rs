@@ -1,11 +1,19 @@
 //! A full audit of PoI's records against the market's jobs (run by
 //! [`crate::chain::Chain::audit`]); the invariants are listed in the module docs.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::address::Address;
 use crate::market::{self, JobSpec, JobStatus};
+use crate::staking;
 use crate::state::{self, StateReader};
+use crate::token::Amount;
 
 use super::merkle;
-use super::records::{JOB_PREFIX, PREFIX, PoiJob, PoiKind, PoiStatus, SPEC_PREFIX, key_id};
+use super::records::{
+    JOB_PREFIX, PREFIX, PoiJob, PoiKind, PoiStatus, SPEC_PREFIX, VERIFIER_COUNT_KEY,
+    VERIFIER_INDEX_PREFIX, VERIFIER_PREFIX, Verifier, key_id,
+};
 
 type Check = Result<(), String>;
 
@@ -17,10 +25,33 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Check {
 pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut jobs: Vec<PoiJob> = Vec::new();
     let mut specs: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut verifiers: BTreeMap<Address, Verifier> = BTreeMap::new();
+    let mut index: Vec<(u32, Address)> = Vec::new();
+    let mut count: Option<u32> = None;
     let mut failure: Option<String> = None;
     state
         .scan_prefix(PREFIX, &mut |key, value| {
-            if let Some(id) = key_id(key, JOB_PREFIX) {
+            if let Some(address) = key_address(key, VERIFIER_PREFIX) {
+                match state::decode::<Verifier>(key, value) {
+                    Ok(v) if v.address == address => {
+                        verifiers.insert(address, v);
+                    }
+                    Ok(v) => {
+                        failure = Some(format!("verifier {} stored under {address}", v.address));
+                    }
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            } else if let Some(ordinal) = key_ordinal(key) {
+                match <[u8; 32]>::try_from(value) {
+                    Ok(bytes) => index.push((ordinal, Address(bytes))),
+                    Err(_) => failure = Some(format!("poi verifier index {ordinal}: bad value")),
+                }
+            } else if key == VERIFIER_COUNT_KEY {
+                match state::decode::<u32>(key, value) {
+                    Ok(n) => count = Some(n),
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            } else if let Some(id) = key_id(key, JOB_PREFIX) {
                 match state::decode::<PoiJob>(key, value) {
                     Ok(job) if job.id == id => jobs.push(job),
                     Ok(job) => failure = Some(format!("poi job {} stored under id {id}", job.id)),
@@ -60,7 +91,100 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
             format!("poi job {id}: the stored spec does not hash to spec_hash")
         })?;
     }
-    check_held(state, &jobs)
+    check_held(state, &jobs)?;
+    check_verifiers(&verifiers, &index, count)?;
+    check_stake_locks(state, &verifiers)
+}
+
+fn key_address(key: &[u8], prefix: &[u8]) -> Option<Address> {
+    Some(Address(key.strip_prefix(prefix)?.try_into().ok()?))
+}
+
+fn key_ordinal(key: &[u8]) -> Option<u32> {
+    let rest = key.strip_prefix(VERIFIER_INDEX_PREFIX)?;
+    Some(u32::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// The verifier index is dense (`0..count`, in key order) and agrees with the records both
+/// ways; bonds are positive; nothing is open before spot checks exist.
+fn check_verifiers(
+    verifiers: &BTreeMap<Address, Verifier>,
+    index: &[(u32, Address)],
+    count: Option<u32>,
+) -> Check {
+    ensure(count != Some(0), || {
+        "the verifier count is stored as 0".into()
+    })?;
+    let n = count.unwrap_or(0);
+    ensure(verifiers.len() == n as usize, || {
+        format!("{} verifier records, count {n}", verifiers.len())
+    })?;
+    ensure(index.len() == n as usize, || {
+        format!("{} verifier index entries, count {n}", index.len())
+    })?;
+    for (expected, (ordinal, address)) in (0u32..).zip(index) {
+        ensure(*ordinal == expected, || {
+            format!("verifier index has a hole at ordinal {expected}")
+        })?;
+        let v = verifiers
+            .get(address)
+            .ok_or_else(|| format!("verifier index {ordinal}: {address} is not a verifier"))?;
+        ensure(v.ordinal == *ordinal, || {
+            format!(
+                "verifier {address} has ordinal {} but is indexed at {ordinal}",
+                v.ordinal
+            )
+        })?;
+    }
+    // n records, n distinct ordinals each naming its record: the index is a bijection.
+    for (address, v) in verifiers {
+        ensure(v.bond > 0, || format!("verifier {address} has no bond"))?;
+        ensure(v.open_checks == 0, || {
+            format!("verifier {address} has open checks before any check exists")
+        })?;
+    }
+    Ok(())
+}
+
+/// The generalised staking lock audit: for every account, staking's `locked` is exactly what
+/// the market locks (collateral and tier lock) plus what PoI locks (the verifier bond). More
+/// would be a lock nobody releases, less a commitment without stake behind it.
+fn check_stake_locks(state: &dyn StateReader, verifiers: &BTreeMap<Address, Verifier>) -> Check {
+    let market_locks = market::stake_locks(state)?;
+    let mut accounts: BTreeSet<Address> = market_locks.keys().copied().collect();
+    accounts.extend(verifiers.keys().copied());
+    let mut failure = None;
+    state
+        .scan_prefix(staking::STAKE_PREFIX, &mut |key, _| {
+            match key_address(key, staking::STAKE_PREFIX) {
+                Some(address) => {
+                    accounts.insert(address);
+                }
+                None => failure = Some(format!("bad stake key {}", hex::encode(key))),
+            }
+            failure.is_none()
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    for address in accounts {
+        let locked = staking::stake(state, &address)
+            .map_err(|e| e.to_string())?
+            .locked;
+        let by_market: Amount = market_locks.get(&address).copied().unwrap_or(0);
+        let by_poi: Amount = verifiers.get(&address).map_or(0, |v| v.bond);
+        let committed = by_market
+            .checked_add(by_poi)
+            .ok_or_else(|| format!("{address}: market plus poi locks overflow"))?;
+        ensure(locked == committed, || {
+            format!(
+                "{address}: staking locks {locked}, the market commits {by_market} and poi \
+                 bonds {by_poi}"
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn check_job(state: &dyn StateReader, job: &PoiJob) -> Check {

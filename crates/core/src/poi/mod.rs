@@ -2,8 +2,10 @@
 //! checks, disputes and quality evaluation that verify it before the market pays.
 //!
 //! Owns `poi/` (layout in [`records`]): one [`PoiJob`] per job submitted through PoI, keyed by
-//! its market job id, and each training job's spec. Tokens held: none yet (challenge bonds
-//! arrive with disputes, build step 5), so [`Poi::held_by_entry`] is 0 for every entry. The
+//! its market job id, each training job's spec, and the registered [`Verifier`]s with their
+//! dense index ([`verifier`]). Tokens held: none yet (challenge bonds arrive with disputes,
+//! build step 5; a verifier bond is the verifier's own bonded stake, locked in staking), so
+//! [`Poi::held_by_entry`] is 0 for every entry. The
 //! escrow, payment and provider slashing stay the market's: PoI drives them through the
 //! market's hooks ([`market::submit_for_poi`](crate::market::submit_for_poi), [`market::commit_for_poi`](crate::market::commit_for_poi), [`market::hold`](crate::market::hold),
 //! [`market::settle_verified`](crate::market::settle_verified), [`market::open_poi_dispute`](crate::market::open_poi_dispute), [`market::resolve_dispute_for`](crate::market::resolve_dispute_for)),
@@ -32,7 +34,17 @@
 //!   cancelled or expired; `verifying` records have a commitment whose root is the market
 //!   job's result root (and, for training, whose final digest is the step digest of its
 //!   inputs), and their market job is committed and held, disputed, settled or failed;
-//! - every held market job has a `verifying` PoI record.
+//! - every held market job has a `verifying` PoI record;
+//! - verifiers: the count `n` equals the number of records and of index entries, the index
+//!   holds exactly ordinals `0..n`, entry `o` names a verifier whose record has ordinal `o`
+//!   (and its own address), every bond is positive and no verifier has open checks (there are
+//!   no checks before build step 3). A bond is not required to reach the current
+//!   `verifier_bond_min`: governance may raise the minimum after registration (and later
+//!   slashing may cut a bond), so assignment (build step 2) will skip under-bonded verifiers;
+//! - the staking lock audit: for every account, staking's `locked` equals the market's
+//!   commitments (provider collateral plus, with active jobs, the tier lock) plus its PoI
+//!   verifier bond. PoI sees both modules, so the exact check lives here; the market's own
+//!   audit only checks that its commitments are covered.
 //!
 //! [`dissection`] is the pure 32-way dissection game a dispute will run (down to one operator of
 //! one step); the module does not drive it yet (build step 5).
@@ -46,6 +58,7 @@ mod invariants;
 pub mod merkle;
 pub mod params;
 pub mod records;
+pub mod verifier;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -56,7 +69,10 @@ use crate::state::StateReader;
 use crate::token::Amount;
 
 pub use params::PoiParams;
-pub use records::{PoiCommitment, PoiJob, PoiKind, PoiStatus, read_job, read_spec};
+pub use records::{
+    PoiCommitment, PoiJob, PoiKind, PoiStatus, Verifier, read_job, read_spec, read_verifier,
+    verifier_at, verifier_count,
+};
 
 /// Module name.
 pub const NAME: &str = "poi";
@@ -128,6 +144,20 @@ pub enum PoiMsg {
         /// 32 bytes honest agents fill at random.
         sealed: [u8; 32],
     },
+    /// Register the signer as a verifier, locking `bond` of its free bonded stake (at least
+    /// `poi.verifier_bond_min`) with the next ordinal of the dense index.
+    RegisterVerifier {
+        /// Base units of bonded stake to lock.
+        bond: Amount,
+    },
+    /// Lock `amount` (positive) more of a verifier's free bonded stake into its bond.
+    AddVerifierBond {
+        /// Base units.
+        amount: Amount,
+    },
+    /// Stop verifying: only with no open checks. Unlocks the bond (it stays bonded) and moves
+    /// the last ordinal into the freed one.
+    DeregisterVerifier,
 }
 
 /// Applies a PoI message signed by `signer`.
@@ -199,6 +229,9 @@ pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> R
             output_root,
             sealed,
         } => commit::commit_inference(ctx, signer, *job, *output_root, *sealed),
+        PoiMsg::RegisterVerifier { bond } => verifier::register(ctx, signer, *bond),
+        PoiMsg::AddVerifierBond { amount } => verifier::add_bond(ctx, signer, *amount),
+        PoiMsg::DeregisterVerifier => verifier::deregister(ctx, signer),
     }
 }
 

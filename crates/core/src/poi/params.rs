@@ -6,6 +6,9 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
+use crate::params::amount_string;
+use crate::token::{Amount, BASE_UNITS_PER_POI};
+
 /// Largest `segments_target`.
 pub const SEGMENTS_TARGET_CAP: u64 = 1 << 16;
 /// Largest `spec_bytes_max`: a spec travels in one transaction (at most
@@ -30,6 +33,10 @@ pub struct PoiParams {
     pub steps_max: u64,
     /// Most requests one inference job may have (1..=[`REQUESTS_CAP`]).
     pub requests_max: u64,
+    /// Least bond, base units, `RegisterVerifier` locks (positive; 1,000 POI). Raising it does
+    /// not touch verifiers already registered.
+    #[serde(with = "amount_string")]
+    pub verifier_bond_min: Amount,
 }
 
 impl Default for PoiParams {
@@ -39,6 +46,7 @@ impl Default for PoiParams {
             spec_bytes_max: 1_024,
             steps_max: STEPS_CAP,
             requests_max: 4_096,
+            verifier_bond_min: 1_000 * BASE_UNITS_PER_POI,
         }
     }
 }
@@ -60,6 +68,9 @@ impl PoiParams {
             if value == 0 || value > cap {
                 return Err(format!("poi.{name} = {value}, must be 1..={cap}"));
             }
+        }
+        if self.verifier_bond_min == 0 {
+            return Err("poi.verifier_bond_min must be positive".into());
         }
         Ok(())
     }

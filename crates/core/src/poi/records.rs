@@ -6,17 +6,25 @@
 //!   job id it drives
 //! - `poi/s/<job u64>` → the training job's spec bytes, opaque to the chain (repops'
 //!   `train::JobSpec::encode`), at most `poi.spec_bytes_max`
+//! - `poi/v/<address 32>` → [`Verifier`]: one per registered verifier
+//! - `poi/vi/<ordinal u32>` → the 32-byte address of the verifier with that ordinal: the dense
+//!   index spot-check assignment draws from (`u mod count`)
+//! - `poi/vn` → the verifier count `n` (borsh `u32`), absent when 0. The ordinals in use are
+//!   exactly `0..n`: a deregistration moves the verifier with ordinal `n - 1` into the freed
+//!   ordinal (and rewrites its record), so the index never has a hole
 //!
-//! Later steps add checks (`poi/c/`), verifiers (`poi/v/`, `poi/vi/`), disputes (`poi/d/`),
+//! Later steps add checks (`poi/c/`), disputes (`poi/d/`),
 //! the beacon (`poi/b`, `poi/r/`), the model registry (`poi/m/`, `poi/mn/`), slash records
 //! (`poi/k/`) and deadlines (`poi/x/`); see `docs/design/proof-of-intelligence.md`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 
+use crate::address::Address;
 use crate::error::{StateError, TxError};
 use crate::event::hex32;
 use crate::state::{self, Overlay, StateReader};
+use crate::token::Amount;
 
 /// Owned prefix.
 pub const PREFIX: &[u8] = b"poi/";
@@ -24,6 +32,12 @@ pub const PREFIX: &[u8] = b"poi/";
 pub const JOB_PREFIX: &[u8] = b"poi/j/";
 /// Prefix of stored training specs.
 pub const SPEC_PREFIX: &[u8] = b"poi/s/";
+/// Prefix of verifier records.
+pub const VERIFIER_PREFIX: &[u8] = b"poi/v/";
+/// Prefix of the dense verifier index.
+pub const VERIFIER_INDEX_PREFIX: &[u8] = b"poi/vi/";
+/// Key of the verifier count.
+pub const VERIFIER_COUNT_KEY: &[u8] = b"poi/vn";
 
 /// What kind of work a PoI job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
@@ -116,6 +130,28 @@ pub struct PoiJob {
     pub status: PoiStatus,
 }
 
+/// A registered verifier: bonded stake locked with [`crate::staking::lock`] behind the spot
+/// checks it will be assigned (build step 3).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct Verifier {
+    /// The verifier's account.
+    pub address: Address,
+    /// Base units of its bonded stake locked as the verifier bond (exactly what PoI holds
+    /// locked in staking for it).
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub bond: Amount,
+    /// Checks assigned to it and not yet answered (always 0 until spot checks, build step 3).
+    pub open_checks: u32,
+    /// Compute units it has re-executed (credits), total.
+    pub credits_units: u64,
+    /// Strikes (missed or wrong checks).
+    pub strikes: u32,
+    /// First height at which it is no longer jailed (0: never jailed).
+    pub jailed_until: u64,
+    /// Its position in the dense index `poi/vi/` (`0..count`).
+    pub ordinal: u32,
+}
+
 /// Key of job `id`'s PoI record.
 pub fn job_key(id: u64) -> Vec<u8> {
     [JOB_PREFIX, &id.to_be_bytes()].concat()
@@ -150,4 +186,53 @@ pub(crate) fn job_or_err(state: &Overlay<'_>, id: u64) -> Result<PoiJob, TxError
 /// Writes a PoI record.
 pub(crate) fn write_job(state: &mut Overlay<'_>, job: &PoiJob) {
     state.put_borsh(job_key(job.id), job);
+}
+
+/// Key of `address`'s verifier record.
+pub fn verifier_key(address: &Address) -> Vec<u8> {
+    [VERIFIER_PREFIX, address.as_bytes()].concat()
+}
+
+/// Key of index entry `ordinal`.
+pub fn verifier_index_key(ordinal: u32) -> Vec<u8> {
+    [VERIFIER_INDEX_PREFIX, &ordinal.to_be_bytes()].concat()
+}
+
+/// Reads `address`'s verifier record.
+pub fn read_verifier(
+    state: &dyn StateReader,
+    address: &Address,
+) -> Result<Option<Verifier>, StateError> {
+    state::read_borsh(state, &verifier_key(address))
+}
+
+/// The address at ordinal `ordinal` of the dense index.
+pub fn verifier_at(state: &dyn StateReader, ordinal: u32) -> Result<Option<Address>, StateError> {
+    state
+        .get(&verifier_index_key(ordinal))?
+        .map(|bytes| {
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map(Address)
+                .map_err(|_| StateError(format!("poi verifier index {ordinal}: not an address")))
+        })
+        .transpose()
+}
+
+/// How many verifiers are registered (the dense index holds ordinals `0..count`).
+pub fn verifier_count(state: &dyn StateReader) -> Result<u32, StateError> {
+    Ok(state::read_borsh(state, VERIFIER_COUNT_KEY)?.unwrap_or(0))
+}
+
+/// Writes a verifier record.
+pub(crate) fn write_verifier(state: &mut Overlay<'_>, verifier: &Verifier) {
+    state.put_borsh(verifier_key(&verifier.address), verifier);
+}
+
+/// Writes the verifier count (deleting the key at 0).
+pub(crate) fn write_verifier_count(state: &mut Overlay<'_>, count: u32) {
+    if count == 0 {
+        state.delete(VERIFIER_COUNT_KEY.to_vec());
+    } else {
+        state.put_borsh(VERIFIER_COUNT_KEY.to_vec(), &count);
+    }
 }

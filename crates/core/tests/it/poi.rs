@@ -743,3 +743,250 @@ proptest! {
         prop_assert_eq!(merkle::step_digest(&job.0, step, &p.0, &o.0), theirs.0);
     }
 }
+
+/// `poi.verifier_bond_min`'s default: 1,000 POI.
+const MIN_BOND: u128 = 1_000_000_000_000;
+
+impl Net {
+    fn stake(&self, who: &SigningKey) -> poi_core::staking::Stake {
+        poi_core::staking::stake(&self.state, &addr(who)).unwrap()
+    }
+
+    fn verifier(&self, who: &SigningKey) -> Option<poi::Verifier> {
+        poi::read_verifier(&self.state, &addr(who)).unwrap()
+    }
+
+    fn stake_op(&mut self, who: &SigningKey, msg: StakingMsg) -> String {
+        self.send(who, Msg::Staking(msg))
+    }
+
+    /// The dense index, ordinal by ordinal.
+    fn index(&self) -> Vec<Address> {
+        let n = poi::verifier_count(&self.state).unwrap();
+        (0..n)
+            .map(|o| poi::verifier_at(&self.state, o).unwrap().expect("dense"))
+            .collect()
+    }
+}
+
+#[test]
+fn verifiers_register_add_bond_and_deregister_with_exact_stake_locks() {
+    let (v, w) = (key(30), key(31));
+    let mut net = Net::new(&[&v, &w], test_params());
+    assert_eq!(Params::default().poi.verifier_bond_min, MIN_BOND);
+    assert_eq!(
+        net.poi(&v, PoiMsg::AddVerifierBond { amount: 1 }),
+        "unknown_verifier"
+    );
+    assert_eq!(net.poi(&v, PoiMsg::DeregisterVerifier), "unknown_verifier");
+    assert_eq!(
+        net.stake_op(
+            &v,
+            StakingMsg::Bond {
+                amount: 3 * MIN_BOND
+            }
+        ),
+        "ok"
+    );
+    assert_eq!(
+        net.poi(&v, PoiMsg::RegisterVerifier { bond: MIN_BOND - 1 }),
+        "verifier_bond_too_low"
+    );
+    assert_eq!(
+        net.poi(&v, PoiMsg::RegisterVerifier { bond: MIN_BOND }),
+        "ok"
+    );
+    assert_eq!(net.stake(&v).locked, MIN_BOND);
+    assert_eq!(
+        net.verifier(&v).unwrap(),
+        poi::Verifier {
+            address: addr(&v),
+            bond: MIN_BOND,
+            open_checks: 0,
+            credits_units: 0,
+            strikes: 0,
+            jailed_until: 0,
+            ordinal: 0,
+        }
+    );
+    assert_eq!(net.index(), [addr(&v)]);
+    assert_eq!(
+        net.poi(&v, PoiMsg::RegisterVerifier { bond: MIN_BOND }),
+        "already_verifier"
+    );
+    // Not enough free bonded stake to lock.
+    assert_eq!(
+        net.stake_op(&w, StakingMsg::Bond { amount: MIN_BOND }),
+        "ok"
+    );
+    assert_eq!(
+        net.poi(&w, PoiMsg::RegisterVerifier { bond: MIN_BOND + 1 }),
+        "insufficient_stake"
+    );
+    assert!(net.verifier(&w).is_none());
+    assert_eq!(net.stake(&w).locked, 0);
+
+    assert_eq!(
+        net.poi(&v, PoiMsg::AddVerifierBond { amount: 0 }),
+        "invalid_message"
+    );
+    assert_eq!(
+        net.poi(&v, PoiMsg::AddVerifierBond { amount: MIN_BOND }),
+        "ok"
+    );
+    assert_eq!(net.stake(&v).locked, 2 * MIN_BOND);
+    assert_eq!(net.verifier(&v).unwrap().bond, 2 * MIN_BOND);
+    // The bond cannot be unbonded; the free rest can.
+    assert_eq!(
+        net.stake_op(
+            &v,
+            StakingMsg::Unbond {
+                amount: MIN_BOND + 1
+            }
+        ),
+        "stake_locked"
+    );
+    assert_eq!(
+        net.stake_op(&v, StakingMsg::Unbond { amount: MIN_BOND }),
+        "ok"
+    );
+    assert_eq!(
+        net.poi(&v, PoiMsg::AddVerifierBond { amount: 1 }),
+        "insufficient_stake"
+    );
+    assert_eq!(
+        net.stake_op(&v, StakingMsg::Unbond { amount: 1 }),
+        "stake_locked"
+    );
+
+    // A verifier with open checks cannot leave (none exist before spot checks, so plant one in
+    // a discarded overlay).
+    let v_addr = addr(&v);
+    let busy = net.hook(|ctx| {
+        let mut record = poi::read_verifier(ctx.state, &v_addr).unwrap().unwrap();
+        record.open_checks = 1;
+        ctx.state
+            .put_borsh(poi::records::verifier_key(&v_addr), &record);
+        poi::handle(ctx, v_addr, &PoiMsg::DeregisterVerifier)
+    });
+    assert_eq!(busy.unwrap_err(), "verifier_busy");
+    assert_eq!(net.verifier(&v).unwrap().open_checks, 0);
+
+    assert_eq!(net.poi(&v, PoiMsg::DeregisterVerifier), "ok");
+    assert!(net.verifier(&v).is_none());
+    assert!(net.index().is_empty());
+    let stake = net.stake(&v);
+    assert_eq!((stake.bonded, stake.locked), (2 * MIN_BOND, 0));
+    assert_eq!(
+        net.stake_op(
+            &v,
+            StakingMsg::Unbond {
+                amount: 2 * MIN_BOND
+            }
+        ),
+        "ok"
+    );
+    assert_eq!(net.poi(&v, PoiMsg::DeregisterVerifier), "unknown_verifier");
+}
+
+#[test]
+fn verifier_bond_min_is_validated() {
+    let mut params = Params::default();
+    params.poi.verifier_bond_min = 0;
+    let err = params.validate().unwrap_err().to_string();
+    assert!(err.contains("verifier_bond_min"), "{err}");
+}
+
+#[test]
+fn a_provider_that_verifies_has_both_locks_counted() {
+    let p = key(32);
+    let mut net = Net::new(&[&p], test_params());
+    net.provider(&p);
+    assert_eq!(net.stake(&p).locked, 100_000);
+    assert_eq!(
+        net.stake_op(&p, StakingMsg::Bond { amount: MIN_BOND }),
+        "ok"
+    );
+    assert_eq!(
+        net.poi(&p, PoiMsg::RegisterVerifier { bond: MIN_BOND }),
+        "ok"
+    );
+    assert_eq!(net.stake(&p).locked, 100_000 + MIN_BOND);
+    // Everything but the collateral and the bond is free; neither lock can leave.
+    assert_eq!(
+        net.stake_op(
+            &p,
+            StakingMsg::Unbond {
+                amount: 1_000_000 - 100_000 + 1
+            }
+        ),
+        "stake_locked"
+    );
+    // One base unit locked behind both modules' backs fails the audit.
+    let mut overlay = Overlay::new(&net.state);
+    poi_core::staking::lock(&mut overlay, addr(&p), 1).unwrap();
+    overlay.commit_tx();
+    let mut state = net.state.clone();
+    state.apply(&overlay.into_writes());
+    let err = net.chain.audit(&state).unwrap_err();
+    assert!(err.contains("staking locks"), "{err}");
+    // Leaving either role releases exactly its own lock.
+    assert_eq!(net.poi(&p, PoiMsg::DeregisterVerifier), "ok");
+    assert_eq!(net.stake(&p).locked, 100_000);
+    assert_eq!(
+        net.poi(&p, PoiMsg::RegisterVerifier { bond: MIN_BOND }),
+        "ok"
+    );
+    assert_eq!(net.market(&p, MarketMsg::Deregister), "ok");
+    assert_eq!(net.stake(&p).locked, MIN_BOND);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random register/deregister sequences (including refused ones) keep the index dense and
+    /// equal to a swap-remove model, with the audit run after every block.
+    #[test]
+    fn the_verifier_index_stays_dense(ops in proptest::collection::vec((0usize..5, any::<bool>()), 1..24)) {
+        let keys: Vec<SigningKey> = (40..45).map(key).collect();
+        let refs: Vec<&SigningKey> = keys.iter().collect();
+        let mut net = Net::new(&refs, test_params());
+        let bonds: Vec<Tx> = keys
+            .iter()
+            .map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 2 * MIN_BOND })))
+            .collect();
+        prop_assert!(net.block(bonds).iter().all(|c| c == "ok"));
+        let mut model: Vec<Address> = Vec::new();
+        for (who, wrong) in ops {
+            let k = &keys[who];
+            let a = addr(k);
+            let registered = model.contains(&a);
+            let code = match (registered, wrong) {
+                (false, false) => net.poi(k, PoiMsg::RegisterVerifier { bond: MIN_BOND }),
+                (true, false) => net.poi(k, PoiMsg::DeregisterVerifier),
+                (false, true) => net.poi(k, PoiMsg::DeregisterVerifier),
+                (true, true) => net.poi(k, PoiMsg::RegisterVerifier { bond: MIN_BOND }),
+            };
+            match (registered, wrong) {
+                (false, false) => { prop_assert_eq!(code, "ok"); model.push(a); }
+                (true, false) => {
+                    prop_assert_eq!(code, "ok");
+                    let pos = model.iter().position(|m| *m == a).unwrap();
+                    model.swap_remove(pos);
+                }
+                (false, true) => prop_assert_eq!(code, "unknown_verifier"),
+                (true, true) => prop_assert_eq!(code, "already_verifier"),
+            }
+            prop_assert_eq!(net.index(), model.clone());
+            for (o, m) in model.iter().enumerate() {
+                let v = poi::read_verifier(&net.state, m).unwrap().unwrap();
+                prop_assert_eq!(v.ordinal as usize, o);
+            }
+            for k in &keys {
+                let locked = poi_core::staking::stake(&net.state, &addr(k)).unwrap().locked;
+                let expected = if model.contains(&addr(k)) { MIN_BOND } else { 0 };
+                prop_assert_eq!(locked, expected);
+            }
+        }
+    }
+}

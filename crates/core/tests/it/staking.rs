@@ -3,9 +3,10 @@
 use ed25519_dalek::SigningKey;
 use poi_core::chain::{Chain, Mode};
 use poi_core::event::TxOutcome;
-use poi_core::params::Params;
+use poi_core::params::{PARAMS_KEY, Params};
+use poi_core::poi::PoiMsg;
 use poi_core::staking::{self, StakingMsg, StakingParams};
-use poi_core::state::{MemState, Overlay};
+use poi_core::state::{MemState, Overlay, WriteSet};
 use poi_core::tx::{Msg, Tx, TxBody};
 use proptest::prelude::*;
 
@@ -167,44 +168,65 @@ fn locked_stake_cannot_unbond_until_unlocked() {
     let alice = key(1);
     let chain = Chain::new(CHAIN);
     let mut state = genesis_state(&[(&alice, START)]);
+    let mut params = Params::default();
+    params.poi.verifier_bond_min = 400;
+    let mut writes = WriteSet::new();
+    writes.insert(PARAMS_KEY.to_vec(), Some(borsh::to_vec(&params).unwrap()));
+    state.apply(&writes);
     run(
         &chain,
         &mut state,
         1,
         vec![staking_tx(&alice, 0, StakingMsg::Bond { amount: 500 })],
     );
-    // The market locks stake behind active jobs; emulate it through the module API.
-    let mut overlay = Overlay::new(&state);
-    staking::lock(&mut overlay, addr(&alice), 400).unwrap();
-    let refused = staking::lock(&mut overlay, addr(&alice), 101).unwrap_err();
-    assert_eq!(refused.code(), "insufficient_stake");
-    overlay.commit_tx();
-    state.apply(&overlay.into_writes());
-
+    // Another module (here PoI, as a verifier bond) locks stake through `staking::lock`; the
+    // audit checks every lock has its owner, so lock through a real one.
+    let poi_tx = |nonce, msg| {
+        TxBody {
+            chain_id: CHAIN.into(),
+            signer: addr(&alice),
+            nonce,
+            fee: FEE,
+            msg: Msg::Poi(msg),
+        }
+        .sign(&alice)
+    };
     let codes = run(
         &chain,
         &mut state,
         2,
-        vec![staking_tx(&alice, 1, StakingMsg::Unbond { amount: 101 })],
+        vec![
+            poi_tx(1, PoiMsg::RegisterVerifier { bond: 400 }),
+            poi_tx(2, PoiMsg::AddVerifierBond { amount: 101 }),
+        ],
+    );
+    assert_eq!(codes, ["ok", "insufficient_stake"]);
+    let codes = run(
+        &chain,
+        &mut state,
+        3,
+        vec![staking_tx(&alice, 3, StakingMsg::Unbond { amount: 101 })],
     );
     assert_eq!(codes, ["stake_locked"]);
     let codes = run(
         &chain,
         &mut state,
-        3,
-        vec![staking_tx(&alice, 2, StakingMsg::Unbond { amount: 100 })],
+        4,
+        vec![staking_tx(&alice, 4, StakingMsg::Unbond { amount: 100 })],
     );
     assert_eq!(codes, ["ok"]);
-
-    let mut overlay = Overlay::new(&state);
-    staking::unlock(&mut overlay, addr(&alice), 400).unwrap();
-    overlay.commit_tx();
-    state.apply(&overlay.into_writes());
     let codes = run(
         &chain,
         &mut state,
-        4,
-        vec![staking_tx(&alice, 3, StakingMsg::Unbond { amount: 400 })],
+        5,
+        vec![poi_tx(5, PoiMsg::DeregisterVerifier)],
+    );
+    assert_eq!(codes, ["ok"]);
+    let codes = run(
+        &chain,
+        &mut state,
+        6,
+        vec![staking_tx(&alice, 6, StakingMsg::Unbond { amount: 400 })],
     );
     assert_eq!(codes, ["ok"]);
 }
