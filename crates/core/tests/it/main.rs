@@ -5,5 +5,6 @@ mod conformance;
 mod determinism;
 mod dissection;
 mod market;
+mod net;
 mod poi;
 mod staking;

@@ -1,102 +1,26 @@
 //! The compute marketplace through signed transactions and blocks, auditing after every block.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
 use poi_core::Address;
-use poi_core::block::BlockContext;
-use poi_core::chain::{Chain, Mode};
-use poi_core::event::TxOutcome;
 use poi_core::market::{self, JobStatus, MarketMsg};
-use poi_core::module::ExecContext;
 use poi_core::params::{PARAMS_KEY, Params};
 use poi_core::staking::{self, StakingMsg};
 use poi_core::state::{MemState, Overlay, WriteSet};
-use poi_core::tx::{Msg, Tx, TxBody};
+use poi_core::tx::Msg;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-use crate::chain::{CHAIN, addr, ctx, genesis_state, key};
+use crate::chain::{CHAIN, addr, key};
+use crate::net::{Net, START};
 
 const FEE: u128 = 10_000;
-const START: u128 = 100_000_000_000_000;
-
-/// A chain under test: state, height, nonces, fees paid per account.
-struct Net {
-    chain: Chain,
-    state: MemState,
-    height: u64,
-    nonces: BTreeMap<Address, u64>,
-    fees: BTreeMap<Address, u128>,
-}
 
 impl Net {
-    fn new(funded: &[&SigningKey], params: Params) -> Self {
-        let funded: Vec<(&SigningKey, u128)> = funded.iter().map(|k| (*k, START)).collect();
-        let mut state = genesis_state(&funded);
-        let mut writes = WriteSet::new();
-        params.validate().expect("test params are valid");
-        writes.insert(PARAMS_KEY.to_vec(), Some(borsh::to_vec(&params).unwrap()));
-        state.apply(&writes);
-        Self {
-            chain: Chain::new(CHAIN),
-            state,
-            height: 0,
-            nonces: BTreeMap::new(),
-            fees: BTreeMap::new(),
-        }
-    }
-
-    fn tx(&mut self, from: &SigningKey, msg: Msg) -> Tx {
-        let nonce = self.nonces.entry(addr(from)).or_default();
-        let tx = TxBody {
-            chain_id: CHAIN.into(),
-            signer: addr(from),
-            nonce: *nonce,
-            fee: FEE,
-            msg,
-        }
-        .sign(from);
-        *nonce += 1;
-        *self.fees.entry(addr(from)).or_default() += FEE;
-        tx
-    }
-
-    /// Executes the next block with `txs`, audits, and returns each transaction's code.
-    fn block(&mut self, txs: Vec<Tx>) -> Vec<String> {
-        self.height += 1;
-        let out = self
-            .chain
-            .execute_block(&self.state, &ctx(self.height), txs, Mode::Verify)
-            .expect("block executes");
-        self.state.apply(&out.writes);
-        self.chain
-            .audit(&self.state)
-            .expect("supply and invariants hold");
-        out.receipts
-            .iter()
-            .map(|r| match &r.outcome {
-                TxOutcome::Success => "ok".to_string(),
-                TxOutcome::Failed { code, .. } => code.clone(),
-            })
-            .collect()
-    }
-
-    /// One transaction in its own block; its code.
-    fn send(&mut self, from: &SigningKey, msg: Msg) -> String {
-        let tx = self.tx(from, msg);
-        self.block(vec![tx]).remove(0)
-    }
-
-    fn market(&mut self, from: &SigningKey, msg: MarketMsg) -> String {
-        self.send(from, Msg::Market(msg))
-    }
-
-    fn empty_blocks(&mut self, n: u64) {
-        for _ in 0..n {
-            self.block(Vec::new());
-        }
+    /// A net for market tests: every transaction pays [`FEE`].
+    fn new_market(funded: &[&SigningKey], params: Params) -> Self {
+        Net::new(funded, params, FEE)
     }
 
     fn balance(&self, who: &SigningKey) -> u128 {
@@ -111,17 +35,9 @@ impl Net {
             .map_or(0, |a| a.balance)
     }
 
-    fn job(&self, id: u64) -> market::Job {
-        market::job(&self.state, id).unwrap().expect("job exists")
-    }
-
     fn stats(&self) -> market::MarketStats {
         let params = params_of(&self.state);
         market::market_stats(&self.state, &params, self.height).unwrap()
-    }
-
-    fn fee(&self, who: &SigningKey) -> u128 {
-        self.fees.get(&addr(who)).copied().unwrap_or(0)
     }
 
     /// Bonds `stake` and registers `who` as a provider.
@@ -133,31 +49,7 @@ impl Net {
 
     /// Resolves a dispute directly, as the Proof-of-Intelligence module will.
     fn resolve(&mut self, id: u64, at_fault: bool) -> Result<(), String> {
-        let params = params_of(&self.state);
-        let block = BlockContext {
-            height: self.height,
-            timestamp_ms: 0,
-            proposer: addr(&key(200)),
-        };
-        let mut overlay = Overlay::new(&self.state);
-        let mut events = Vec::new();
-        let mut ctx = ExecContext {
-            state: &mut overlay,
-            block: &block,
-            params: &params,
-            events: &mut events,
-        };
-        let result = market::resolve_dispute(&mut ctx, id, at_fault);
-        match result {
-            Ok(()) => overlay.commit_tx(),
-            Err(_) => overlay.discard_tx(),
-        }
-        let writes = overlay.into_writes();
-        self.state.apply(&writes);
-        self.chain
-            .audit(&self.state)
-            .expect("supply and invariants hold");
-        result.map_err(|e| e.code().to_string())
+        self.hook_now(|ctx| market::resolve_dispute(ctx, id, at_fault))
     }
 }
 
@@ -248,7 +140,7 @@ fn test_params() -> Params {
 #[test]
 fn a_job_settles_paying_delivered_units_and_refunding_the_rest_exactly() {
     let (prov, user) = (key(1), key(2));
-    let mut net = Net::new(&[&prov, &user], test_params());
+    let mut net = Net::new_market(&[&prov, &user], test_params());
     net.provider(&prov, 1_000_000, Register::new(100, 5, 100_000));
     assert_eq!(net.market(&user, inference(400, 30)), "ok");
     let job = net.job(0);
@@ -283,7 +175,7 @@ fn a_job_settles_paying_delivered_units_and_refunding_the_rest_exactly() {
 #[test]
 fn a_provider_that_stops_heartbeating_is_slashed_and_its_job_moves_on() {
     let (cheap, backup, user) = (key(1), key(2), key(3));
-    let mut net = Net::new(&[&cheap, &backup, &user], test_params());
+    let mut net = Net::new_market(&[&cheap, &backup, &user], test_params());
     let collateral = 1_000_000;
     net.provider(&cheap, collateral, Register::new(100, 1, collateral));
     net.provider(&backup, collateral, Register::new(100, 8, collateral));
@@ -373,7 +265,7 @@ fn higher_tiers_go_first_and_lower_tiers_wait_at_most_the_aging_bound() {
     let aging = params.market.aging_blocks;
     let tiers = params.staking.tier_thresholds.len() as u64;
     let top_stake = *params.staking.tier_thresholds.last().unwrap();
-    let mut net = Net::new(&[&prov, &high, &low], params);
+    let mut net = Net::new_market(&[&prov, &high, &low], params);
     // Capacity 10 x backlog 10: one 100-unit job at a time.
     net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
     assert_eq!(
@@ -452,7 +344,7 @@ fn base_price_and_multiplier_rise_with_demand_fall_when_idle_and_stay_bounded() 
         m.multiplier_min_ppm,
         m.multiplier_max_ppm,
     );
-    let mut net = Net::new(&[&prov, &user], params);
+    let mut net = Net::new_market(&[&prov, &user], params);
     net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
     assert_eq!(net.market(&user, inference(100, 1_000_000)), "ok");
     assert_eq!(net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
@@ -497,7 +389,7 @@ fn the_reserve_at_peak_holds_the_last_capacity_for_higher_tiers() {
     params.market.backlog_blocks = 10;
     params.market.aging_blocks = 1_000;
     let tier1 = params.staking.tier_thresholds[0];
-    let mut net = Net::new(&[&prov, &high, &low], params);
+    let mut net = Net::new_market(&[&prov, &high, &low], params);
     net.provider(&prov, 1_000_000, Register::new(10, 1, 1_000_000));
     assert_eq!(
         net.send(&high, Msg::Staking(StakingMsg::Bond { amount: tier1 })),
@@ -530,7 +422,7 @@ fn every_bad_market_transaction_has_its_code() {
     params.market.multiplier_min_ppm = 1_000_000;
     params.market.heartbeat_timeout_blocks = 1_000;
     let tier1 = params.staking.tier_thresholds[0];
-    let mut net = Net::new(&[&prov, &user, &stranger], params);
+    let mut net = Net::new_market(&[&prov, &user, &stranger], params);
     // Fund `poor` with just enough for fees.
     let to_poor = poi_core::bank::BankMsg::Transfer {
         to: addr(&poor),
@@ -632,7 +524,7 @@ fn queued_jobs_expire_and_cancelled_jobs_refund_everything() {
     let (user, prov) = (key(1), key(2));
     let mut params = test_params();
     params.market.queue_ttl_blocks = 5;
-    let mut net = Net::new(&[&user, &prov], params);
+    let mut net = Net::new_market(&[&user, &prov], params);
     assert_eq!(net.market(&user, inference(10, 100)), "ok");
     assert_eq!(net.market(&user, inference(10, 100)), "ok");
     assert_eq!(net.market(&user, MarketMsg::CancelJob { id: 1 }), "ok");
@@ -651,7 +543,7 @@ fn missed_start_and_commit_deadlines_and_disputes_slash() {
     let mut params = test_params();
     params.market.heartbeat_timeout_blocks = 1_000;
     params.market.start_blocks = 3;
-    let mut net = Net::new(&[&prov, &other, &user], params);
+    let mut net = Net::new_market(&[&prov, &other, &user], params);
     net.provider(&prov, 1_000_000, Register::new(100, 1, 1_000_000));
     assert_eq!(net.market(&user, inference(100, 10)), "ok");
     net.empty_blocks(3);
@@ -694,7 +586,7 @@ fn a_busy_provider_cannot_shrink_its_capacity_or_collateral_below_the_requiremen
     params.market.heartbeat_timeout_blocks = 1_000;
     params.market.multiplier_min_ppm = 1_000_000;
     params.market.multiplier_max_ppm = 1_000_000;
-    let mut net = Net::new(&[&prov, &user], params);
+    let mut net = Net::new_market(&[&prov, &user], params);
     // Below provider_collateral_min (1,000) even though capacity 1 requires only 1,000 x 1.
     let bond = net.send(&prov, Msg::Staking(StakingMsg::Bond { amount: 200_000 }));
     assert_eq!(bond, "ok");
@@ -744,7 +636,7 @@ fn a_dispute_posts_a_bond_and_without_a_verdict_settles_for_the_provider() {
     params.market.heartbeat_timeout_blocks = 1_000;
     params.market.dispute_blocks = 5;
     params.market.dispute_bond_bps = 2_000;
-    let mut net = Net::new(&[&prov, &user], params);
+    let mut net = Net::new_market(&[&prov, &user], params);
     net.provider(&prov, 1_000_000, Register::new(100, 1, 1_000_000));
     let before = net.balance(&prov);
     for id in 0..2 {
@@ -788,7 +680,7 @@ fn heartbeats_count_for_uptime_once_per_window_and_late_ones_are_refused() {
     params.market.provider_jobs_max = 1;
     params.market.deadlines_per_block_max = 2;
     params.market.uptime_weight_ppm = 100_000;
-    let mut net = Net::new(&[&a, &b], params);
+    let mut net = Net::new_market(&[&a, &b], params);
     let bonds = [&a, &b].map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 100_000 })));
     let regs = [&a, &b].map(|k| net.tx(k, Msg::Market(Register::new(10, 1, 100_000).msg())));
     let codes = net.block(bonds.into_iter().chain(regs).collect());
@@ -822,7 +714,7 @@ fn a_heartbeat_after_its_deadline_is_refused_while_the_miss_waits() {
     params.market.heartbeat_timeout_blocks = 10;
     params.market.provider_jobs_max = 1;
     params.market.deadlines_per_block_max = 2;
-    let mut net = Net::new(&[&b, &c, &d], params);
+    let mut net = Net::new_market(&[&b, &c, &d], params);
     let bonds = [&b, &c, &d].map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 100_000 })));
     let regs = [&b, &c, &d].map(|k| net.tx(k, Msg::Market(Register::new(10, 1, 100_000).msg())));
     assert_eq!(
@@ -858,7 +750,7 @@ fn heartbeat_miss_charges_the_budget_per_job(lowered: bool) {
     params.market.queue_ttl_blocks = 19;
     params.market.provider_jobs_max = 3;
     params.market.deadlines_per_block_max = 4;
-    let mut net = Net::new(&[&prov, &user], params);
+    let mut net = Net::new_market(&[&prov, &user], params);
     net.provider(&prov, 1_000_000, Register::new(100, 1, 1_000_000));
     let txs = (0..4)
         .map(|_| net.tx(&user, Msg::Market(inference(10, 10))))
@@ -935,7 +827,7 @@ fn unmatchable_jobs_and_ineligible_providers_do_not_block_matching() {
     params.market.job_units_max = 5_000;
     params.market.multiplier_min_ppm = 1_000_000;
     params.market.multiplier_max_ppm = 1_000_000;
-    let mut net = Net::new(&[&a, &b, &user], params);
+    let mut net = Net::new_market(&[&a, &b, &user], params);
     assert_eq!(net.market(&user, inference(5_001, 10)), "job_too_large");
     assert_eq!(net.market(&user, inference(10, 9)), "price_below_base");
     // Room 10 x 100 = 1,000 units: the 2,000-unit job at the head cannot be matched, the one
@@ -1171,7 +1063,7 @@ fn lifecycle(ops: Vec<Op>) -> Result<Seen, TestCaseError> {
     params.market.price_max = 30;
     params.market.backlog_blocks = 3;
     let tier1 = params.staking.tier_thresholds[0];
-    let mut net = Net::new(&[&provs[0], &provs[1], &users[0], &users[1]], params);
+    let mut net = Net::new_market(&[&provs[0], &provs[1], &users[0], &users[1]], params);
     // Collateral below the bond, so AddCollateral has free stake to lock.
     net.provider(&provs[0], PROV_BOND, Register::new(50, 8, 250_000));
     net.provider(&provs[1], PROV_BOND, Register::new(80, 12, 250_000));
@@ -1486,7 +1378,7 @@ fn a_job_excludes_the_last_four_providers_that_failed_it() {
     params.market.start_blocks = 2;
     assert_eq!(market::records::EXCLUDED_MAX, 4);
     let funded: Vec<&SigningKey> = provs.iter().chain([&user]).collect();
-    let mut net = Net::new(&funded, params);
+    let mut net = Net::new_market(&funded, params);
     // Asks 1..=5: the cheapest provider not excluded gets the job.
     for (i, p) in provs.iter().enumerate() {
         net.provider(p, 1_000_000, Register::new(100, i as u128 + 1, 1_000_000));
@@ -1525,7 +1417,7 @@ fn a_queued_job_is_matchable_up_to_the_block_before_its_expiry() {
     params.market.provider_jobs_max = 1;
     params.market.deadlines_per_block_max = 2;
     let ttl = params.market.queue_ttl_blocks;
-    let mut net = Net::new(&[&p1, &p2, &user], params);
+    let mut net = Net::new_market(&[&p1, &p2, &user], params);
     let expiry_of = |net: &Net, id| {
         let d = net.job(id).deadline.expect("queued job has a deadline");
         assert_eq!(d.kind, market::records::DeadlineKind::Expiry);
@@ -1586,7 +1478,7 @@ fn the_audit_requires_staking_to_lock_exactly_the_market_commitments() {
     let (prov, user) = (key(1), key(2));
     let params = test_params();
     let tier1 = params.staking.tier_thresholds[0];
-    let mut net = Net::new(&[&prov, &user], params);
+    let mut net = Net::new_market(&[&prov, &user], params);
     net.provider(&prov, 1_000_000, Register::new(100, 1, 100_000));
     assert_eq!(
         net.send(&user, Msg::Staking(StakingMsg::Bond { amount: 2 * tier1 })),
@@ -1656,7 +1548,7 @@ fn one_user_cannot_hold_more_than_its_share_of_open_jobs() {
     let user = key(3);
     let mut params = test_params();
     params.market.open_jobs_per_user_max = 3;
-    let mut net = Net::new(&[&user], params);
+    let mut net = Net::new_market(&[&user], params);
     for _ in 0..3 {
         assert_eq!(net.market(&user, inference(10, 10)), "ok");
     }
@@ -1672,7 +1564,7 @@ fn one_user_cannot_hold_more_than_its_share_of_open_jobs() {
 #[test]
 fn jobs_are_listed_by_status_in_id_order_and_move_with_their_status() {
     let user = key(3);
-    let mut net = Net::new(&[&user], test_params());
+    let mut net = Net::new_market(&[&user], test_params());
     for _ in 0..3 {
         assert_eq!(net.market(&user, inference(10, 10)), "ok");
     }

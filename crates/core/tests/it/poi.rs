@@ -2,20 +2,14 @@
 //! a real repops training run committed on chain, every refusal with its code, the market
 //! hooks PoI drives, and core's Merkle and step-digest copy pinned to repops'.
 
-use std::collections::BTreeMap;
-
 use ed25519_dalek::SigningKey;
 use poi_core::Address;
-use poi_core::block::BlockContext;
-use poi_core::chain::{Chain, Mode};
-use poi_core::event::TxOutcome;
 use poi_core::market::{self, JobSpec as MarketSpec, JobStatus, MarketMsg};
-use poi_core::module::ExecContext;
-use poi_core::params::{PARAMS_KEY, Params};
+use poi_core::params::Params;
 use poi_core::poi::{self, PoiKind, PoiMsg, PoiStatus, merkle};
 use poi_core::staking::StakingMsg;
-use poi_core::state::{MemState, Overlay, WriteSet};
-use poi_core::tx::{Msg, Tx, TxBody};
+use poi_core::state::Overlay;
+use poi_core::tx::{Msg, Tx};
 use poi_repops::backend::CpuBackend;
 use poi_repops::commit::digest::{OPT_DOMAIN, PARAMS_DOMAIN};
 use poi_repops::commit::{self as rc, Digest, read_checkpoint, tensors_digest};
@@ -23,93 +17,22 @@ use poi_repops::model::{MlpSpec, ModelSpec};
 use poi_repops::train::{self, JobSpec, checkpoint_path, job_spec_hash, read_digests, train_job};
 use proptest::prelude::*;
 
-use crate::chain::{CHAIN, addr, ctx, genesis_state, key};
+use crate::chain::{addr, key};
+use crate::net::{Net, START};
 
 /// Covers the minimum fee of any transaction up to the 32 KiB limit.
 const FEE: u128 = 400_000;
-const START: u128 = 100_000_000_000_000;
 const PRICE: u128 = 10;
 const UNITS: u64 = 1_000;
 
-/// A chain under test: state, height, nonces.
-struct Net {
-    chain: Chain,
-    state: MemState,
-    height: u64,
-    nonces: BTreeMap<Address, u64>,
-}
-
 impl Net {
-    fn new(funded: &[&SigningKey], params: Params) -> Self {
-        let funded: Vec<(&SigningKey, u128)> = funded.iter().map(|k| (*k, START)).collect();
-        let mut state = genesis_state(&funded);
-        let mut writes = WriteSet::new();
-        params.validate().expect("test params are valid");
-        writes.insert(PARAMS_KEY.to_vec(), Some(borsh::to_vec(&params).unwrap()));
-        state.apply(&writes);
-        Self {
-            chain: Chain::new(CHAIN),
-            state,
-            height: 0,
-            nonces: BTreeMap::new(),
-        }
-    }
-
-    fn tx(&mut self, from: &SigningKey, msg: Msg) -> Tx {
-        let nonce = self.nonces.entry(addr(from)).or_default();
-        let tx = TxBody {
-            chain_id: CHAIN.into(),
-            signer: addr(from),
-            nonce: *nonce,
-            fee: FEE,
-            msg,
-        }
-        .sign(from);
-        *nonce += 1;
-        tx
-    }
-
-    /// Executes the next block with `txs`, audits, and returns each transaction's code.
-    fn block(&mut self, txs: Vec<Tx>) -> Vec<String> {
-        self.height += 1;
-        let out = self
-            .chain
-            .execute_block(&self.state, &ctx(self.height), txs, Mode::Verify)
-            .expect("block executes");
-        self.state.apply(&out.writes);
-        self.chain
-            .audit(&self.state)
-            .expect("supply and invariants hold");
-        out.receipts
-            .iter()
-            .map(|r| match &r.outcome {
-                TxOutcome::Success => "ok".to_string(),
-                TxOutcome::Failed { code, .. } => code.clone(),
-            })
-            .collect()
-    }
-
-    fn send(&mut self, from: &SigningKey, msg: Msg) -> String {
-        let tx = self.tx(from, msg);
-        self.block(vec![tx]).remove(0)
+    /// A net for PoI tests: every transaction pays [`FEE`].
+    fn new_poi(funded: &[&SigningKey], params: Params) -> Self {
+        Net::new(funded, params, FEE)
     }
 
     fn poi(&mut self, from: &SigningKey, msg: PoiMsg) -> String {
         self.send(from, Msg::Poi(msg))
-    }
-
-    fn market(&mut self, from: &SigningKey, msg: MarketMsg) -> String {
-        self.send(from, Msg::Market(msg))
-    }
-
-    fn balance(&self, who: &Address) -> u128 {
-        poi_core::bank::account(&self.state, who)
-            .unwrap()
-            .map_or(0, |a| a.balance)
-    }
-
-    fn job(&self, id: u64) -> market::Job {
-        market::job(&self.state, id).unwrap().expect("job exists")
     }
 
     fn poi_job(&self, id: u64) -> poi::PoiJob {
@@ -117,7 +40,7 @@ impl Net {
     }
 
     /// Bonds and registers `who` as a provider (capacity 100, ask 5).
-    fn provider(&mut self, who: &SigningKey) {
+    fn poi_provider(&mut self, who: &SigningKey) {
         let bond = self.tx(who, Msg::Staking(StakingMsg::Bond { amount: 1_000_000 }));
         let register = self.tx(
             who,
@@ -131,42 +54,6 @@ impl Net {
             }),
         );
         assert_eq!(self.block(vec![bond, register]), ["ok", "ok"]);
-    }
-
-    /// Calls a market hook directly, as PoI's later steps will, in a block of its own, and
-    /// audits; the hook's code.
-    fn hook(
-        &mut self,
-        f: impl FnOnce(&mut ExecContext<'_, '_>) -> Result<(), poi_core::TxError>,
-    ) -> Result<(), String> {
-        self.height += 1;
-        let params: Params = poi_core::state::read_borsh(&self.state, PARAMS_KEY)
-            .unwrap()
-            .unwrap();
-        let block = BlockContext {
-            height: self.height,
-            timestamp_ms: 0,
-            proposer: addr(&key(200)),
-        };
-        let mut overlay = Overlay::new(&self.state);
-        let mut events = Vec::new();
-        let mut ctx = ExecContext {
-            state: &mut overlay,
-            block: &block,
-            params: &params,
-            events: &mut events,
-        };
-        let result = f(&mut ctx);
-        match result {
-            Ok(()) => overlay.commit_tx(),
-            Err(_) => overlay.discard_tx(),
-        }
-        let writes = overlay.into_writes();
-        self.state.apply(&writes);
-        self.chain
-            .audit(&self.state)
-            .expect("supply and invariants hold");
-        result.map_err(|e| e.code().to_string())
     }
 }
 
@@ -275,8 +162,8 @@ fn a_real_training_run_is_committed_held_and_settled_only_when_verified() {
     let run = tiny_run(6);
     let spec_bytes = run.spec.encode();
     let (prov, user, other) = (key(1), key(2), key(3));
-    let mut net = Net::new(&[&prov, &user, &other], test_params());
-    net.provider(&prov);
+    let mut net = Net::new_poi(&[&prov, &user, &other], test_params());
+    net.poi_provider(&prov);
     assert_eq!(net.poi(&user, submit_training(&spec_bytes, 6)), "ok");
     // The market job commits to the spec exactly as repops hashes it.
     let job = net.job(0);
@@ -419,7 +306,7 @@ fn a_real_training_run_is_committed_held_and_settled_only_when_verified() {
     assert!(net.job(0).is_held());
 
     // Verified: paid exactly as an acceptance would pay.
-    let (prov_before, user_before) = (net.balance(&addr(&prov)), net.balance(&addr(&user)));
+    let (prov_before, user_before) = (net.balance_of(&addr(&prov)), net.balance_of(&addr(&user)));
     assert_eq!(net.hook(|ctx| market::settle_verified(ctx, 0)), Ok(()));
     let job = net.job(0);
     let paid = u128::from(UNITS) * job.charged_price;
@@ -428,8 +315,8 @@ fn a_real_training_run_is_committed_held_and_settled_only_when_verified() {
         (job.paid, job.refunded),
         (paid, job.units as u128 * PRICE - paid)
     );
-    assert_eq!(net.balance(&addr(&prov)), prov_before + paid);
-    assert_eq!(net.balance(&addr(&user)), user_before + job.refunded);
+    assert_eq!(net.balance_of(&addr(&prov)), prov_before + paid);
+    assert_eq!(net.balance_of(&addr(&user)), user_before + job.refunded);
     assert_eq!(
         net.hook(|ctx| market::settle_verified(ctx, 0)),
         Err("bad_job_state".into())
@@ -477,7 +364,7 @@ fn set(msg: &mut PoiMsg, f: impl FnOnce(&mut CommitFields)) {
 fn submissions_are_bounded_and_split_into_segments() {
     let (prov, user) = (key(1), key(2));
     let params = test_params();
-    let mut net = Net::new(&[&prov, &user], params.clone());
+    let mut net = Net::new_poi(&[&prov, &user], params.clone());
     // k = max(1, ceil(S / 256)), n = ceil(S / k).
     for (steps, k, n) in [
         (1, 1, 1),
@@ -538,8 +425,8 @@ fn submissions_are_bounded_and_split_into_segments() {
 #[test]
 fn inference_commits_hold_and_a_won_dispute_rewards_the_challenger() {
     let (prov, user, challenger) = (key(1), key(2), key(3));
-    let mut net = Net::new(&[&prov, &user, &challenger], test_params());
-    net.provider(&prov);
+    let mut net = Net::new_poi(&[&prov, &user, &challenger], test_params());
+    net.poi_provider(&prov);
     assert_eq!(net.poi(&user, submit_inference()), "ok");
     let pj = net.poi_job(0);
     assert_eq!(
@@ -583,7 +470,10 @@ fn inference_commits_hold_and_a_won_dispute_rewards_the_challenger() {
     let rest = slashed - credit;
     let reward = rest * u128::from(params.dispute_reward_bps) / 10_000;
     let burned = (rest - reward) * u128::from(params.slash_burn_bps) / 10_000;
-    let (user_before, chal_before) = (net.balance(&addr(&user)), net.balance(&addr(&challenger)));
+    let (user_before, chal_before) = (
+        net.balance_of(&addr(&user)),
+        net.balance_of(&addr(&challenger)),
+    );
     let winner = addr(&challenger);
     let burned_before = net
         .chain
@@ -599,8 +489,8 @@ fn inference_commits_hold_and_a_won_dispute_rewards_the_challenger() {
     );
     let job = net.job(0);
     assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(net.balance(&addr(&challenger)), chal_before + reward);
-    assert_eq!(net.balance(&addr(&user)), user_before + escrow + credit);
+    assert_eq!(net.balance_of(&addr(&challenger)), chal_before + reward);
+    assert_eq!(net.balance_of(&addr(&user)), user_before + escrow + credit);
     let supply = net.chain.audit(&net.state).unwrap();
     assert_eq!(
         supply.burned_by_reason.get("slash").copied().unwrap_or(0),
@@ -627,8 +517,8 @@ fn an_owner_dispute_of_a_held_job_still_runs_its_market_course() {
     let (prov, user) = (key(1), key(2));
     let mut params = test_params();
     params.market.dispute_blocks = 5;
-    let mut net = Net::new(&[&prov, &user], params);
-    net.provider(&prov);
+    let mut net = Net::new_poi(&[&prov, &user], params);
+    net.poi_provider(&prov);
     assert_eq!(net.poi(&user, submit_inference()), "ok");
     assert_eq!(net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
     let commit = PoiMsg::CommitInference {
@@ -650,8 +540,8 @@ fn an_owner_dispute_of_a_held_job_still_runs_its_market_course() {
 #[test]
 fn resolve_dispute_without_a_winner_burns_and_funds_the_treasury_as_before() {
     let (prov, user) = (key(1), key(2));
-    let mut net = Net::new(&[&prov, &user], test_params());
-    net.provider(&prov);
+    let mut net = Net::new_poi(&[&prov, &user], test_params());
+    net.poi_provider(&prov);
     assert_eq!(net.poi(&user, submit_inference()), "ok");
     assert_eq!(net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
     let commit = PoiMsg::CommitInference {
@@ -662,7 +552,7 @@ fn resolve_dispute_without_a_winner_burns_and_funds_the_treasury_as_before() {
     assert_eq!(net.poi(&prov, commit), "ok");
     assert_eq!(net.hook(|ctx| market::open_poi_dispute(ctx, 0)), Ok(()));
     let treasury = poi_core::bank::treasury();
-    let before = net.balance(&treasury);
+    let before = net.balance_of(&treasury);
     assert_eq!(
         net.hook(|ctx| market::resolve_dispute(ctx, 0, true)),
         Ok(())
@@ -671,7 +561,7 @@ fn resolve_dispute_without_a_winner_burns_and_funds_the_treasury_as_before() {
     let slashed = 100_000 * u128::from(params.slash_bps) / 10_000;
     let rest = slashed - u128::from(UNITS) * PRICE * u128::from(params.sla_credit_bps) / 10_000;
     let burned = rest * u128::from(params.slash_burn_bps) / 10_000;
-    assert_eq!(net.balance(&treasury), before + rest - burned);
+    assert_eq!(net.balance_of(&treasury), before + rest - burned);
 }
 
 fn digests_from(seed: u64, n: u64) -> Vec<Digest> {
@@ -772,7 +662,7 @@ impl Net {
 #[test]
 fn verifiers_register_add_bond_and_deregister_with_exact_stake_locks() {
     let (v, w) = (key(30), key(31));
-    let mut net = Net::new(&[&v, &w], test_params());
+    let mut net = Net::new_poi(&[&v, &w], test_params());
     assert_eq!(Params::default().poi.verifier_bond_min, MIN_BOND);
     assert_eq!(
         net.poi(&v, PoiMsg::AddVerifierBond { amount: 1 }),
@@ -900,8 +790,8 @@ fn verifier_bond_min_is_validated() {
 #[test]
 fn a_provider_that_verifies_has_both_locks_counted() {
     let p = key(32);
-    let mut net = Net::new(&[&p], test_params());
-    net.provider(&p);
+    let mut net = Net::new_poi(&[&p], test_params());
+    net.poi_provider(&p);
     assert_eq!(net.stake(&p).locked, 100_000);
     assert_eq!(
         net.stake_op(&p, StakingMsg::Bond { amount: MIN_BOND }),
@@ -950,7 +840,7 @@ proptest! {
     fn the_verifier_index_stays_dense(ops in proptest::collection::vec((0usize..5, any::<bool>()), 1..24)) {
         let keys: Vec<SigningKey> = (40..45).map(key).collect();
         let refs: Vec<&SigningKey> = keys.iter().collect();
-        let mut net = Net::new(&refs, test_params());
+        let mut net = Net::new_poi(&refs, test_params());
         let bonds: Vec<Tx> = keys
             .iter()
             .map(|k| net.tx(k, Msg::Staking(StakingMsg::Bond { amount: 2 * MIN_BOND })))
