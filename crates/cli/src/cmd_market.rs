@@ -274,7 +274,8 @@ fn submit_job(
     max_price: Amount,
 ) -> anyhow::Result<()> {
     if let Some(done) = cmd_tx::submit(global, tx, Msg::Market(msg))? {
-        let id = event_attribute(&done.status, "job_submitted", "job")?
+        let id = done
+            .event_attribute(market::NAME, "job_submitted", "job")?
             .parse::<u64>()
             .context("job id in the receipt")?;
         let job = job_of(global, id)?;
@@ -363,23 +364,6 @@ fn parse_hash(text: &str, what: &str) -> anyhow::Result<[u8; 32]> {
         .ok_or_else(|| anyhow!("{what} must be 64 hex digits, got {text:?}"))
 }
 
-/// The value of attribute `key` of the first market event `kind` in a committed receipt.
-fn event_attribute(status: &Value, kind: &str, key: &str) -> anyhow::Result<String> {
-    status["receipt"]["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["module"] == market::NAME && e["kind"] == kind)
-        .and_then(|e| {
-            e["attributes"]
-                .as_array()?
-                .iter()
-                .find(|pair| pair[0] == key)
-                .and_then(|pair| pair[1].as_str().map(str::to_string))
-        })
-        .ok_or_else(|| anyhow!("the receipt has no {kind} event with {key}"))
-}
-
 fn provider_of(global: &Global, address: &Address) -> anyhow::Result<Value> {
     Ok(Api::resolve(global)?.get(&format!("/providers/{address}"))?)
 }
@@ -388,19 +372,11 @@ fn job_of(global: &Global, id: u64) -> anyhow::Result<Value> {
     Ok(Api::resolve(global)?.get(&format!("/jobs/{id}"))?)
 }
 
-/// One line for the committed transaction, then `details` (human output only; with --json
-/// the transaction status was printed already).
+/// The committed line, then `details` (human output only).
 fn report(global: &Global, done: &cmd_tx::Committed, what: &str, details: impl FnOnce()) {
-    if global.json {
-        return;
+    if done.print_line(global, what) {
+        details();
     }
-    println!(
-        "committed {} in block {}: {what}, fee {}",
-        done.hash,
-        done.status["height"],
-        format_poi(done.fee)
-    );
-    details();
 }
 
 fn text(value: &Value) -> String {

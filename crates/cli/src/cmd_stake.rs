@@ -69,7 +69,10 @@ pub(crate) fn run(global: &Global, cmd: StakeCmd) -> anyhow::Result<()> {
         StakeCmd::Withdraw { tx } => {
             let msg = Msg::Staking(StakingMsg::Withdraw);
             if let Some(done) = cmd_tx::submit(global, &tx, msg)? {
-                let withdrawn = withdrawn_amount(&done.status).unwrap_or_default();
+                let withdrawn = done
+                    .event_attribute(poi_core::staking::NAME, "withdraw", "amount")
+                    .and_then(|text| Ok(parse_amount(&text)?))
+                    .unwrap_or_default();
                 let stake = stake_of(global, &done.signer)?;
                 let what = format!("withdrew {}", format_poi(withdrawn));
                 report(global, &done, &what, &stake);
@@ -118,16 +121,9 @@ fn stake_of(global: &Global, address: &Address) -> anyhow::Result<Value> {
 /// One line for the committed transaction, then the stake it left (human output only; with
 /// `--json` the transaction status was printed already).
 fn report(global: &Global, done: &cmd_tx::Committed, what: &str, stake: &Value) {
-    if global.json {
-        return;
+    if done.print_line(global, what) {
+        print_stake(stake);
     }
-    println!(
-        "committed {} in block {}: {what}, fee {}",
-        done.hash,
-        done.status["height"],
-        format_poi(done.fee)
-    );
-    print_stake(stake);
 }
 
 fn print_stake(stake: &Value) {
@@ -147,23 +143,4 @@ fn print_stake(stake: &Value) {
         );
     }
     println!("height:    {}", stake["height"]);
-}
-
-/// The amount of the `withdraw` event in a committed transaction's receipt.
-fn withdrawn_amount(status: &Value) -> anyhow::Result<u128> {
-    let events = status["receipt"]["events"]
-        .as_array()
-        .ok_or_else(|| anyhow!("receipt has no events"))?;
-    let event = events
-        .iter()
-        .find(|e| e["module"] == "staking" && e["kind"] == "withdraw")
-        .ok_or_else(|| anyhow!("receipt has no withdraw event"))?;
-    let amount = event["attributes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|pair| pair[0] == "amount")
-        .and_then(|pair| pair[1].as_str())
-        .ok_or_else(|| anyhow!("withdraw event has no amount"))?;
-    Ok(parse_amount(amount)?)
 }

@@ -34,15 +34,10 @@ fn send(global: &Global, args: SendArgs) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    if !global.json {
-        println!(
-            "committed {} in block {}: sent {} to {to}, fee {}",
-            committed.hash,
-            committed.status["height"],
-            poi_core::token::format_poi(amount),
-            poi_core::token::format_poi(committed.fee)
-        );
-    }
+    committed.print_line(
+        global,
+        &format!("sent {} to {to}", poi_core::token::format_poi(amount)),
+    );
     Ok(())
 }
 
@@ -56,6 +51,45 @@ pub(crate) struct Committed {
     pub(crate) fee: poi_core::token::Amount,
     /// The signer.
     pub(crate) signer: Address,
+}
+
+impl Committed {
+    /// Prints `committed HASH in block H: WHAT, fee F` for human output and says whether it
+    /// did; with `--json` the transaction's status was printed already.
+    pub(crate) fn print_line(&self, global: &Global, what: &str) -> bool {
+        if global.json {
+            return false;
+        }
+        println!(
+            "committed {} in block {}: {what}, fee {}",
+            self.hash,
+            self.status["height"],
+            poi_core::token::format_poi(self.fee)
+        );
+        true
+    }
+
+    /// The value of attribute `key` of the first `module`/`kind` event in its receipt.
+    pub(crate) fn event_attribute(
+        &self,
+        module: &str,
+        kind: &str,
+        key: &str,
+    ) -> anyhow::Result<String> {
+        self.status["receipt"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["module"] == module && e["kind"] == kind)
+            .and_then(|e| {
+                e["attributes"]
+                    .as_array()?
+                    .iter()
+                    .find(|pair| pair[0] == key)
+                    .and_then(|pair| pair[1].as_str().map(str::to_string))
+            })
+            .ok_or_else(|| anyhow!("the receipt has no {module} {kind} event with {key}"))
+    }
 }
 
 /// Signs `msg` with `options.from`'s key (next nonce, minimum fee unless given), submits it and
