@@ -521,9 +521,33 @@ impl Chain {
         Ok(())
     }
 
-    /// Tokens held outside plain account balances (stakes, escrows); none yet.
-    pub fn locked(&self, _state: &dyn StateReader) -> Result<Amount, StateError> {
-        Ok(0)
+    /// Native base units the entries of `module` hold, summed over its whole prefix.
+    fn held_by(&self, module: &dyn Module, state: &dyn StateReader) -> Result<Amount, StateError> {
+        let mut held: Amount = 0;
+        let mut failure = None;
+        state.scan_prefix(module.prefix(), &mut |key, value| {
+            match module.held_by_entry(key, value) {
+                Ok(amount) => match held.checked_add(amount) {
+                    Some(sum) => held = sum,
+                    None => failure = Some(StateError("held tokens overflow".into())),
+                },
+                Err(e) => failure = Some(e),
+            }
+            failure.is_none()
+        })?;
+        failure.map_or(Ok(held), Err)
+    }
+
+    /// Tokens held outside account balances: stakes, escrows and bonds, everything a module
+    /// other than the bank holds. Scans those modules' state (for queries, not execution).
+    pub fn locked(&self, state: &dyn StateReader) -> Result<Amount, StateError> {
+        self.modules
+            .iter()
+            .filter(|module| module.name() != bank::NAME)
+            .try_fold(0, |sum: Amount, module| {
+                sum.checked_add(self.held_by(module.as_ref(), state)?)
+                    .ok_or_else(|| StateError("locked tokens overflow".into()))
+            })
     }
 
     /// The supply breakdown.
@@ -538,22 +562,12 @@ impl Chain {
             module
                 .check_invariants(state)
                 .map_err(|e| format!("{}: {e}", module.name()))?;
-            let mut failure = None;
-            state
-                .scan_prefix(module.prefix(), &mut |key, value| {
-                    match module.held_by_entry(key, value) {
-                        Ok(amount) => match held.checked_add(amount) {
-                            Some(sum) => held = sum,
-                            None => failure = Some("held tokens overflow".to_string()),
-                        },
-                        Err(e) => failure = Some(e.to_string()),
-                    }
-                    failure.is_none()
-                })
-                .map_err(|e| e.to_string())?;
-            if let Some(failure) = failure {
-                return Err(failure);
-            }
+            let amount = self
+                .held_by(module.as_ref(), state)
+                .map_err(|e| format!("{}: {e}", module.name()))?;
+            held = held
+                .checked_add(amount)
+                .ok_or_else(|| "held tokens overflow".to_string())?;
         }
         let supply = self.supply(state).map_err(|e| e.to_string())?;
         if held != supply.total {

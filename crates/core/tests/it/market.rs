@@ -1577,6 +1577,9 @@ fn jobs_are_listed_by_status_in_id_order_and_move_with_their_status() {
             .collect()
     };
     assert_eq!(ids(Some(JobStatus::Queued), None, 10), [0, 2]);
+    // The two open jobs' escrow is held by the market, not circulating.
+    let supply = net.chain.supply(&net.state).unwrap();
+    assert_eq!(supply.circulating, supply.total - 2 * 10 * 10);
     assert_eq!(ids(Some(JobStatus::Cancelled), None, 10), [1]);
     assert!(ids(Some(JobStatus::Settled), None, 10).is_empty());
     assert_eq!(ids(None, None, 10), [0, 1, 2]);

@@ -63,6 +63,9 @@ fn bond_unbond_and_withdraw_after_the_delay() {
     );
     assert_eq!(balance(&state, &alice), START - tier1 - FEE);
     assert_eq!(staking::tier(&state, &params, &addr(&alice)).unwrap(), 1);
+    // Bonded stake is in the supply but not circulating.
+    let supply = chain.supply(&state).unwrap();
+    assert_eq!(supply.circulating, supply.total - tier1);
 
     let unbond = StakingMsg::Unbond { amount: tier1 / 2 };
     assert_eq!(

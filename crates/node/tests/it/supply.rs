@@ -28,7 +28,7 @@ fn checked_supply(body: &Value) -> (Amount, Amount, Amount) {
         amount(&body["burned"]),
     );
     assert_eq!(amount(&body["total"]), genesis + minted - burned, "{body}");
-    // Nothing is locked yet, so everything is circulating.
+    // Nothing is bonded or escrowed here, so everything is circulating.
     assert_eq!(
         amount(&body["circulating"]),
         amount(&body["total"]),
