@@ -55,7 +55,8 @@ pub use run::{OpTime, Progress, TrainSummary, train_job};
 pub use spec::{
     BATCH_MAX, JOB_DOMAIN, JobSpec, OptimizerSpec, STEPS_MAX, job_spec_hash, resolve_dataset,
 };
-pub use trainer::{EvalReport, OwnedBatch, Trainer};
+pub(crate) use trainer::data_shape;
+pub use trainer::{EvalReport, OwnedBatch, Trainer, step_batch};
 
 /// The environment variable that sets the training thread count.
 pub const THREADS_ENV: &str = "POI_THREADS";
