@@ -2,15 +2,18 @@
 //! referee's check of a served call, and the referee's one-operator execution.
 
 use poi_repops::backend::CpuBackend;
-use poi_repops::commit::Checkpoint;
+use poi_repops::commit::{Checkpoint, read_checkpoint, step_digest};
 use poi_repops::exec::Exec;
 use poi_repops::meter::OpKind;
 use poi_repops::model::{Activation, CharLmSpec, MlpSpec, ModelSpec};
 use poi_repops::trace::{
     BatchPart, CheckError, Layout, OpCall, Source, TraceEntry, check_call, execute, execute_digest,
-    trace_leaves, verify_prefix,
+    trace_leaves, trace_root, verify_prefix,
 };
-use poi_repops::train::{JobSpec, OptimizerSpec, OwnedBatch, Trainer, step_batch};
+use poi_repops::train::{
+    JobSpec, OptimizerSpec, OwnedBatch, StepReplay, Trainer, checkpoint_path, read_digests,
+    step_batch, trace_step, train_job,
+};
 
 fn mlp(hidden: Vec<u32>, activation: Activation, optimizer: OptimizerSpec) -> JobSpec {
     let mut spec = JobSpec::default_for("mlp", Some("iris"), 6, 3).unwrap();
@@ -224,5 +227,70 @@ fn check_call_refuses_every_altered_input_and_field() {
         agreed[0].outputs[0].0[0] ^= 1;
         let err = verify_prefix(&start, &agreed, &leaves[i - 1]);
         assert!(matches!(err, Err(CheckError::Prefix { .. })));
+    }
+}
+
+#[test]
+fn served_trace_and_one_operator_referee_match_the_commitment() {
+    for (spec, step) in [(lm(1), 4), (specs().swap_remove(0), 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        train_job(&spec, dir.path(), &CpuBackend, &mut |_| {}).unwrap();
+        let digests = read_digests(&dir.path().join("digests.json"))
+            .unwrap()
+            .digests;
+        let served = trace_step(dir.path(), step, &CpuBackend).unwrap();
+        let s = step as usize;
+        assert_eq!(served.start, digests[s - 1]);
+        assert_eq!(served.entries.last().unwrap().outputs[2], digests[s]);
+        assert_eq!(served.root, trace_root(&served.start, &served.entries));
+        // The same trace as a step traced in memory.
+        assert_eq!(served.entries, traced(&spec, step).trace);
+
+        let replay = StepReplay::open(dir.path(), step, &CpuBackend).unwrap();
+        let state = replay.state().unwrap();
+        if spec.is_checkpoint(step - 1) {
+            let file = read_checkpoint(&checkpoint_path(dir.path(), step - 1), None).unwrap();
+            assert_eq!(state, file);
+        }
+        let views = (state.param_views(), state.opt_views());
+        let d = step_digest(&state.meta.job_spec_hash, step - 1, &views.0, &views.1).unwrap();
+        assert_eq!(d, digests[s - 1]);
+        let layout = Layout::of(&spec, step).unwrap();
+        let batch = step_batch(&spec, step).unwrap();
+        let leaves = trace_leaves(&served.start, &served.entries);
+        let n = served.entries.len();
+        for i in [n / 2, n - 1] {
+            let file = dir.path().join(format!("op-{i}.bin"));
+            replay
+                .capture(i as u32, &CpuBackend)
+                .unwrap()
+                .write(&file)
+                .unwrap();
+            let call = OpCall::read(&file).unwrap();
+            let agreed = &served.entries[..i];
+            verify_prefix(&served.start, agreed, &leaves[i - 1]).unwrap();
+            check_call(&layout, i as u32, &call, agreed, &state, &batch).unwrap();
+            // The referee runs exactly one operator.
+            let mut referee = Exec::new(&CpuBackend);
+            let outputs = layout.execute(&mut referee, &call).unwrap();
+            assert_eq!(
+                outputs, served.entries[i].outputs,
+                "call {i} ({})",
+                call.kind
+            );
+            assert_eq!(referee.calls(), 1);
+            let kinds: Vec<_> = referee.meter().kinds().map(|(k, t)| (k, t.calls)).collect();
+            assert_eq!(kinds, vec![(call.kind, 1)]);
+            // Its outputs give the committed leaf, which the served root proves.
+            let entry = TraceEntry {
+                index: i as u32,
+                op: call.kind.name().to_owned(),
+                outputs,
+            };
+            assert_eq!(entry.leaf(&leaves[i - 1]), leaves[i]);
+            let proof = poi_repops::trace::trace_proof(&served.start, &served.entries, i as u32);
+            proof.unwrap().verify(&leaves[i], &served.root).unwrap();
+        }
+        assert!(replay.capture(n as u32, &CpuBackend).is_err());
     }
 }
