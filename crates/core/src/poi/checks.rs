@@ -7,6 +7,8 @@
 //!   first, referee re-checks appended as accusations need them;
 //! - `poi/x/<height u64><job u64><check u32>` -> empty: the check's deadline (an open check
 //!   has exactly one, at its `deadline`);
+//! - `poi/a/<verifier 32><job u64><check u32>` -> empty: the open checks assigned to a
+//!   verifier (what `GET /validators/{address}/checks` and a validator agent read);
 //! - `poi/k/<seq u64>` -> [`SlashRecord`], `poi/kn` -> the next sequence number.
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -22,6 +24,8 @@ use crate::token::Amount;
 pub const CHECK_PREFIX: &[u8] = b"poi/c/";
 /// Prefix of check deadlines.
 pub const CHECK_DEADLINE_PREFIX: &[u8] = b"poi/x/";
+/// Prefix of the open checks assigned to each verifier.
+pub const ASSIGNED_PREFIX: &[u8] = b"poi/a/";
 /// Prefix of slash records.
 pub const SLASH_PREFIX: &[u8] = b"poi/k/";
 /// Key of the next slash sequence number.
@@ -226,6 +230,53 @@ pub fn parse_deadline_key(key: &[u8]) -> Option<(u64, u64, u32)> {
         u64::from_be_bytes(rest[8..16].try_into().ok()?),
         u32::from_be_bytes(rest[16..].try_into().ok()?),
     ))
+}
+
+/// Key of `verifier`'s assignment of check `index` of `job`.
+pub fn assigned_key(verifier: &Address, job: u64, index: u32) -> Vec<u8> {
+    [
+        ASSIGNED_PREFIX,
+        verifier.as_bytes(),
+        &job.to_be_bytes(),
+        &index.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// `(verifier, job, index)` of an assignment key.
+pub fn parse_assigned_key(key: &[u8]) -> Option<(Address, u64, u32)> {
+    let rest = key.strip_prefix(ASSIGNED_PREFIX)?;
+    if rest.len() != 44 {
+        return None;
+    }
+    Some((
+        Address(rest[..32].try_into().ok()?),
+        u64::from_be_bytes(rest[32..40].try_into().ok()?),
+        u32::from_be_bytes(rest[40..].try_into().ok()?),
+    ))
+}
+
+/// The open checks assigned to `verifier`, in (job, check) order, at most `limit`.
+pub fn assigned_checks(
+    state: &dyn StateReader,
+    verifier: &Address,
+    limit: usize,
+) -> Result<Vec<Check>, StateError> {
+    let prefix = [ASSIGNED_PREFIX, verifier.as_bytes()].concat();
+    let mut keys = Vec::new();
+    state.scan_prefix(&prefix, &mut |key, _| {
+        if let Some((_, job, index)) = parse_assigned_key(key) {
+            keys.push((job, index));
+        }
+        keys.len() < limit
+    })?;
+    let mut out = Vec::with_capacity(keys.len());
+    for (job, index) in keys {
+        if let Some(check) = read_check(state, job, index)? {
+            out.push(check);
+        }
+    }
+    Ok(out)
 }
 
 /// Key of slash record `seq`.

@@ -13,8 +13,9 @@ use super::beacon::{
     BEACON_KEY, Beacon, JOB_SLOT, SEED_PREFIX, TARGET_PREFIX, Target, parse_target_key,
 };
 use super::checks::{
-    CHECK_DEADLINE_PREFIX, CHECK_PREFIX, Check as CheckRecord, CheckRole, CheckStatus,
-    SLASH_COUNT_KEY, SLASH_PREFIX, parse_check_key, parse_deadline_key,
+    ASSIGNED_PREFIX, CHECK_DEADLINE_PREFIX, CHECK_PREFIX, Check as CheckRecord, CheckRole,
+    CheckStatus, SLASH_COUNT_KEY, SLASH_PREFIX, parse_assigned_key, parse_check_key,
+    parse_deadline_key,
 };
 use super::merkle;
 use super::records::{
@@ -39,6 +40,7 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut targets: Vec<Target> = Vec::new();
     let mut checks: Vec<CheckRecord> = Vec::new();
     let mut deadlines: BTreeSet<(u64, u64, u32)> = BTreeSet::new();
+    let mut assigned: Vec<(Address, u64, u32)> = Vec::new();
     let mut seeds: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut failure: Option<String> = None;
     state
@@ -71,6 +73,11 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
                         deadlines.insert(d);
                     }
                     _ => failure = Some(format!("bad poi deadline {}", hex::encode(key))),
+                }
+            } else if key.starts_with(ASSIGNED_PREFIX) {
+                match parse_assigned_key(key) {
+                    Some(a) if value.is_empty() => assigned.push(a),
+                    _ => failure = Some(format!("bad poi assignment {}", hex::encode(key))),
                 }
             } else if key.starts_with(SLASH_PREFIX) || key == SLASH_COUNT_KEY {
                 // Slash records are an append-only log; their contents are evidence.
@@ -137,6 +144,16 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     check_held(state, &jobs)?;
     check_beacon(beacon.as_ref(), &jobs, &checks, &targets, &seeds)?;
     check_checks(&jobs, &checks, &deadlines, &verifiers)?;
+    let open: Vec<(Address, u64, u32)> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Open)
+        .filter_map(|c| c.validator.map(|v| (v, c.job, c.index)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ensure(open == assigned, || {
+        "the assignment index is not exactly the open assigned checks".into()
+    })?;
     check_verifiers(&verifiers, &index, count)?;
     check_stake_locks(state, &verifiers)
 }

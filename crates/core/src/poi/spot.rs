@@ -45,7 +45,8 @@ use super::NAME;
 use super::beacon;
 use super::checks::{
     CHECK_DEADLINE_PREFIX, Check, CheckRole, CheckStatus, CheckSubject, SlashRecord, Verdict,
-    append_slash, check_or_err, deadline_key, job_checks, parse_deadline_key, write_check,
+    append_slash, assigned_key, check_or_err, deadline_key, job_checks, parse_deadline_key,
+    write_check,
 };
 use super::records::{
     PoiJob, PoiKind, PoiStatus, Verifier, job_or_err, read_verifier, verifier_at, verifier_count,
@@ -188,6 +189,8 @@ fn assign(
         .ok_or(TxError::Overflow("check deadline"))?;
     check.validator = chosen.as_ref().map(|v| v.address);
     if let Some(mut v) = chosen {
+        ctx.state
+            .put(assigned_key(&v.address, job.id, check.index), Vec::new());
         v.open_checks = v
             .open_checks
             .checked_add(1)
@@ -220,6 +223,8 @@ fn release(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<Option<Verifi
     let Some(address) = check.validator else {
         return Ok(None);
     };
+    ctx.state
+        .delete(assigned_key(&address, check.job, check.index));
     let mut v = read_verifier(ctx.state, &address)?.ok_or(TxError::UnknownVerifier(address))?;
     v.open_checks = v
         .open_checks
