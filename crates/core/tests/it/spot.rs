@@ -155,6 +155,10 @@ fn an_honest_inference_job_is_checked_by_others_and_settles_for_the_provider() {
         assert_eq!((c.role, c.status), (CheckRole::Spot, CheckStatus::Open));
         assert!(matches!(c.subject, CheckSubject::Request(i) if i < 16));
     }
+    for c in &checks {
+        let mine = checks::assigned_checks(&w.net.state, &c.validator.unwrap(), 100).unwrap();
+        assert!(mine.contains(c), "the assignment index lists the check");
+    }
     let paid_before = w.net.balance_of(&addr(&w.prov));
     for c in &checks {
         let credits = w
@@ -177,6 +181,13 @@ fn an_honest_inference_job_is_checked_by_others_and_settles_for_the_provider() {
             .iter()
             .all(|c| c.status == CheckStatus::Matched)
     );
+    for v in &w.verifiers {
+        assert!(
+            checks::assigned_checks(&w.net.state, &addr(v), 100)
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
 
 #[test]
