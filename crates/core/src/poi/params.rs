@@ -67,6 +67,16 @@ pub struct PoiParams {
     pub jail_blocks: u64,
     /// Most check deadlines one block fires (1..=[`DRAWS_PER_BLOCK_CAP`]).
     pub deadlines_per_block_max: u32,
+    /// Blocks after a training commit for the owner's eval reveal (1..=[`BLOCKS_CAP`]).
+    pub reveal_blocks: u64,
+    /// Blocks after the reveal (or its deadline) for the provider's score claim
+    /// (1..=[`BLOCKS_CAP`]).
+    pub claim_blocks: u64,
+    /// The reward multiplier `m(g)`, ppm of improvement to ppm, piecewise linear (see
+    /// [`super::quality::multiplier_ppm`]).
+    pub quality_knots: Vec<(u64, u64)>,
+    /// Least verified improvement, ppm, that registers a model version.
+    pub registry_min_improvement_ppm: u64,
 }
 
 /// Largest `verifier_checks_max`.
@@ -105,6 +115,15 @@ impl Default for PoiParams {
             strikes_to_jail: 3,
             jail_blocks: 10_000,
             deadlines_per_block_max: 64,
+            reveal_blocks: 50,
+            claim_blocks: 30,
+            quality_knots: vec![
+                (0, 0),
+                (50_000, 500_000),
+                (200_000, 1_000_000),
+                (500_000, 1_500_000),
+            ],
+            registry_min_improvement_ppm: 1,
         }
     }
 }
@@ -146,6 +165,8 @@ impl PoiParams {
             ("referees", u64::from(self.referees), 15),
             ("strikes_to_jail", u64::from(self.strikes_to_jail), 100),
             ("jail_blocks", self.jail_blocks, BLOCKS_CAP),
+            ("reveal_blocks", self.reveal_blocks, BLOCKS_CAP),
+            ("claim_blocks", self.claim_blocks, BLOCKS_CAP),
             (
                 "deadlines_per_block_max",
                 u64::from(self.deadlines_per_block_max),
@@ -171,6 +192,7 @@ impl PoiParams {
                 return Err(format!("poi.{name} = {bps}, must be at most 10000"));
             }
         }
+        super::quality::validate_knots(&self.quality_knots)?;
         if self.referees.is_multiple_of(2) {
             return Err(format!(
                 "poi.referees = {}, must be odd so a majority always exists",

@@ -8,5 +8,6 @@ mod dissection;
 mod market;
 mod net;
 mod poi;
+mod quality;
 mod spot;
 mod staking;
