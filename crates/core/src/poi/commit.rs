@@ -88,6 +88,7 @@ pub(crate) fn submit_training(
             checks_pending: 0,
             quality: Some(Quality::new(t.eval_commitment, t.base_model)),
             model_id: None,
+            canary_revealed: false,
         },
     );
     ctx.emit(
@@ -161,6 +162,7 @@ pub(crate) fn submit_inference(
             checks_pending: 0,
             quality: None,
             model_id: Some(u64::from(i.version)),
+            canary_revealed: false,
         },
     );
     ctx.emit(

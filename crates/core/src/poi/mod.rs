@@ -53,6 +53,7 @@
 //! `docs/design/proof-of-intelligence.md`.
 
 pub mod beacon;
+pub mod canary;
 pub mod checks;
 pub mod commit;
 pub mod dissection;
@@ -188,6 +189,17 @@ pub enum PoiMsg {
         /// Claimed score.
         score: u64,
     },
+    /// A canary's issuer reveals it (see [`canary`]).
+    RevealCanary {
+        /// Job id.
+        job: u64,
+        /// The secret `sealed` hides.
+        secret: [u8; 32],
+        /// The issuer's leaf position under `poi.canary_root`.
+        leaf_index: u64,
+        /// Its audit path.
+        proof: Vec<[u8; 32]>,
+    },
 }
 
 /// Applies a PoI message signed by `signer`.
@@ -271,6 +283,12 @@ pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> R
         } => spot::attest(ctx, signer, *job, *check, verdict.clone()),
         PoiMsg::RevealEval { job, reveal } => quality::reveal(ctx, signer, *job, reveal.clone()),
         PoiMsg::ClaimScore { job, score } => quality::claim(ctx, signer, *job, *score),
+        PoiMsg::RevealCanary {
+            job,
+            secret,
+            leaf_index,
+            proof,
+        } => canary::reveal(ctx, signer, *job, *secret, *leaf_index, proof),
     }
 }
 

@@ -77,6 +77,39 @@ pub struct PoiParams {
     pub quality_knots: Vec<(u64, u64)>,
     /// Least verified improvement, ppm, that registers a model version.
     pub registry_min_improvement_ppm: u64,
+    /// Root of the canary issuers' leaves (see [`super::canary`]), hex; none: no canaries.
+    #[serde(with = "hex32_option")]
+    pub canary_root: Option<[u8; 32]>,
+    /// Leaves under `canary_root`.
+    pub canary_leaves: u64,
+    /// Share of its bond, bps, a validator caught matching a canary loses (0..10,000).
+    pub lazy_slash_bps: u32,
+}
+
+/// `Option<[u8; 32]>` as an optional hex string.
+mod hex32_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(bytes) => s.serialize_str(&hex::encode(bytes)),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a canary root is 32 bytes"))?;
+        Ok(Some(array))
+    }
 }
 
 /// Largest `verifier_checks_max`.
@@ -124,6 +157,9 @@ impl Default for PoiParams {
                 (500_000, 1_500_000),
             ],
             registry_min_improvement_ppm: 1,
+            canary_root: None,
+            canary_leaves: 0,
+            lazy_slash_bps: 2_000,
         }
     }
 }
@@ -193,6 +229,15 @@ impl PoiParams {
             }
         }
         super::quality::validate_knots(&self.quality_knots)?;
+        if self.lazy_slash_bps >= 10_000 {
+            return Err(format!(
+                "poi.lazy_slash_bps = {}, must be below 10000 (a slashed bond stays positive)",
+                self.lazy_slash_bps
+            ));
+        }
+        if self.canary_root.is_some() != (self.canary_leaves > 0) {
+            return Err("poi.canary_root and poi.canary_leaves are set together".into());
+        }
         if self.referees.is_multiple_of(2) {
             return Err(format!(
                 "poi.referees = {}, must be odd so a majority always exists",

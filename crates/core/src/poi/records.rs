@@ -150,6 +150,8 @@ pub struct PoiJob {
     /// Training: the registry id the job's model got when it settled, if it qualified.
     /// Inference: the registry id of the version it runs.
     pub model_id: Option<u64>,
+    /// Whether its issuer revealed it as a canary ([`super::canary`]).
+    pub canary_revealed: bool,
 }
 
 fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {

@@ -583,6 +583,30 @@ fn collateral(ctx: &ExecContext<'_, '_>, who: &Address) -> Result<u128, TxError>
     Ok(crate::market::records::read_provider(ctx.state, who)?.map_or(0, |p| p.collateral))
 }
 
+/// Ends an accusation without a verdict (its job was a revealed canary): the referee
+/// re-checks still open are waived and the accusation no longer blocks settlement.
+pub(crate) fn drop_accusation(
+    ctx: &mut ExecContext<'_, '_>,
+    accused: &Check,
+) -> Result<(), TxError> {
+    beacon::cancel_check_target(ctx, accused)?;
+    let of = accused.index;
+    for r in job_checks(ctx.state, accused.job)? {
+        if r.role == (CheckRole::Referee { of }) && r.status == CheckStatus::Open {
+            release(ctx, &r)?;
+            let mut r = r;
+            r.status = CheckStatus::Waived;
+            r.deadline = ctx.block.height;
+            write_check(ctx.state, &r);
+        }
+    }
+    let mut accused = accused.clone();
+    accused.status = CheckStatus::Waived;
+    accused.referee_target = None;
+    write_check(ctx.state, &accused);
+    spot_closed(ctx, accused.job)
+}
+
 /// One spot check of job `id` stopped blocking; settles the job when none does.
 fn spot_closed(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
     let mut job = job_or_err(ctx.state, id)?;

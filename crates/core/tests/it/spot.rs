@@ -551,6 +551,7 @@ fn segment_selection_frequency_matches_check_bps() {
         checks_pending: 0,
         quality: None,
         model_id: None,
+        canary_revealed: false,
     };
     let mut picked = 0u64;
     let mut total = 0u64;
