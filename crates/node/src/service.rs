@@ -121,14 +121,14 @@ impl Application for LedgerApp {
         }
     }
 
-    async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
+    async fn verify(&self, parent: BlockDigest, digest: BlockDigest, view: u64) -> bool {
         // A block on a parent that is not final yet is checked by verify_block (only an empty
         // block can be); one on an older committed block is refused there.
         let _ = self.parent_is_head(parent).await;
         let ledger = Arc::clone(&self.ledger);
         loop {
             let ledger = Arc::clone(&ledger);
-            match tokio::task::spawn_blocking(move || ledger.verify_block(&digest)).await {
+            match tokio::task::spawn_blocking(move || ledger.verify_block(&digest, view)).await {
                 Ok(Ok(valid)) => return valid,
                 Ok(Err(NodeError::UnknownBlock(_))) => {
                     // The block's bytes have not arrived yet; consensus cancels us if it gives up.
@@ -215,6 +215,7 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     }
     let genesis = home.genesis()?;
     let seed = home.node_seed()?;
+    let beacon = home.beacon_key()?;
     let public = consensus::validator_public_key(&seed);
     let proposer = Address(public);
     if !genesis.validators.contains(&proposer) {
@@ -225,6 +226,7 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     let mut consensus_cfg = ConsensusConfig::single(
         home.consensus_dir(),
         seed,
+        beacon,
         config.p2p_addr,
         genesis.chain_id.as_bytes().to_vec(),
     );
