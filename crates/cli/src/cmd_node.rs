@@ -93,6 +93,7 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
         validators: vec![validator_address(&seed)],
         params: Params::default(),
         accounts,
+        beacon: None,
     };
     let config = NodeConfig {
         api_addr: args.api_addr,
@@ -171,6 +172,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             validators: vec![validator_address(&seed)],
             params: devnet_params(args.block_interval_ms),
             accounts,
+            beacon: None,
         };
         let defaults = NodeConfig::default();
         let config = NodeConfig {

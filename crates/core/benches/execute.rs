@@ -46,6 +46,7 @@ fn setup() -> (MemState, Vec<Tx>) {
                 balance: 1_000_000_000_000,
             })
             .collect(),
+        beacon: None,
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().expect("genesis state"));
@@ -77,6 +78,8 @@ fn execute(c: &mut Criterion) {
         height: 1,
         timestamp_ms: 1,
         proposer: Address::from_public_key(&key(0).verifying_key()),
+        view: 1,
+        seeds: Vec::new(),
     };
     let mut group = c.benchmark_group("execute");
     group.sample_size(20);

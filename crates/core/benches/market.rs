@@ -60,6 +60,8 @@ fn ctx(height: u64) -> BlockContext {
         height,
         timestamp_ms: height,
         proposer: address(&key(0)),
+        view: height,
+        seeds: Vec::new(),
     }
 }
 
@@ -106,6 +108,7 @@ fn setup(chain: &Chain) -> (MemState, Params) {
                 balance: 1_000_000_000_000_000,
             })
             .collect(),
+        beacon: None,
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().expect("genesis state"));

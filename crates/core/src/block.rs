@@ -2,10 +2,12 @@
 //!
 //! # Format
 //! `Block = borsh(BlockHeader) | txs Vec<Tx>`. The block hash is
-//! `blake3("poi/block/v1\0" | borsh(BlockHeader))`; the header commits to the transactions
+//! `blake3("poi/block/v2\0" | borsh(BlockHeader))`; the header commits to the transactions
 //! (`tx_root`, a [`crate::merkle`] root of transaction hashes), the state after executing them
 //! (`state_root`, the JMT root computed by the store) and everything they emitted (`events_root`,
 //! a Merkle root of the borsh receipts followed by the borsh list of block-hook events).
+//! Version 2 added the consensus `view` the block was proposed in and the beacon `seeds` it
+//! carries (see [`crate::beacon`]); PoI's begin-block hook checks both.
 //!
 //! Stability: BETA.
 
@@ -13,6 +15,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 
 use crate::address::Address;
+use crate::beacon::BeaconSeed;
 use crate::event::{Event, Receipt};
 use crate::limits::BLOCK_BYTES_MAX;
 use crate::merkle;
@@ -30,6 +33,12 @@ pub struct BlockContext {
     pub timestamp_ms: u64,
     /// Proposer (receives the proposer share of fees).
     pub proposer: Address,
+    /// The consensus view the block was proposed in (0 at genesis); strictly increasing
+    /// along the chain.
+    pub view: u64,
+    /// Beacon seeds the block carries, each one a PoI draw target (see
+    /// [`crate::poi::beacon`]).
+    pub seeds: Vec<BeaconSeed>,
 }
 
 /// A block header.
@@ -57,13 +66,17 @@ pub struct BlockHeader {
     /// Merkle root of receipts and block events.
     #[serde(serialize_with = "crate::event::hex32")]
     pub events_root: [u8; 32],
+    /// The consensus view the block was proposed in (0 at genesis).
+    pub view: u64,
+    /// Beacon seeds for PoI's draw targets, at most `poi.seeds_per_block_max`.
+    pub seeds: Vec<BeaconSeed>,
 }
 
 impl BlockHeader {
     /// The block hash.
     pub fn hash(&self) -> BlockHash {
         let mut h = blake3::Hasher::new();
-        h.update(b"poi/block/v1\0");
+        h.update(b"poi/block/v2\0");
         h.update(&borsh::to_vec(self).expect("borsh encoding into a Vec cannot fail"));
         *h.finalize().as_bytes()
     }
@@ -74,6 +87,8 @@ impl BlockHeader {
             height: self.height,
             timestamp_ms: self.timestamp_ms,
             proposer: self.proposer,
+            view: self.view,
+            seeds: self.seeds.clone(),
         }
     }
 }

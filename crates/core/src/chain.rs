@@ -182,6 +182,8 @@ impl Chain {
             height,
             timestamp_ms: 0,
             proposer: Address::default(),
+            view: 0,
+            seeds: Vec::new(),
         };
         let mut simulated = tx.clone();
         simulated.body.nonce = account.nonce;
@@ -292,6 +294,19 @@ impl Chain {
             )));
         }
         Ok(())
+    }
+
+    /// The beacon seeds a block proposed at `current_view` should carry, `(epoch, view)` oldest
+    /// first, at most `poi.seeds_per_block_max`: PoI draw targets before `current_view` whose
+    /// seed no block has carried yet. Empty on a chain without a beacon.
+    pub fn wanted_seeds(
+        &self,
+        state: &dyn StateReader,
+        current_view: u64,
+    ) -> Result<Vec<(u64, u64)>, StateError> {
+        let params: Params = crate::state::read_borsh(state, crate::params::PARAMS_KEY)?
+            .ok_or_else(|| StateError("params missing from state (no genesis?)".into()))?;
+        poi::beacon::wanted_seeds(state, current_view, params.poi.seeds_per_block_max as usize)
     }
 
     /// Executes `txs` on `state` for the block described by `block`.

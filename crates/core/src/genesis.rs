@@ -12,6 +12,10 @@
 //! [[accounts]]
 //! address = "poi1..."
 //! balance = "1000poi"              # base units ("1500") or POI ("1.5poi")
+//!
+//! [beacon]                          # optional: the consensus threshold-VRF group
+//! identity = "a1b2..."              # 96-byte BLS12-381 G2 group key, hex
+//! seed_namespace = "706f69..."      # bytes seeds are signed under, hex
 //! ```
 
 use std::collections::BTreeSet;
@@ -20,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::bank::{self, Account};
+use crate::beacon::{self, IDENTITY_BYTES};
 use crate::limits::CHAIN_ID_BYTES_MAX;
 use crate::params::{PARAMS_KEY, Params, ParamsError, amount_string};
 use crate::state::WriteSet;
@@ -53,7 +58,42 @@ pub struct Genesis {
     /// Funded accounts.
     #[serde(default)]
     pub accounts: Vec<GenesisAccount>,
+    /// The randomness beacon PoI draws from; without one, commitments are never drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beacon: Option<GenesisBeacon>,
 }
+
+/// The consensus threshold-VRF group whose seeds PoI draws from (see [`crate::beacon`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisBeacon {
+    /// The group public key, 96 bytes (compressed G2), hex.
+    pub identity: String,
+    /// The namespace seeds are signed under (commonware's
+    /// `simplex::scheme::Namespace::new(ns).seed`), hex, 1..=256 bytes.
+    pub seed_namespace: String,
+}
+
+impl GenesisBeacon {
+    /// The decoded identity and namespace.
+    pub fn decode(&self) -> Result<([u8; IDENTITY_BYTES], Vec<u8>), GenesisError> {
+        let bad = |what: &str| GenesisError::Beacon(what.to_owned());
+        let identity: [u8; IDENTITY_BYTES] = hex::decode(&self.identity)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("identity must be 96 bytes of hex"))?;
+        beacon::check_identity(&identity).map_err(|e| bad(&e.to_string()))?;
+        let namespace =
+            hex::decode(&self.seed_namespace).map_err(|_| bad("seed_namespace must be hex"))?;
+        if namespace.is_empty() || namespace.len() > SEED_NAMESPACE_BYTES_MAX {
+            return Err(bad("seed_namespace must be 1..=256 bytes"));
+        }
+        Ok((identity, namespace))
+    }
+}
+
+/// Longest seed namespace.
+const SEED_NAMESPACE_BYTES_MAX: usize = 256;
 
 /// Why a genesis file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +116,9 @@ pub enum GenesisError {
     /// The sum of balances overflows.
     #[error("genesis balances overflow u128")]
     Overflow,
+    /// A bad `[beacon]` section.
+    #[error("invalid genesis beacon: {0}")]
+    Beacon(String),
     /// Invalid parameters.
     #[error(transparent)]
     Params(#[from] ParamsError),
@@ -124,6 +167,9 @@ impl Genesis {
             }
         }
         self.total_supply()?;
+        if let Some(beacon) = &self.beacon {
+            beacon.decode()?;
+        }
         Ok(())
     }
 
@@ -148,6 +194,16 @@ impl Genesis {
             supply::GENESIS_KEY.to_vec(),
             Some(borsh::to_vec(&total).expect("encodes")),
         );
+        if let Some(beacon) = &self.beacon {
+            let (identity, namespace) = beacon.decode()?;
+            writes.insert(
+                crate::poi::beacon::BEACON_KEY.to_vec(),
+                Some(
+                    borsh::to_vec(&crate::poi::beacon::genesis_record(identity, namespace))
+                        .expect("encodes"),
+                ),
+            );
+        }
         for account in &self.accounts {
             let record = Account {
                 nonce: 0,

@@ -20,6 +20,7 @@
 
 pub mod address;
 pub mod bank;
+pub mod beacon;
 pub mod block;
 pub mod chain;
 pub mod error;

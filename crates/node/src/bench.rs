@@ -183,6 +183,7 @@ pub fn run_ledger_bench(
                 balance: 1_000_000_000_000,
             })
             .collect(),
+        beacon: None,
     };
     let store = Store::open(&dir.join("bench.redb"))?;
     let writes = genesis
@@ -282,6 +283,8 @@ pub fn run_ledger_bench(
             height,
             timestamp_ms: height,
             proposer: validator,
+            view: height,
+            seeds: Vec::new(),
         };
         let snapshot = SnapshotState(store.snapshot()?);
         let parent = in_flight.as_ref().map(|f| std::sync::Arc::clone(&f.block));

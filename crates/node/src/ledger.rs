@@ -191,6 +191,8 @@ impl Ledger {
             tx_root: block::tx_root(&[]),
             state_root: prepared.state_root(),
             events_root: block::events_root(&[], &[]),
+            view: 0,
+            seeds: Vec::new(),
         };
         let stored = StoredBlock {
             block: Block {
@@ -365,10 +367,15 @@ impl Ledger {
 
     /// Builds a block on the head (which must be `parent`), executes it, prepares its state
     /// root and writes it to `proposals/`. Returns the block hash.
-    pub fn build_block(&self, parent: BlockHash, proposer: Address) -> Result<BlockHash> {
+    pub fn build_block(
+        &self,
+        parent: BlockHash,
+        proposer: Address,
+        view: u64,
+    ) -> Result<BlockHash> {
         let state = self.head_view()?;
         if !state.is(&parent) {
-            return self.build_empty_on_pending(parent, proposer);
+            return self.build_empty_on_pending(parent, proposer, view);
         }
         let parent_header = self.head_header(&state)?;
         let params = Self::params_in(&state)?;
@@ -386,6 +393,8 @@ impl Ledger {
             height,
             timestamp_ms,
             proposer,
+            view,
+            seeds: Vec::new(),
         };
         let started = std::time::Instant::now();
         // Every mempool entry passed strict signature verification on admission.
@@ -411,6 +420,8 @@ impl Ledger {
             tx_root: poi_core::merkle::root(&outcome.tx_hashes),
             state_root: prepared.state_root(),
             events_root: block::events_root(&outcome.receipts, &outcome.block_events),
+            view,
+            seeds: ctx.seeds.clone(),
         };
         let block = Block {
             header,
@@ -473,6 +484,7 @@ impl Ledger {
             &parent,
             block.header.proposer,
             block.header.timestamp_ms,
+            block.header.view,
             depth + 1,
         )?;
         if expected != block.header {
@@ -497,8 +509,9 @@ impl Ledger {
         parent: &BlockHash,
         proposer: Address,
         timestamp_ms: u64,
+        view: u64,
     ) -> Result<BlockHeader> {
-        self.empty_child_at(parent, proposer, timestamp_ms, 0)
+        self.empty_child_at(parent, proposer, timestamp_ms, view, 0)
     }
 
     fn empty_child_at(
@@ -506,6 +519,7 @@ impl Ledger {
         parent: &BlockHash,
         proposer: Address,
         timestamp_ms: u64,
+        view: u64,
         depth: u32,
     ) -> Result<BlockHeader> {
         let (parent_header, parent_writes) = self.executed_pending_at(parent, depth)?;
@@ -521,6 +535,8 @@ impl Ledger {
             height,
             timestamp_ms,
             proposer,
+            view,
+            seeds: Vec::new(),
         };
         let head_state = self.head_view()?;
         let layered = state::Layered::new(&head_state, &parent_writes);
@@ -542,6 +558,8 @@ impl Ledger {
             tx_root: block::tx_root(&[]),
             state_root: parent_header.state_root,
             events_root: block::events_root(&[], &outcome.block_events),
+            view,
+            seeds: Vec::new(),
         })
     }
 
@@ -551,9 +569,10 @@ impl Ledger {
         &self,
         parent: BlockHash,
         proposer: Address,
+        view: u64,
     ) -> Result<BlockHash> {
         let parent_ts = self.executed_pending(&parent)?.0.timestamp_ms;
-        let header = self.empty_child(&parent, proposer, now_ms().max(parent_ts))?;
+        let header = self.empty_child(&parent, proposer, now_ms().max(parent_ts), view)?;
         let block = Block {
             header,
             txs: vec![],
@@ -975,6 +994,7 @@ mod tests {
                     balance: 1_000_000,
                 })
                 .collect(),
+            beacon: None,
         }
     }
 
@@ -989,7 +1009,7 @@ mod tests {
         }
         let proposer = Address::from_public_key(&key(100).verifying_key());
         let hash = ledger
-            .build_block(ledger.tip().block_hash, proposer)
+            .build_block(ledger.tip().block_hash, proposer, ledger.tip().height + 1)
             .unwrap();
         ledger.finalize(&hash).unwrap();
         let audit = ledger.chain().audit(&ledger.snapshot().unwrap());
@@ -1071,7 +1091,9 @@ mod tests {
                 for tx in &txs {
                     let _ = proposer.submit(tx);
                 }
-                let hash = proposer.build_block(proposer.head().block_hash, me).unwrap();
+                let hash = proposer
+                    .build_block(proposer.head().block_hash, me, proposer.head().height + 1)
+                    .unwrap();
                 proposer.finalize_in_background(&hash).unwrap();
                 prop_assert_eq!(proposer.head().block_hash, hash);
                 let bytes = proposer.block_bytes(&hash).unwrap().unwrap();

@@ -108,7 +108,8 @@ impl Application for LedgerApp {
         }
         let ledger = Arc::clone(&self.ledger);
         let proposer = self.proposer;
-        match tokio::task::spawn_blocking(move || ledger.build_block(parent, proposer)).await {
+        match tokio::task::spawn_blocking(move || ledger.build_block(parent, proposer, view)).await
+        {
             Ok(Ok(hash)) => Some(hash),
             Ok(Err(error)) => {
                 tracing::warn!(view, %error, "cannot build a block");

@@ -74,6 +74,8 @@ pub(crate) fn submit_training(
             spec_hash,
             commitment: None,
             status: PoiStatus::Submitted,
+            draw_target: None,
+            randomness: None,
         },
     );
     ctx.emit(
@@ -129,6 +131,8 @@ pub(crate) fn submit_inference(
             spec_hash: i.input_root,
             commitment: None,
             status: PoiStatus::Submitted,
+            draw_target: None,
+            randomness: None,
         },
     );
     ctx.emit(
@@ -190,6 +194,7 @@ fn commit_and_hold(
     );
     job.commitment = Some(commitment);
     job.status = PoiStatus::Verifying;
+    job.draw_target = super::beacon::target_for_commit(ctx, id)?;
     write_job(ctx.state, &job);
     Ok(())
 }

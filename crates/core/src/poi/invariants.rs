@@ -9,6 +9,7 @@ use crate::staking;
 use crate::state::{self, StateReader};
 use crate::token::Amount;
 
+use super::beacon::{BEACON_KEY, Beacon, SEED_PREFIX, TARGET_PREFIX, parse_target_key};
 use super::merkle;
 use super::records::{
     JOB_PREFIX, PREFIX, PoiJob, PoiKind, PoiStatus, SPEC_PREFIX, VERIFIER_COUNT_KEY,
@@ -28,10 +29,25 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut verifiers: BTreeMap<Address, Verifier> = BTreeMap::new();
     let mut index: Vec<(u32, Address)> = Vec::new();
     let mut count: Option<u32> = None;
+    let mut beacon: Option<Beacon> = None;
+    let mut targets: Vec<(u64, u64, u64)> = Vec::new();
+    let mut seeds: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut failure: Option<String> = None;
     state
         .scan_prefix(PREFIX, &mut |key, value| {
-            if let Some(address) = key_address(key, VERIFIER_PREFIX) {
+            if key == BEACON_KEY {
+                match state::decode::<Beacon>(key, value) {
+                    Ok(b) => beacon = Some(b),
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            } else if key.starts_with(TARGET_PREFIX) {
+                match parse_target_key(key) {
+                    Some(target) if value.is_empty() => targets.push(target),
+                    _ => failure = Some(format!("bad poi target key {}", hex::encode(key))),
+                }
+            } else if key.starts_with(SEED_PREFIX) {
+                seeds.push((key.to_vec(), value.len()));
+            } else if let Some(address) = key_address(key, VERIFIER_PREFIX) {
                 match state::decode::<Verifier>(key, value) {
                     Ok(v) if v.address == address => {
                         verifiers.insert(address, v);
@@ -92,8 +108,66 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
         })?;
     }
     check_held(state, &jobs)?;
+    check_beacon(beacon.as_ref(), &jobs, &targets, &seeds)?;
     check_verifiers(&verifiers, &index, count)?;
     check_stake_locks(state, &verifiers)
+}
+
+/// Without a beacon there are no targets, seeds or draws. With one, every target names a
+/// verifying, undrawn job whose `draw_target` it is, every such job has exactly one target,
+/// and every recorded seed is 48 bytes of the beacon's epoch.
+fn check_beacon(
+    beacon: Option<&Beacon>,
+    jobs: &[PoiJob],
+    targets: &[(u64, u64, u64)],
+    seeds: &[(Vec<u8>, usize)],
+) -> Check {
+    let Some(beacon) = beacon else {
+        ensure(targets.is_empty() && seeds.is_empty(), || {
+            "beacon targets or seeds without a beacon".into()
+        })?;
+        return ensure(
+            jobs.iter()
+                .all(|j| j.draw_target.is_none() && j.randomness.is_none()),
+            || "a job drew without a beacon".into(),
+        );
+    };
+    for (key, len) in seeds {
+        let epoch = key
+            .get(SEED_PREFIX.len()..SEED_PREFIX.len() + 8)
+            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+        ensure(
+            key.len() == SEED_PREFIX.len() + 16 && *len == 48 && epoch == Some(beacon.epoch),
+            || format!("bad recorded seed {}", hex::encode(key)),
+        )?;
+    }
+    let by_id: BTreeMap<u64, &PoiJob> = jobs.iter().map(|j| (j.id, j)).collect();
+    let mut targeted = BTreeSet::new();
+    for &(epoch, view, id) in targets {
+        let job = by_id
+            .get(&id)
+            .ok_or_else(|| format!("draw target {epoch}/{view} names no poi job {id}"))?;
+        ensure(
+            job.status == PoiStatus::Verifying
+                && job.randomness.is_none()
+                && job.draw_target == Some((epoch, view)),
+            || format!("poi job {id} is not waiting for seed {epoch}/{view}"),
+        )?;
+        ensure(targeted.insert(id), || {
+            format!("poi job {id} has two draw targets")
+        })?;
+    }
+    for job in jobs {
+        let waiting = job.draw_target.is_some() && job.randomness.is_none();
+        ensure(waiting == targeted.contains(&job.id), || {
+            format!("poi job {}: its draw target is not stored", job.id)
+        })?;
+        ensure(
+            job.draw_target.is_some() || job.randomness.is_none(),
+            || format!("poi job {} drew without a target", job.id),
+        )?;
+    }
+    Ok(())
 }
 
 fn key_address(key: &[u8], prefix: &[u8]) -> Option<Address> {

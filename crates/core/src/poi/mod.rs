@@ -52,6 +52,7 @@
 //! Stability: ALPHA; records and messages grow with the build steps of
 //! `docs/design/proof-of-intelligence.md`.
 
+pub mod beacon;
 pub mod commit;
 pub mod dissection;
 mod invariants;
@@ -252,6 +253,12 @@ impl Module for Poi {
     /// counted here.
     fn held_by_entry(&self, _key: &[u8], _value: &[u8]) -> Result<Amount, StateError> {
         Ok(0)
+    }
+
+    /// Checks and records the block's beacon seeds, then draws and retargets due jobs
+    /// ([`beacon`]).
+    fn begin_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
+        beacon::begin_block(ctx)
     }
 
     fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {

@@ -37,7 +37,27 @@ pub struct PoiParams {
     /// not touch verifiers already registered.
     #[serde(with = "amount_string")]
     pub verifier_bond_min: Amount,
+    /// Views between a commitment and the seed that draws its checks
+    /// ([`BEACON_DELAY_MIN`]..=[`BEACON_VIEWS_CAP`]).
+    pub beacon_delay_views: u64,
+    /// Views a due target waits for a block to carry its seed before it moves to the current
+    /// view plus the delay (1..=[`BEACON_VIEWS_CAP`]).
+    pub beacon_timeout_views: u64,
+    /// Most seeds one block carries (1..=[`SEEDS_PER_BLOCK_CAP`]).
+    pub seeds_per_block_max: u32,
+    /// Most due draw targets one block visits (1..=[`DRAWS_PER_BLOCK_CAP`]).
+    pub draws_per_block_max: u32,
 }
+
+/// Least `beacon_delay_views`: the seed of the commit's own view, or the next, could be known
+/// to a coalition of validators before the commit is final.
+pub const BEACON_DELAY_MIN: u64 = 3;
+/// Largest `beacon_delay_views` and `beacon_timeout_views`.
+pub const BEACON_VIEWS_CAP: u64 = 100_000;
+/// Largest `seeds_per_block_max` (each seed costs a pairing check, about a millisecond).
+pub const SEEDS_PER_BLOCK_CAP: u32 = 64;
+/// Largest `draws_per_block_max`.
+pub const DRAWS_PER_BLOCK_CAP: u32 = 4_096;
 
 impl Default for PoiParams {
     fn default() -> Self {
@@ -47,6 +67,10 @@ impl Default for PoiParams {
             steps_max: STEPS_CAP,
             requests_max: 4_096,
             verifier_bond_min: 1_000 * BASE_UNITS_PER_POI,
+            beacon_delay_views: 20,
+            beacon_timeout_views: 200,
+            seeds_per_block_max: 8,
+            draws_per_block_max: 64,
         }
     }
 }
@@ -63,11 +87,32 @@ impl PoiParams {
             ),
             ("steps_max", self.steps_max, STEPS_CAP),
             ("requests_max", self.requests_max, REQUESTS_CAP),
+            (
+                "beacon_timeout_views",
+                self.beacon_timeout_views,
+                BEACON_VIEWS_CAP,
+            ),
+            (
+                "seeds_per_block_max",
+                u64::from(self.seeds_per_block_max),
+                u64::from(SEEDS_PER_BLOCK_CAP),
+            ),
+            (
+                "draws_per_block_max",
+                u64::from(self.draws_per_block_max),
+                u64::from(DRAWS_PER_BLOCK_CAP),
+            ),
         ];
         for (name, value, cap) in ranges {
             if value == 0 || value > cap {
                 return Err(format!("poi.{name} = {value}, must be 1..={cap}"));
             }
+        }
+        if !(BEACON_DELAY_MIN..=BEACON_VIEWS_CAP).contains(&self.beacon_delay_views) {
+            return Err(format!(
+                "poi.beacon_delay_views = {}, must be {BEACON_DELAY_MIN}..={BEACON_VIEWS_CAP}",
+                self.beacon_delay_views
+            ));
         }
         if self.verifier_bond_min == 0 {
             return Err("poi.verifier_bond_min must be positive".into());

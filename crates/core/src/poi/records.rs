@@ -13,8 +13,9 @@
 //!   exactly `0..n`: a deregistration moves the verifier with ordinal `n - 1` into the freed
 //!   ordinal (and rewrites its record), so the index never has a hole
 //!
-//! Later steps add checks (`poi/c/`), disputes (`poi/d/`),
-//! the beacon (`poi/b`, `poi/r/`), the model registry (`poi/m/`, `poi/mn/`), slash records
+//! - `poi/b`, `poi/r/`, `poi/e/`: the beacon, draw targets and recorded seeds ([`super::beacon`])
+//!
+//! Later steps add checks (`poi/c/`), disputes (`poi/d/`), the model registry (`poi/m/`, `poi/mn/`), slash records
 //! (`poi/k/`) and deadlines (`poi/x/`); see `docs/design/proof-of-intelligence.md`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -128,6 +129,19 @@ pub struct PoiJob {
     pub commitment: Option<PoiCommitment>,
     /// Where verification is.
     pub status: PoiStatus,
+    /// The beacon round `(epoch, view)` whose seed draws this job's checks, set at commit
+    /// (none on a chain without a beacon).
+    pub draw_target: Option<(u64, u64)>,
+    /// The drawn seed's randomness ([`crate::beacon::BeaconSeed::randomness`]), once drawn.
+    #[serde(serialize_with = "hex32_opt")]
+    pub randomness: Option<[u8; 32]>,
+}
+
+fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(bytes) => s.serialize_some(&hex::encode(bytes)),
+        None => s.serialize_none(),
+    }
 }
 
 /// A registered verifier: bonded stake locked with [`crate::staking::lock`] behind the spot

@@ -33,6 +33,7 @@ pub(crate) fn genesis_state(funded: &[(&SigningKey, u128)]) -> MemState {
                 balance: *balance,
             })
             .collect(),
+        beacon: None,
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().unwrap());
@@ -55,6 +56,8 @@ pub(crate) fn ctx(height: u64) -> BlockContext {
         height,
         timestamp_ms: height * 1000,
         proposer: addr(&key(200)),
+        view: height,
+        seeds: Vec::new(),
     }
 }
 

@@ -47,6 +47,12 @@ fn block_hash_and_address_form_are_pinned() {
         tx_root: tx_root(std::slice::from_ref(&tx)),
         state_root: [4; 32],
         events_root: [5; 32],
+        view: 11,
+        seeds: vec![poi_core::beacon::BeaconSeed {
+            epoch: 0,
+            view: 3,
+            signature: [6; 48],
+        }],
     };
     let block = Block {
         header,
@@ -54,7 +60,7 @@ fn block_hash_and_address_form_are_pinned() {
     };
     assert_eq!(
         hex::encode(block.hash()),
-        "1d71e4a9d1006b66e7e67e0262bdc4a2e16f97828d5f9ae9c8c5a750c8cb47f1"
+        "76f25e2fe973288ff216beab9cc2c99eb5769f29ecf5806e62ab046e01fcf0b0"
     );
     assert_eq!(
         Address([2; 32]).to_string(),

@@ -1,5 +1,6 @@
 //! Integration tests of the state machine over the in-memory reference state.
 
+mod beacon;
 mod chain;
 mod conformance;
 mod determinism;

@@ -1510,6 +1510,7 @@ fn market_params_validate_and_round_trip_through_genesis_toml() {
         validators: vec![addr(&key(200))],
         params: Params::default(),
         accounts: Vec::new(),
+        beacon: None,
     };
     let text = genesis.to_toml();
     assert!(text.contains("[params.market]"), "{text}");

@@ -1,12 +1,19 @@
 //! A chain under test: blocks of signed transactions executed over the in-memory reference
 //! state, with the supply and every module invariant audited after each block. The harness of
 //! the market and Proof-of-Intelligence tests; each adds its own helpers in its file.
+//!
+//! Block `h` is proposed in view `h`. With [`Net::with_beacon`] the chain has a randomness
+//! beacon whose group key the harness holds, and every block carries the seeds the chain
+//! wants, signed as consensus would sign them, like an honest proposer's.
 
 use std::collections::BTreeMap;
 
+use commonware_codec::{DecodeExt, Encode};
+use commonware_cryptography::bls12381::primitives::{group::Private, ops, variant::MinSig};
 use ed25519_dalek::SigningKey;
 use poi_core::Address;
 use poi_core::TxError;
+use poi_core::beacon::{self, BeaconSeed};
 use poi_core::block::BlockContext;
 use poi_core::chain::{Chain, Mode};
 use poi_core::event::TxOutcome;
@@ -29,6 +36,28 @@ pub(crate) struct Net {
     nonces: BTreeMap<Address, u64>,
     fees: BTreeMap<Address, u128>,
     fee: u128,
+    beacon: Option<Private>,
+}
+
+/// The namespace the harness's beacon signs seeds under.
+pub(crate) const SEED_NAMESPACE: &[u8] = b"poi-test_SEED";
+
+/// The test beacon's group key: a fixed scalar, so runs are reproducible.
+pub(crate) fn beacon_key() -> Private {
+    let mut scalar = [0u8; 32];
+    scalar[0] = 0x1d;
+    scalar[31] = 0x2f;
+    Private::decode(scalar.to_vec()).expect("a scalar below the group order is a key")
+}
+
+/// `seed(epoch, view)` signed with `key`.
+pub(crate) fn sign_seed(key: &Private, epoch: u64, view: u64) -> BeaconSeed {
+    let sig = ops::sign_message::<MinSig>(key, SEED_NAMESPACE, &beacon::seed_message(epoch, view));
+    BeaconSeed {
+        epoch,
+        view,
+        signature: sig.encode().as_ref().try_into().expect("48 bytes"),
+    }
 }
 
 impl Net {
@@ -47,7 +76,47 @@ impl Net {
             nonces: BTreeMap::new(),
             fees: BTreeMap::new(),
             fee,
+            beacon: None,
         }
+    }
+
+    /// Gives the chain a beacon ([`beacon_key`], [`SEED_NAMESPACE`]), as genesis would.
+    pub(crate) fn with_beacon(mut self) -> Self {
+        let key = beacon_key();
+        let identity = ops::compute_public::<MinSig>(&key).encode();
+        let genesis = poi_core::genesis::GenesisBeacon {
+            identity: hex::encode(identity.as_ref()),
+            seed_namespace: hex::encode(SEED_NAMESPACE),
+        };
+        let (identity, namespace) = genesis.decode().expect("the test beacon is valid");
+        let record = poi_core::poi::beacon::Beacon {
+            identity,
+            seed_namespace: namespace,
+            epoch: 0,
+            seeds_recorded: 0,
+            last_seed_view: 0,
+        };
+        let mut writes = WriteSet::new();
+        writes.insert(
+            poi_core::poi::beacon::BEACON_KEY.to_vec(),
+            Some(borsh::to_vec(&record).unwrap()),
+        );
+        self.state.apply(&writes);
+        self.beacon = Some(key);
+        self
+    }
+
+    /// The seeds an honest proposer of the next block puts in it.
+    pub(crate) fn wanted_seeds(&self) -> Vec<BeaconSeed> {
+        let Some(key) = &self.beacon else {
+            return Vec::new();
+        };
+        self.chain
+            .wanted_seeds(&self.state, self.height + 1)
+            .unwrap()
+            .into_iter()
+            .map(|(epoch, view)| sign_seed(key, epoch, view))
+            .collect()
     }
 
     /// `msg` signed by `from` with its next nonce.
@@ -68,22 +137,35 @@ impl Net {
 
     /// Executes the next block with `txs`, audits, and returns each transaction's code.
     pub(crate) fn block(&mut self, txs: Vec<Tx>) -> Vec<String> {
-        self.height += 1;
+        let seeds = self.wanted_seeds();
+        self.block_with_seeds(txs, seeds).expect("block executes")
+    }
+
+    /// Executes the next block with `txs` and exactly `seeds`; audits. The block's error if it
+    /// is invalid (then nothing changes).
+    pub(crate) fn block_with_seeds(
+        &mut self,
+        txs: Vec<Tx>,
+        seeds: Vec<BeaconSeed>,
+    ) -> Result<Vec<String>, poi_core::chain::BlockError> {
+        let mut block = ctx(self.height + 1);
+        block.seeds = seeds;
         let out = self
             .chain
-            .execute_block(&self.state, &ctx(self.height), txs, Mode::Verify)
-            .expect("block executes");
+            .execute_block(&self.state, &block, txs, Mode::Verify)?;
+        self.height += 1;
         self.state.apply(&out.writes);
         self.chain
             .audit(&self.state)
             .expect("supply and invariants hold");
-        out.receipts
+        Ok(out
+            .receipts
             .iter()
             .map(|r| match &r.outcome {
                 TxOutcome::Success => "ok".to_string(),
                 TxOutcome::Failed { code, .. } => code.clone(),
             })
-            .collect()
+            .collect())
     }
 
     /// One transaction in its own block; its code.
@@ -144,6 +226,8 @@ impl Net {
             height: self.height,
             timestamp_ms: 0,
             proposer: addr(&key(200)),
+            view: self.height,
+            seeds: Vec::new(),
         };
         let mut overlay = Overlay::new(&self.state);
         let mut events = Vec::new();

@@ -27,20 +27,20 @@ const UNITS: u64 = 1_000;
 
 impl Net {
     /// A net for PoI tests: every transaction pays [`FEE`].
-    fn new_poi(funded: &[&SigningKey], params: Params) -> Self {
+    pub(crate) fn new_poi(funded: &[&SigningKey], params: Params) -> Self {
         Net::new(funded, params, FEE)
     }
 
-    fn poi(&mut self, from: &SigningKey, msg: PoiMsg) -> String {
+    pub(crate) fn poi(&mut self, from: &SigningKey, msg: PoiMsg) -> String {
         self.send(from, Msg::Poi(msg))
     }
 
-    fn poi_job(&self, id: u64) -> poi::PoiJob {
+    pub(crate) fn poi_job(&self, id: u64) -> poi::PoiJob {
         poi::read_job(&self.state, id).unwrap().expect("poi job")
     }
 
     /// Bonds and registers `who` as a provider (capacity 100, ask 5).
-    fn poi_provider(&mut self, who: &SigningKey) {
+    pub(crate) fn poi_provider(&mut self, who: &SigningKey) {
         let bond = self.tx(who, Msg::Staking(StakingMsg::Bond { amount: 1_000_000 }));
         let register = self.tx(
             who,
@@ -57,7 +57,7 @@ impl Net {
     }
 }
 
-fn test_params() -> Params {
+pub(crate) fn test_params() -> Params {
     let mut params = Params::default();
     params.market.collateral_per_unit = 1_000;
     params.market.provider_collateral_min = 1_000;
@@ -141,7 +141,7 @@ fn submit_training(spec: &[u8], steps: u64) -> PoiMsg {
     }
 }
 
-fn submit_inference() -> PoiMsg {
+pub(crate) fn submit_inference() -> PoiMsg {
     PoiMsg::SubmitInference {
         model: "charlm".into(),
         version: 1,

@@ -92,6 +92,7 @@ pub(crate) fn genesis_with(accounts: Vec<(Address, Amount)>) -> Genesis {
             .into_iter()
             .map(|(address, balance)| GenesisAccount { address, balance })
             .collect(),
+        beacon: None,
     }
 }
 
@@ -298,7 +299,7 @@ impl TestNode {
         let tip = self.ledger.tip();
         let hash = self
             .ledger
-            .build_block(tip.block_hash, addr(&validator()))
+            .build_block(tip.block_hash, addr(&validator()), tip.height + 1)
             .expect("build block");
         self.ledger.finalize(&hash).expect("finalize");
         let new_tip = self.ledger.tip();
