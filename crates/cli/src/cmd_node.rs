@@ -20,6 +20,9 @@ const DEVNET_NAMES: [&str; 26] = [
     "xavier", "yolanda", "zoe", "arthur", "beth",
 ];
 
+/// Chain id of every devnet.
+const DEVNET_CHAIN_ID: &str = "poi-devnet";
+
 /// POI each devnet account starts with.
 const DEVNET_BALANCE_POI: u128 = 1_000_000;
 
@@ -87,13 +90,14 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
     }
     let seed = random_seed()?;
     let beacon = deal_single(&seed)?;
+    let genesis_beacon = service::genesis_beacon(&args.chain_id, &beacon);
     let genesis = Genesis {
         chain_id: args.chain_id,
         genesis_time_ms: now_ms(),
         validators: vec![validator_address(&seed)],
         params: Params::default(),
         accounts,
-        beacon: None,
+        beacon: Some(genesis_beacon),
     };
     let config = NodeConfig {
         api_addr: args.api_addr,
@@ -167,12 +171,12 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             });
         }
         let genesis = Genesis {
-            chain_id: "poi-devnet".into(),
+            chain_id: DEVNET_CHAIN_ID.into(),
             genesis_time_ms: now_ms(),
             validators: vec![validator_address(&seed)],
             params: devnet_params(args.block_interval_ms),
             accounts,
-            beacon: None,
+            beacon: Some(service::genesis_beacon(DEVNET_CHAIN_ID, &beacon)),
         };
         let defaults = NodeConfig::default();
         let config = NodeConfig {

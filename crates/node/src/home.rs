@@ -324,3 +324,77 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|()| file.sync_all())
         .map_err(|e| NodeError::io("write", path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{beacon, validator_public_key};
+    use poi_core::params::Params;
+
+    fn genesis() -> Genesis {
+        Genesis {
+            chain_id: "poi-test".into(),
+            genesis_time_ms: 0,
+            validators: vec![poi_core::Address(validator_public_key(&[5; 32]))],
+            params: Params::default(),
+            accounts: vec![],
+            beacon: None,
+        }
+    }
+
+    fn initialised() -> (tempfile::TempDir, Home, BeaconKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("home"));
+        let key = beacon::deal(&[validator_public_key(&[5; 32])])
+            .unwrap()
+            .remove(0);
+        home.init(&NodeConfig::default(), &genesis(), [5; 32], &key)
+            .unwrap();
+        (dir, home, key)
+    }
+
+    #[test]
+    fn the_beacon_key_round_trips_and_the_share_is_private() {
+        let (_dir, home, key) = initialised();
+        let read = home.beacon_key().unwrap();
+        assert_eq!(read.identity(), key.identity());
+        assert_eq!(read.share_bytes(), key.share_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(home.node_share_path())
+                .unwrap()
+                .permissions();
+            assert_eq!(mode.mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_missing_or_corrupt_share_is_a_one_line_error() {
+        let (_dir, home, _) = initialised();
+        let share = std::fs::read_to_string(home.node_share_path()).unwrap();
+        std::fs::write(home.node_share_path(), "{\"share\": \"00ff\"}").unwrap();
+        let error = home.beacon_key().unwrap_err().to_string();
+        assert!(error.contains("do not form a beacon key"), "{error}");
+        std::fs::write(home.node_share_path(), "not json").unwrap();
+        assert!(matches!(home.beacon_key(), Err(NodeError::Config(_))));
+        // A share of another dealing.
+        let other = beacon::deal(&[validator_public_key(&[5; 32])])
+            .unwrap()
+            .remove(0);
+        let other_share = format!("{{\"share\": \"{}\"}}", hex::encode(other.share_bytes()));
+        std::fs::write(home.node_share_path(), other_share).unwrap();
+        let error = home.beacon_key().unwrap_err().to_string();
+        assert!(error.contains("does not belong"), "{error}");
+        std::fs::write(home.node_share_path(), share).unwrap();
+        home.beacon_key().unwrap();
+        // A home from before the beacon.
+        std::fs::remove_file(home.node_share_path()).unwrap();
+        let error = home.beacon_key().unwrap_err().to_string();
+        assert!(
+            error.contains("predates the threshold-VRF beacon") && error.contains("poi node init"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+    }
+}

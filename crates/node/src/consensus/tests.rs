@@ -316,6 +316,16 @@ fn assert_seeds(seeds: &SeedCache, key: &BeaconKey, first: u64, last: u64) -> u6
             beacon::verify_seed(&key.identity(), &namespace, &seed),
             "view {view}"
         );
+        // Core's check (what block execution runs) agrees.
+        let carried = poi_core::beacon::BeaconSeed {
+            epoch: seed.epoch,
+            view: seed.view,
+            signature: seed.signature,
+        };
+        assert_eq!(
+            poi_core::beacon::verify_seed(&key.identity(), &namespace, &carried),
+            Ok(())
+        );
         let mut forged = seed;
         forged.view += 1;
         assert!(!beacon::verify_seed(&key.identity(), &namespace, &forged));
@@ -708,6 +718,10 @@ fn seed_namespace_and_message_are_commonwares() {
     for (epoch, view) in [(0, 0), (0, 1), (0, 127), (0, 128), (3, u64::MAX)] {
         let round = Round::new(Epoch::new(epoch), View::new(view));
         assert_eq!(beacon::seed_message(epoch, view), round.encode().to_vec());
+        assert_eq!(
+            poi_core::beacon::seed_message(epoch, view),
+            round.encode().to_vec()
+        );
     }
     assert_eq!(beacon::seed_message(0, 300), vec![0, 0xac, 0x02]);
 }
