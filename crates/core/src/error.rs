@@ -332,6 +332,36 @@ pub enum TxError {
         /// Checks assigned and not yet answered.
         open_checks: u32,
     },
+    /// No such check of that job.
+    #[error("job {job} has no check {check}")]
+    UnknownCheck {
+        /// Job id.
+        job: u64,
+        /// Check number.
+        check: u32,
+    },
+    /// The signer is not the verifier the check is assigned to.
+    #[error("check {check} of job {job} is assigned to {assigned}, not {signer}")]
+    NotAssignedVerifier {
+        /// Job id.
+        job: u64,
+        /// Check number.
+        check: u32,
+        /// The assigned verifier, or "nobody".
+        assigned: String,
+        /// The signer.
+        signer: Address,
+    },
+    /// The check was already answered, waived or expired.
+    #[error("check {check} of job {job} is {state}, not open")]
+    CheckClosed {
+        /// Job id.
+        job: u64,
+        /// Check number.
+        check: u32,
+        /// Its state.
+        state: &'static str,
+    },
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -386,6 +416,9 @@ impl TxError {
             TxError::UnknownVerifier(_) => "unknown_verifier",
             TxError::VerifierBondTooLow { .. } => "verifier_bond_too_low",
             TxError::VerifierBusy { .. } => "verifier_busy",
+            TxError::UnknownCheck { .. } => "unknown_check",
+            TxError::NotAssignedVerifier { .. } => "not_assigned_verifier",
+            TxError::CheckClosed { .. } => "check_closed",
             TxError::State(_) => "internal",
         }
     }

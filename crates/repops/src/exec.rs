@@ -1,32 +1,42 @@
 //! Owns: [`Exec`], the one door through which models call operators: it runs each call on a
-//! [`Backend`], meters it, and on request records each call's output digest (the operator
-//! trace) and captures one call's inputs for single-operator re-execution.
+//! [`Backend`], meters it, and on request records each call's per-output digests (the
+//! operator trace) and captures calls' inputs for single-operator re-execution.
 //!
 //! Invariants: calls are numbered `0, 1, ...` in the order the model makes them (forward,
-//! then backward, then optimizer), which is fixed by the model's code, not by threads; the
-//! output digest of call `i` is [`crate::trace::outputs_digest`] of its outputs in the order
-//! [`crate::trace::OpCall`] documents; recording never changes a result bit.
+//! then backward, then optimizer, then, when tracing or capturing, the `step_state`
+//! pseudo-operator), which is fixed by the model's code, not by threads; output `j` of call
+//! `i` is recorded as [`crate::trace::tensor_digest`] of that output, in the order
+//! [`crate::trace::execute`] documents; recording never changes a result bit.
 //!
 //! Stability: ALPHA.
 
 use std::time::Instant;
 
 use crate::backend::Backend;
-use crate::commit::Digest;
+use crate::commit::{Digest, NamedTensor, state_digests};
 use crate::gemm::Dims;
 use crate::kernels::{self, AttnDims};
 use crate::meter::{Meter, OpKind, op_cost};
 use crate::optim::{AdamW, Sgd};
 use crate::tensor::OpResult;
-use crate::trace::{OpCall, TraceEntry, outputs_digest};
+use crate::trace::{OpCall, TraceEntry, execute, tensor_digest};
+use crate::train::Result;
+
+/// Which calls an [`Exec`] copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    None,
+    One(u32),
+    All,
+}
 
 /// Runs operators for a model, metering, tracing and capturing as configured.
 pub struct Exec<'b> {
     backend: &'b dyn Backend,
     meter: Meter,
     trace: Option<Vec<TraceEntry>>,
-    capture: Option<u32>,
-    captured: Option<OpCall>,
+    capture: Capture,
+    captured: Vec<OpCall>,
     next: u32,
 }
 
@@ -41,13 +51,13 @@ impl<'b> Exec<'b> {
             backend,
             meter: Meter::new(),
             trace: None,
-            capture: None,
-            captured: None,
+            capture: Capture::None,
+            captured: Vec::new(),
             next: 0,
         }
     }
 
-    /// Also record every call's output digest.
+    /// Also record every call's per-output digests.
     pub fn with_trace(mut self) -> Self {
         self.trace = Some(Vec::new());
         self
@@ -55,7 +65,14 @@ impl<'b> Exec<'b> {
 
     /// Also copy the inputs of call `index` (numbered from the next call made).
     pub fn with_capture(mut self, index: u32) -> Self {
-        self.capture = Some(index);
+        self.capture = Capture::One(index);
+        self
+    }
+
+    /// Also copy the inputs of every call (for validating a [`crate::trace::Layout`]; it
+    /// copies every input of a step, so it is meant for small models).
+    pub fn with_capture_all(mut self) -> Self {
+        self.capture = Capture::All;
         self
     }
 
@@ -79,9 +96,14 @@ impl<'b> Exec<'b> {
         self.trace.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// The captured call, once it has run.
+    /// The captured call, once it has run ([`Self::with_capture`]).
     pub fn take_captured(&mut self) -> Option<OpCall> {
-        self.captured.take()
+        self.captured.pop()
+    }
+
+    /// Every captured call so far, in call order ([`Self::with_capture_all`]).
+    pub fn take_captures(&mut self) -> Vec<OpCall> {
+        std::mem::take(&mut self.captured)
     }
 
     /// Number of calls made so far.
@@ -89,9 +111,19 @@ impl<'b> Exec<'b> {
         self.next
     }
 
+    /// Whether steps must end with the `step_state` pseudo-operator ([`Self::step_state`]):
+    /// only when tracing or capturing, since a plain step's state is hashed by its caller.
+    pub fn records_state(&self) -> bool {
+        self.trace.is_some() || self.capture != Capture::None
+    }
+
     /// Whether the call about to be made must be captured.
     fn capturing(&self) -> bool {
-        self.capture == Some(self.next)
+        match self.capture {
+            Capture::None => false,
+            Capture::One(index) => index == self.next,
+            Capture::All => true,
+        }
     }
 
     fn capture_call(&mut self, kind: OpKind, dims: &[u64], inputs: &[&[f32]], ids: &[u32]) {
@@ -107,7 +139,7 @@ impl<'b> Exec<'b> {
         ids: &[u32],
     ) {
         if self.capturing() {
-            self.captured = Some(OpCall {
+            self.captured.push(OpCall {
                 kind,
                 dims: dims.to_vec(),
                 scalars,
@@ -118,18 +150,68 @@ impl<'b> Exec<'b> {
     }
 
     fn finish(&mut self, kind: OpKind, dims: &[u64], start: Instant, outputs: &[&[f32]]) {
+        if self.trace.is_some() {
+            let digests = outputs.iter().map(|o| tensor_digest(o)).collect();
+            self.finish_digests(kind, dims, start, digests);
+        } else {
+            self.finish_digests(kind, dims, start, Vec::new());
+        }
+    }
+
+    fn finish_digests(&mut self, kind: OpKind, dims: &[u64], start: Instant, outs: Vec<Digest>) {
         let nanos = start.elapsed().as_nanos() as u64;
         self.meter.record(kind, op_cost(kind, dims), nanos);
         let index = self.next;
         self.next += 1;
         if let Some(trace) = &mut self.trace {
-            let digest: Digest = outputs_digest(outputs);
             trace.push(TraceEntry {
                 index,
                 op: kind.name().to_owned(),
-                digest,
+                outputs: outs,
             });
         }
+    }
+
+    /// Runs one recorded call as the next call (metered, traced and captured like any other)
+    /// and returns its outputs; `step_state` is refused (see [`crate::trace::execute`]).
+    pub fn run(&mut self, call: &OpCall) -> Result<Vec<Vec<f32>>> {
+        let inputs: Vec<&[f32]> = call.inputs.iter().map(Vec::as_slice).collect();
+        self.capture_with(
+            call.kind,
+            &call.dims,
+            call.scalars.clone(),
+            &inputs,
+            &call.ids,
+        );
+        let t = Instant::now();
+        let outs = execute(self.backend, call)?;
+        let views: Vec<&[f32]> = outs.iter().map(Vec::as_slice).collect();
+        self.finish(call.kind, &call.dims, t, &views);
+        Ok(outs)
+    }
+
+    /// The `step_state` pseudo-operator: hashes the state after step `step` (parameters,
+    /// then optimizer state, in digest order) into its parameter, optimizer and step
+    /// digests ([`state_digests`]). Dims are `step, tensors, elements`; inputs are the
+    /// tensors' values in that order.
+    pub fn step_state(
+        &mut self,
+        job_spec_hash: &Digest,
+        step: u64,
+        params: &[NamedTensor<'_>],
+        opt: &[NamedTensor<'_>],
+    ) -> Result<[Digest; 3]> {
+        let all = || params.iter().chain(opt);
+        let elements = all().map(|t| u(t.data.len())).sum();
+        let d = [step, u(params.len() + opt.len()), elements];
+        if self.capturing() {
+            let inputs: Vec<&[f32]> = all().map(|t| t.data).collect();
+            self.capture_call(OpKind::StepState, &d, &inputs, &[]);
+        }
+        let t = Instant::now();
+        let digests = state_digests(job_spec_hash, step, params, opt)?;
+        self.finish_digests(OpKind::StepState, &d, t, digests.to_vec());
+        Ok(digests)
     }
 
     /// `y = x w (+ b)` (`x` is `m x k`, `w` is `k x n`).

@@ -30,9 +30,15 @@
 //! | `split_heads`, `merge_heads` | `b t h dh` | `0` | `2·b·t·h·dh` |
 //! | `adamw_step` | `n t` | `16n` | `7n` |
 //! | `sgd_step` | `n` | `6n` | `5n` |
+//! | `step_state` | `step tensors elements` | `0` | `elements` |
 //!
 //! Attention multiplies full `t x t` score matrices (the canonical GEMM does not skip the
 //! masked half), so its count is the work done, not the causal minimum.
+//!
+//! `step_state` is the pseudo-operator that closes a step's operator trace
+//! ([`crate::trace`]): it hashes the whole state (the step digest) and computes nothing, so
+//! it counts no FLOPs and reads every state element once. Only a tracing or capturing
+//! [`crate::exec::Exec`] makes it, and a referee re-running it.
 //!
 //! Stability: ALPHA; the per-element constants may be refined, the GEMM terms will not.
 
@@ -89,11 +95,14 @@ pub enum OpKind {
     AdamwStep,
     /// One SGD update of one parameter.
     SgdStep,
+    /// The end of a step's trace: hashes the parameters and optimizer state into the step
+    /// digest (see [`crate::trace`]).
+    StepState,
 }
 
 impl OpKind {
     /// Every kind, in declaration order.
-    pub const ALL: [OpKind; 19] = [
+    pub const ALL: [OpKind; 20] = [
         Self::LinearForward,
         Self::LinearBackward,
         Self::ReluForward,
@@ -113,6 +122,7 @@ impl OpKind {
         Self::MergeHeads,
         Self::AdamwStep,
         Self::SgdStep,
+        Self::StepState,
     ];
 
     /// The snake-case name (the kernel's name).
@@ -137,6 +147,7 @@ impl OpKind {
             Self::MergeHeads => "merge_heads",
             Self::AdamwStep => "adamw_step",
             Self::SgdStep => "sgd_step",
+            Self::StepState => "step_state",
         }
     }
 
@@ -155,7 +166,8 @@ impl OpKind {
             Self::EmbeddingForward
             | Self::EmbeddingBackward
             | Self::AttentionForward
-            | Self::AttentionBackward => 3,
+            | Self::AttentionBackward
+            | Self::StepState => 3,
             Self::SplitHeads | Self::MergeHeads => 4,
             _ => 1,
         }
@@ -230,6 +242,7 @@ pub fn op_cost(kind: OpKind, dims: &[u64]) -> OpCost {
         OpKind::SplitHeads | OpKind::MergeHeads => (0, 2 * mul(&[d(0), d(1), d(2), d(3)])),
         OpKind::AdamwStep => (16 * d(0), 7 * d(0)),
         OpKind::SgdStep => (6 * d(0), 5 * d(0)),
+        OpKind::StepState => (0, d(2)),
     };
     OpCost {
         flops,

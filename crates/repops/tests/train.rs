@@ -203,19 +203,19 @@ fn single_operator_reexecution_reproduces_the_trace() {
     let mut exec = Exec::new(&CpuBackend).with_trace();
     traced.train_step(&mut exec).unwrap();
     let trace = exec.take_trace();
-    // Forward, backward, then one optimizer call per parameter, in a fixed order.
+    // Forward, backward, one optimizer call per parameter in a fixed order, then the
+    // step_state pseudo-operator (tests/dispute.rs re-runs that one).
     assert_eq!(trace.first().unwrap().op, "embedding_forward");
+    assert_eq!(trace.last().unwrap().op, "step_state");
     let params = start.model().params().len();
+    let (last, ops) = (trace.len() - 1, trace.len() as u32 - 1);
     assert!(
-        trace[trace.len() - params..]
+        trace[last - params..last]
             .iter()
             .all(|e| e.op == "adamw_step")
     );
     let dir = tempfile::tempdir().unwrap();
-    for index in (0..trace.len() as u32)
-        .step_by(7)
-        .chain([trace.len() as u32 - 1])
-    {
+    for index in (0..ops).step_by(7).chain([ops - 1]) {
         let mut t = start.clone();
         let mut exec = Exec::new(&CpuBackend).with_capture(index);
         t.train_step(&mut exec).unwrap();
@@ -226,7 +226,7 @@ fn single_operator_reexecution_reproduces_the_trace() {
         assert_eq!(call.kind.name(), trace[index as usize].op);
         assert_eq!(
             execute_digest(&CpuBackend, &call).unwrap(),
-            trace[index as usize].digest
+            trace[index as usize].outputs
         );
         // A disputed operator run on altered inputs gives another digest.
         let mut bad = call.clone();
@@ -234,7 +234,7 @@ fn single_operator_reexecution_reproduces_the_trace() {
             bad.inputs[0][0] += 0.5;
             assert_ne!(
                 execute_digest(&CpuBackend, &bad).unwrap(),
-                trace[index as usize].digest
+                trace[index as usize].outputs
             );
         }
     }

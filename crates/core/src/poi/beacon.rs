@@ -13,7 +13,9 @@
 //! # Format
 //! - `poi/b` -> [`Beacon`]: the group identity, the seed namespace, the epoch and counters,
 //!   written at genesis (absent on a chain without a beacon: commitments then wait, undrawn);
-//! - `poi/r/<epoch u64><view u64><job u64>` -> empty: job `job` waits for `seed(epoch, view)`;
+//! - `poi/r/<epoch u64><view u64><job u64><slot u32>` -> empty: job `job` waits for
+//!   `seed(epoch, view)`, to draw its spot checks (`slot` = [`JOB_SLOT`]) or the referees of
+//!   its check `slot`;
 //! - `poi/e/<epoch u64><view u64>` -> the 48 signature bytes of a recorded seed.
 //!
 //! # Invariants
@@ -21,8 +23,9 @@
 //!   `poi.seeds_per_block_max`, each of the beacon's epoch, of a view before the block's, not
 //!   yet recorded, the target of at least one job, and a valid signature: otherwise the block
 //!   is invalid;
-//! - every target names a `verifying` job that has not drawn, and each such job has exactly one
-//!   target (checked by the audit).
+//! - every job target names a `verifying` job that has not drawn, and each such job has exactly
+//!   one target; every check target names a check awaiting referees with that target, and each
+//!   such check has exactly one (checked by the audit).
 //!
 //! The node checks that a header's `view` is its consensus round's; core trusts it.
 
@@ -44,6 +47,8 @@ pub const BEACON_KEY: &[u8] = b"poi/b";
 pub const TARGET_PREFIX: &[u8] = b"poi/r/";
 /// Prefix of recorded seeds.
 pub const SEED_PREFIX: &[u8] = b"poi/e/";
+/// The slot of a job's own draw (its spot checks); other slots are check numbers.
+pub const JOB_SLOT: u32 = u32::MAX;
 
 /// The beacon: whose seeds count and how they are checked.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
@@ -67,25 +72,44 @@ pub fn read_beacon(state: &dyn StateReader) -> Result<Option<Beacon>, StateError
     state::read_borsh(state, BEACON_KEY)
 }
 
-/// Key of `job`'s target `(epoch, view)`.
-pub fn target_key(epoch: u64, view: u64, job: u64) -> Vec<u8> {
+/// Key of the target `(epoch, view)` of `job`'s draw `slot`.
+pub fn target_key(epoch: u64, view: u64, job: u64, slot: u32) -> Vec<u8> {
     [
         TARGET_PREFIX,
         &epoch.to_be_bytes(),
         &view.to_be_bytes(),
         &job.to_be_bytes(),
+        &slot.to_be_bytes(),
     ]
     .concat()
 }
 
-/// `(epoch, view, job)` of a target key.
-pub fn parse_target_key(key: &[u8]) -> Option<(u64, u64, u64)> {
+/// A draw target: `seed(epoch, view)` draws `job`'s `slot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    /// Beacon epoch.
+    pub epoch: u64,
+    /// Beacon view.
+    pub view: u64,
+    /// Job.
+    pub job: u64,
+    /// [`JOB_SLOT`] or a check number.
+    pub slot: u32,
+}
+
+/// The target a key names.
+pub fn parse_target_key(key: &[u8]) -> Option<Target> {
     let rest = key.strip_prefix(TARGET_PREFIX)?;
-    if rest.len() != 24 {
+    if rest.len() != 28 {
         return None;
     }
     let word = |i: usize| u64::from_be_bytes(rest[i..i + 8].try_into().expect("8 bytes"));
-    Some((word(0), word(8), word(16)))
+    Some(Target {
+        epoch: word(0),
+        view: word(8),
+        job: word(16),
+        slot: u32::from_be_bytes(rest[24..].try_into().expect("4 bytes")),
+    })
 }
 
 /// Key of the recorded seed of `(epoch, view)`.
@@ -141,10 +165,10 @@ pub fn wanted_seeds(
     let prefix = [TARGET_PREFIX, &beacon.epoch.to_be_bytes()].concat();
     let mut last = None;
     state.scan_prefix(&prefix, &mut |key, _| match parse_target_key(key) {
-        Some((epoch, view, _)) if view < current_view => {
-            if last != Some(view) {
-                last = Some(view);
-                targets.push((epoch, view));
+        Some(t) if t.view < current_view => {
+            if last != Some(t.view) {
+                last = Some(t.view);
+                targets.push((t.epoch, t.view));
             }
             true
         }
@@ -168,6 +192,35 @@ pub(crate) fn target_for_commit(
     ctx: &mut ExecContext<'_, '_>,
     job: u64,
 ) -> Result<Option<(u64, u64)>, TxError> {
+    target(ctx, job, JOB_SLOT)
+}
+
+/// Sets the target that draws the referees of `job`'s check `check`.
+pub(crate) fn target_for_check(
+    ctx: &mut ExecContext<'_, '_>,
+    job: u64,
+    check: u32,
+) -> Result<Option<(u64, u64)>, TxError> {
+    target(ctx, job, check)
+}
+
+/// Removes a check's referee target (its job failed).
+pub(crate) fn cancel_check_target(
+    ctx: &mut ExecContext<'_, '_>,
+    check: &super::checks::Check,
+) -> Result<(), TxError> {
+    if let Some((epoch, view)) = check.referee_target {
+        ctx.state
+            .delete(target_key(epoch, view, check.job, check.index));
+    }
+    Ok(())
+}
+
+fn target(
+    ctx: &mut ExecContext<'_, '_>,
+    job: u64,
+    slot: u32,
+) -> Result<Option<(u64, u64)>, TxError> {
     let Some(beacon) = read_beacon(ctx.state)? else {
         return Ok(None);
     };
@@ -177,7 +230,7 @@ pub(crate) fn target_for_commit(
         .checked_add(ctx.params.poi.beacon_delay_views)
         .ok_or(TxError::Overflow("beacon target view"))?;
     ctx.state
-        .put(target_key(beacon.epoch, view, job), Vec::new());
+        .put(target_key(beacon.epoch, view, job, slot), Vec::new());
     Ok(Some((beacon.epoch, view)))
 }
 
@@ -249,48 +302,51 @@ fn run_targets(ctx: &mut ExecContext<'_, '_>, beacon: &Beacon) -> Result<(), TxE
     let prefix = [TARGET_PREFIX, &beacon.epoch.to_be_bytes()].concat();
     ctx.state
         .scan_prefix(&prefix, &mut |key, _| match parse_target_key(key) {
-            Some(target) if target.1 < now && due.len() < budget => {
+            Some(target) if target.view < now && due.len() < budget => {
                 due.push(target);
                 true
             }
             _ => false,
         })?;
-    for (epoch, view, job) in due {
-        if let Some(seed) = read_seed(ctx.state, epoch, view)? {
-            ctx.state.delete(target_key(epoch, view, job));
-            draw(ctx, job, &seed)?;
-        } else if view.saturating_add(ctx.params.poi.beacon_timeout_views) < now {
-            ctx.state.delete(target_key(epoch, view, job));
+    for t in due {
+        let key = target_key(t.epoch, t.view, t.job, t.slot);
+        if let Some(seed) = read_seed(ctx.state, t.epoch, t.view)? {
+            ctx.state.delete(key);
+            ctx.emit(
+                Event::new(NAME, "drawn")
+                    .with("job", t.job)
+                    .with("epoch", seed.epoch)
+                    .with("view", seed.view),
+            );
+            if t.slot == JOB_SLOT {
+                super::spot::on_drawn(ctx, t.job, seed.randomness())?;
+            } else {
+                super::spot::draw_referees(ctx, t.job, t.slot, seed.randomness())?;
+            }
+        } else if t.view.saturating_add(ctx.params.poi.beacon_timeout_views) < now {
+            ctx.state.delete(key);
             let retarget = now
                 .checked_add(ctx.params.poi.beacon_delay_views)
                 .ok_or(TxError::Overflow("beacon target view"))?;
-            ctx.state.put(target_key(epoch, retarget, job), Vec::new());
-            let mut record = job_or_err(ctx.state, job)?;
-            record.draw_target = Some((epoch, retarget));
-            write_job(ctx.state, &record);
+            ctx.state
+                .put(target_key(t.epoch, retarget, t.job, t.slot), Vec::new());
+            if t.slot == JOB_SLOT {
+                let mut record = job_or_err(ctx.state, t.job)?;
+                record.draw_target = Some((t.epoch, retarget));
+                write_job(ctx.state, &record);
+            } else {
+                let mut check = super::checks::check_or_err(ctx.state, t.job, t.slot)?;
+                check.referee_target = Some((t.epoch, retarget));
+                super::checks::write_check(ctx.state, &check);
+            }
             ctx.emit(
                 Event::new(NAME, "retargeted")
-                    .with("job", job)
-                    .with("from_view", view)
+                    .with("job", t.job)
+                    .with("from_view", t.view)
                     .with("to_view", retarget),
             );
         }
     }
-    Ok(())
-}
-
-/// Job `id` draws from `seed`: it records the seed's randomness (what it checks follows from
-/// it, build step 3).
-fn draw(ctx: &mut ExecContext<'_, '_>, id: u64, seed: &BeaconSeed) -> Result<(), TxError> {
-    let mut job = job_or_err(ctx.state, id)?;
-    job.randomness = Some(seed.randomness());
-    write_job(ctx.state, &job);
-    ctx.emit(
-        Event::new(NAME, "drawn")
-            .with("job", id)
-            .with("epoch", seed.epoch)
-            .with("view", seed.view),
-    );
     Ok(())
 }
 

@@ -76,6 +76,8 @@ pub(crate) fn submit_training(
             status: PoiStatus::Submitted,
             draw_target: None,
             randomness: None,
+            checks: 0,
+            checks_pending: 0,
         },
     );
     ctx.emit(
@@ -133,6 +135,8 @@ pub(crate) fn submit_inference(
             status: PoiStatus::Submitted,
             draw_target: None,
             randomness: None,
+            checks: 0,
+            checks_pending: 0,
         },
     );
     ctx.emit(

@@ -9,7 +9,14 @@ use crate::staking;
 use crate::state::{self, StateReader};
 use crate::token::Amount;
 
-use super::beacon::{BEACON_KEY, Beacon, SEED_PREFIX, TARGET_PREFIX, parse_target_key};
+use super::beacon::{
+    BEACON_KEY, Beacon, JOB_SLOT, SEED_PREFIX, TARGET_PREFIX, Target, parse_target_key,
+};
+use super::checks::{
+    ASSIGNED_PREFIX, CHECK_DEADLINE_PREFIX, CHECK_PREFIX, Check as CheckRecord, CheckRole,
+    CheckStatus, SLASH_COUNT_KEY, SLASH_PREFIX, parse_assigned_key, parse_check_key,
+    parse_deadline_key,
+};
 use super::merkle;
 use super::records::{
     JOB_PREFIX, PREFIX, PoiJob, PoiKind, PoiStatus, SPEC_PREFIX, VERIFIER_COUNT_KEY,
@@ -30,7 +37,10 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut index: Vec<(u32, Address)> = Vec::new();
     let mut count: Option<u32> = None;
     let mut beacon: Option<Beacon> = None;
-    let mut targets: Vec<(u64, u64, u64)> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
+    let mut checks: Vec<CheckRecord> = Vec::new();
+    let mut deadlines: BTreeSet<(u64, u64, u32)> = BTreeSet::new();
+    let mut assigned: Vec<(Address, u64, u32)> = Vec::new();
     let mut seeds: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut failure: Option<String> = None;
     state
@@ -47,6 +57,30 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
                 }
             } else if key.starts_with(SEED_PREFIX) {
                 seeds.push((key.to_vec(), value.len()));
+            } else if key.starts_with(CHECK_PREFIX) {
+                match (
+                    parse_check_key(key),
+                    state::decode::<CheckRecord>(key, value),
+                ) {
+                    (Some((job, index)), Ok(c)) if (c.job, c.index) == (job, index) => {
+                        checks.push(c);
+                    }
+                    _ => failure = Some(format!("bad poi check {}", hex::encode(key))),
+                }
+            } else if key.starts_with(CHECK_DEADLINE_PREFIX) {
+                match parse_deadline_key(key) {
+                    Some(d) if value.is_empty() => {
+                        deadlines.insert(d);
+                    }
+                    _ => failure = Some(format!("bad poi deadline {}", hex::encode(key))),
+                }
+            } else if key.starts_with(ASSIGNED_PREFIX) {
+                match parse_assigned_key(key) {
+                    Some(a) if value.is_empty() => assigned.push(a),
+                    _ => failure = Some(format!("bad poi assignment {}", hex::encode(key))),
+                }
+            } else if key.starts_with(SLASH_PREFIX) || key == SLASH_COUNT_KEY {
+                // Slash records are an append-only log; their contents are evidence.
             } else if let Some(address) = key_address(key, VERIFIER_PREFIX) {
                 match state::decode::<Verifier>(key, value) {
                     Ok(v) if v.address == address => {
@@ -108,7 +142,18 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
         })?;
     }
     check_held(state, &jobs)?;
-    check_beacon(beacon.as_ref(), &jobs, &targets, &seeds)?;
+    check_beacon(beacon.as_ref(), &jobs, &checks, &targets, &seeds)?;
+    check_checks(&jobs, &checks, &deadlines, &verifiers)?;
+    let open: Vec<(Address, u64, u32)> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Open)
+        .filter_map(|c| c.validator.map(|v| (v, c.job, c.index)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ensure(open == assigned, || {
+        "the assignment index is not exactly the open assigned checks".into()
+    })?;
     check_verifiers(&verifiers, &index, count)?;
     check_stake_locks(state, &verifiers)
 }
@@ -119,7 +164,8 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
 fn check_beacon(
     beacon: Option<&Beacon>,
     jobs: &[PoiJob],
-    targets: &[(u64, u64, u64)],
+    checks: &[CheckRecord],
+    targets: &[Target],
     seeds: &[(Vec<u8>, usize)],
 ) -> Check {
     let Some(beacon) = beacon else {
@@ -142,8 +188,34 @@ fn check_beacon(
         )?;
     }
     let by_id: BTreeMap<u64, &PoiJob> = jobs.iter().map(|j| (j.id, j)).collect();
+    let by_check: BTreeMap<(u64, u32), &CheckRecord> =
+        checks.iter().map(|c| ((c.job, c.index), c)).collect();
     let mut targeted = BTreeSet::new();
-    for &(epoch, view, id) in targets {
+    let mut checks_targeted = BTreeSet::new();
+    for t in targets {
+        let (epoch, view, id) = (t.epoch, t.view, t.job);
+        if t.slot != JOB_SLOT {
+            let check = by_check.get(&(id, t.slot)).ok_or_else(|| {
+                format!(
+                    "referee target {epoch}/{view} names no check {id}/{}",
+                    t.slot
+                )
+            })?;
+            ensure(
+                check.status == CheckStatus::AwaitingReferees
+                    && check.referee_target == Some((epoch, view)),
+                || {
+                    format!(
+                        "check {id}/{} is not waiting for seed {epoch}/{view}",
+                        t.slot
+                    )
+                },
+            )?;
+            ensure(checks_targeted.insert((id, t.slot)), || {
+                format!("check {id}/{} has two referee targets", t.slot)
+            })?;
+            continue;
+        }
         let job = by_id
             .get(&id)
             .ok_or_else(|| format!("draw target {epoch}/{view} names no poi job {id}"))?;
@@ -157,6 +229,19 @@ fn check_beacon(
             format!("poi job {id} has two draw targets")
         })?;
     }
+    for check in checks {
+        let awaiting = check.status == CheckStatus::AwaitingReferees;
+        ensure(
+            awaiting == checks_targeted.contains(&(check.job, check.index))
+                && awaiting == check.referee_target.is_some(),
+            || {
+                format!(
+                    "check {}/{}: referee target out of step",
+                    check.job, check.index
+                )
+            },
+        )?;
+    }
     for job in jobs {
         let waiting = job.draw_target.is_some() && job.randomness.is_none();
         ensure(waiting == targeted.contains(&job.id), || {
@@ -168,6 +253,96 @@ fn check_beacon(
         )?;
     }
     Ok(())
+}
+
+/// Checks against their jobs, deadlines and verifiers: each job's checks are numbered
+/// `0..checks`, its pending count is the number of spot checks that block settlement, a
+/// drawn verifying job has checks, a verified job has none pending and none upheld, a failed
+/// one has an upheld accusation and nothing open; every open check has exactly its one
+/// deadline and nothing else has one; a referee re-check follows the spot check it
+/// re-checks; each verifier's `open_checks` is the number of open checks assigned to it.
+fn check_checks(
+    jobs: &[PoiJob],
+    checks: &[CheckRecord],
+    deadlines: &BTreeSet<(u64, u64, u32)>,
+    verifiers: &BTreeMap<Address, Verifier>,
+) -> Check {
+    let mut by_job: BTreeMap<u64, Vec<&CheckRecord>> = BTreeMap::new();
+    for c in checks {
+        by_job.entry(c.job).or_default().push(c);
+    }
+    for job in jobs {
+        let list = by_job.remove(&job.id).unwrap_or_default();
+        let id = job.id;
+        ensure(
+            list.iter().zip(0u32..).all(|(c, i)| c.index == i) && list.len() == job.checks as usize,
+            || {
+                format!(
+                    "poi job {id}: {} checks stored, {} recorded",
+                    list.len(),
+                    job.checks
+                )
+            },
+        )?;
+        let pending = list
+            .iter()
+            .filter(|c| c.role == CheckRole::Spot && c.status.blocks_settlement())
+            .count();
+        let upheld = list.iter().any(|c| c.status == CheckStatus::Upheld);
+        let open = list.iter().any(|c| c.status.blocks_settlement());
+        ensure(pending == job.checks_pending as usize, || {
+            format!(
+                "poi job {id}: {pending} spot checks pending, recorded {}",
+                job.checks_pending
+            )
+        })?;
+        let consistent = match job.status {
+            PoiStatus::Submitted => list.is_empty(),
+            PoiStatus::Verifying => job.randomness.is_none() == list.is_empty() && !upheld,
+            PoiStatus::Verified => pending == 0 && !upheld && !open,
+            PoiStatus::Failed => upheld && !open,
+        };
+        ensure(consistent, || {
+            format!(
+                "poi job {id} is {} with checks out of step",
+                job.status.as_str()
+            )
+        })?;
+        for c in &list {
+            if let CheckRole::Referee { of } = c.role {
+                let accused = list.get(of as usize).filter(|_| of < c.index);
+                ensure(accused.is_some_and(|a| a.role == CheckRole::Spot), || {
+                    format!("check {id}/{} re-checks no earlier spot check", c.index)
+                })?;
+            }
+        }
+    }
+    ensure(by_job.is_empty(), || {
+        "checks of a job without a poi record".into()
+    })?;
+    let mut open_by: BTreeMap<Address, u32> = BTreeMap::new();
+    let mut expected = BTreeSet::new();
+    for c in checks.iter().filter(|c| c.status == CheckStatus::Open) {
+        expected.insert((c.deadline, c.job, c.index));
+        if let Some(v) = c.validator {
+            *open_by.entry(v).or_default() += 1;
+        }
+    }
+    ensure(&expected == deadlines, || {
+        "check deadlines are not exactly the open checks'".into()
+    })?;
+    for (address, v) in verifiers {
+        let n = open_by.remove(address).unwrap_or(0);
+        ensure(v.open_checks == n, || {
+            format!(
+                "verifier {address} records {} open checks, holds {n}",
+                v.open_checks
+            )
+        })?;
+    }
+    ensure(open_by.is_empty(), || {
+        "an open check names no verifier".into()
+    })
 }
 
 fn key_address(key: &[u8], prefix: &[u8]) -> Option<Address> {
@@ -213,9 +388,6 @@ fn check_verifiers(
     // n records, n distinct ordinals each naming its record: the index is a bijection.
     for (address, v) in verifiers {
         ensure(v.bond > 0, || format!("verifier {address} has no bond"))?;
-        ensure(v.open_checks == 0, || {
-            format!("verifier {address} has open checks before any check exists")
-        })?;
     }
     Ok(())
 }
@@ -316,7 +488,7 @@ fn check_job(state: &dyn StateReader, job: &PoiJob) -> Check {
                 },
             )?;
         }
-        PoiStatus::Verifying => {
+        PoiStatus::Verifying | PoiStatus::Verified | PoiStatus::Failed => {
             let c = job
                 .commitment
                 .as_ref()

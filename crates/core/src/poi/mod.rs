@@ -53,12 +53,14 @@
 //! `docs/design/proof-of-intelligence.md`.
 
 pub mod beacon;
+pub mod checks;
 pub mod commit;
 pub mod dissection;
 mod invariants;
 pub mod merkle;
 pub mod params;
 pub mod records;
+pub mod spot;
 pub mod verifier;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -159,6 +161,15 @@ pub enum PoiMsg {
     /// Stop verifying: only with no open checks. Unlocks the bond (it stays bonded) and moves
     /// the last ordinal into the freed one.
     DeregisterVerifier,
+    /// The assigned verifier's verdict on check `check` of job `job` (see [`spot`]).
+    Attest {
+        /// Job id.
+        job: u64,
+        /// Check number.
+        check: u32,
+        /// What re-execution found.
+        verdict: checks::Verdict,
+    },
 }
 
 /// Applies a PoI message signed by `signer`.
@@ -233,6 +244,11 @@ pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> R
         PoiMsg::RegisterVerifier { bond } => verifier::register(ctx, signer, *bond),
         PoiMsg::AddVerifierBond { amount } => verifier::add_bond(ctx, signer, *amount),
         PoiMsg::DeregisterVerifier => verifier::deregister(ctx, signer),
+        PoiMsg::Attest {
+            job,
+            check,
+            verdict,
+        } => spot::attest(ctx, signer, *job, *check, verdict.clone()),
     }
 }
 
@@ -259,6 +275,11 @@ impl Module for Poi {
     /// ([`beacon`]).
     fn begin_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
         beacon::begin_block(ctx)
+    }
+
+    /// Fires due check deadlines ([`spot::run_deadlines`]).
+    fn end_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
+        spot::run_deadlines(ctx)
     }
 
     fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {

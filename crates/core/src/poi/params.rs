@@ -47,7 +47,32 @@ pub struct PoiParams {
     pub seeds_per_block_max: u32,
     /// Most due draw targets one block visits (1..=[`DRAWS_PER_BLOCK_CAP`]).
     pub draws_per_block_max: u32,
+    /// Chance, bps, that a training segment is spot-checked (`f`; the last segment always
+    /// is), 0..=10,000.
+    pub check_bps: u32,
+    /// Chance, bps, that an inference request is re-executed (`r`; at least one per job),
+    /// 0..=10,000.
+    pub infer_check_bps: u32,
+    /// Most open checks one verifier holds (1..=[`CHECKS_PER_VERIFIER_CAP`]).
+    pub verifier_checks_max: u32,
+    /// Blocks an assigned verifier has to fetch, re-execute and attest (1..=[`BLOCKS_CAP`]).
+    pub check_blocks: u64,
+    /// Assignments a check gets before it is waived (1..=16).
+    pub check_attempts_max: u32,
+    /// Referees that re-check an accusation (odd, 1..=15).
+    pub referees: u32,
+    /// Strikes that jail a verifier (1..=100).
+    pub strikes_to_jail: u32,
+    /// Blocks a jailed verifier takes no checks (1..=[`BLOCKS_CAP`]).
+    pub jail_blocks: u64,
+    /// Most check deadlines one block fires (1..=[`DRAWS_PER_BLOCK_CAP`]).
+    pub deadlines_per_block_max: u32,
 }
+
+/// Largest `verifier_checks_max`.
+pub const CHECKS_PER_VERIFIER_CAP: u32 = 1_024;
+/// Largest `check_blocks` and `jail_blocks`.
+pub const BLOCKS_CAP: u64 = 1_000_000;
 
 /// Least `beacon_delay_views`: the seed of the commit's own view, or the next, could be known
 /// to a coalition of validators before the commit is final.
@@ -71,6 +96,15 @@ impl Default for PoiParams {
             beacon_timeout_views: 200,
             seeds_per_block_max: 8,
             draws_per_block_max: 64,
+            check_bps: 300,
+            infer_check_bps: 300,
+            verifier_checks_max: 16,
+            check_blocks: 120,
+            check_attempts_max: 3,
+            referees: 3,
+            strikes_to_jail: 3,
+            jail_blocks: 10_000,
+            deadlines_per_block_max: 64,
         }
     }
 }
@@ -102,6 +136,21 @@ impl PoiParams {
                 u64::from(self.draws_per_block_max),
                 u64::from(DRAWS_PER_BLOCK_CAP),
             ),
+            (
+                "verifier_checks_max",
+                u64::from(self.verifier_checks_max),
+                u64::from(CHECKS_PER_VERIFIER_CAP),
+            ),
+            ("check_blocks", self.check_blocks, BLOCKS_CAP),
+            ("check_attempts_max", u64::from(self.check_attempts_max), 16),
+            ("referees", u64::from(self.referees), 15),
+            ("strikes_to_jail", u64::from(self.strikes_to_jail), 100),
+            ("jail_blocks", self.jail_blocks, BLOCKS_CAP),
+            (
+                "deadlines_per_block_max",
+                u64::from(self.deadlines_per_block_max),
+                u64::from(DRAWS_PER_BLOCK_CAP),
+            ),
         ];
         for (name, value, cap) in ranges {
             if value == 0 || value > cap {
@@ -112,6 +161,20 @@ impl PoiParams {
             return Err(format!(
                 "poi.beacon_delay_views = {}, must be {BEACON_DELAY_MIN}..={BEACON_VIEWS_CAP}",
                 self.beacon_delay_views
+            ));
+        }
+        for (name, bps) in [
+            ("check_bps", self.check_bps),
+            ("infer_check_bps", self.infer_check_bps),
+        ] {
+            if bps > 10_000 {
+                return Err(format!("poi.{name} = {bps}, must be at most 10000"));
+            }
+        }
+        if self.referees.is_multiple_of(2) {
+            return Err(format!(
+                "poi.referees = {}, must be odd so a majority always exists",
+                self.referees
             ));
         }
         if self.verifier_bond_min == 0 {

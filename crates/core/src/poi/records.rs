@@ -71,6 +71,10 @@ pub enum PoiStatus {
     /// The provider committed through PoI and the market job is held for verification (or
     /// the owner's market dispute has taken it over).
     Verifying,
+    /// Every spot check passed (or was waived): the market paid the provider.
+    Verified,
+    /// The referees upheld an accusation: the provider was slashed and the owner refunded.
+    Failed,
 }
 
 impl PoiStatus {
@@ -79,6 +83,8 @@ impl PoiStatus {
         match self {
             Self::Submitted => "submitted",
             Self::Verifying => "verifying",
+            Self::Verified => "verified",
+            Self::Failed => "failed",
         }
     }
 }
@@ -135,6 +141,10 @@ pub struct PoiJob {
     /// The drawn seed's randomness ([`crate::beacon::BeaconSeed::randomness`]), once drawn.
     #[serde(serialize_with = "hex32_opt")]
     pub randomness: Option<[u8; 32]>,
+    /// Checks created so far (spot checks, then referee re-checks): `poi/c/<job>/0..checks`.
+    pub checks: u32,
+    /// Spot checks still blocking settlement (open, or an accusation not yet decided).
+    pub checks_pending: u32,
 }
 
 fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {

@@ -8,4 +8,5 @@ mod dissection;
 mod market;
 mod net;
 mod poi;
+mod spot;
 mod staking;

@@ -70,8 +70,8 @@ pub(crate) fn test_params() -> Params {
 }
 
 /// A real repops run: its spec, every step digest, and the final state's group digests.
-struct Run {
-    spec: JobSpec,
+pub(crate) struct Run {
+    pub(crate) spec: JobSpec,
     digests: Vec<Digest>,
     root: Digest,
     params_digest: Digest,
@@ -88,7 +88,7 @@ impl Run {
         proof.siblings.iter().map(|d| d.0).collect()
     }
 
-    fn commit(&self, job: u64) -> PoiMsg {
+    pub(crate) fn commit(&self, job: u64) -> PoiMsg {
         PoiMsg::CommitTraining {
             job,
             root: self.root.0,
@@ -102,7 +102,7 @@ impl Run {
 }
 
 /// Trains a tiny MLP on iris for `steps` steps (one thread) and reads back what it committed.
-fn tiny_run(steps: u64) -> Run {
+pub(crate) fn tiny_run(steps: u64) -> Run {
     let mut spec = JobSpec::default_for("mlp", Some("iris"), steps, 7).unwrap();
     spec.model = ModelSpec::Mlp(MlpSpec {
         hidden: vec![8],
@@ -129,7 +129,7 @@ fn tiny_run(steps: u64) -> Run {
     }
 }
 
-fn submit_training(spec: &[u8], steps: u64) -> PoiMsg {
+pub(crate) fn submit_training(spec: &[u8], steps: u64) -> PoiMsg {
     PoiMsg::SubmitTraining {
         model: "mlp".into(),
         datasets: vec!["iris".into()],
@@ -635,14 +635,14 @@ proptest! {
 }
 
 /// `poi.verifier_bond_min`'s default: 1,000 POI.
-const MIN_BOND: u128 = 1_000_000_000_000;
+pub(crate) const MIN_BOND: u128 = 1_000_000_000_000;
 
 impl Net {
     fn stake(&self, who: &SigningKey) -> poi_core::staking::Stake {
         poi_core::staking::stake(&self.state, &addr(who)).unwrap()
     }
 
-    fn verifier(&self, who: &SigningKey) -> Option<poi::Verifier> {
+    pub(crate) fn verifier(&self, who: &SigningKey) -> Option<poi::Verifier> {
         poi::read_verifier(&self.state, &addr(who)).unwrap()
     }
 

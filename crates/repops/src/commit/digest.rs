@@ -200,6 +200,18 @@ pub fn step_digest(
     params: &[NamedTensor<'_>],
     opt: &[NamedTensor<'_>],
 ) -> Result<Digest> {
+    let [_, _, step_digest] = state_digests(job_spec_hash, step, params, opt)?;
+    Ok(step_digest)
+}
+
+/// The parameter group digest, the optimizer group digest and the [`step_digest`] built
+/// from them, in that order (the outputs of a trace's `step_state` entry).
+pub fn state_digests(
+    job_spec_hash: &Digest,
+    step: u64,
+    params: &[NamedTensor<'_>],
+    opt: &[NamedTensor<'_>],
+) -> Result<[Digest; 3]> {
     let params_digest = tensors_digest(PARAMS_DOMAIN, params)?;
     let opt_digest = tensors_digest(OPT_DOMAIN, opt)?;
     let mut hasher = blake3::Hasher::new();
@@ -208,7 +220,7 @@ pub fn step_digest(
     hasher.update(&step.to_le_bytes());
     hasher.update(&params_digest.0);
     hasher.update(&opt_digest.0);
-    Ok(hasher.finalize().into())
+    Ok([params_digest, opt_digest, hasher.finalize().into()])
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 //! - A checkpoint file is a pure function of its contents (byte-stable), and loading one
 //!   either returns tensors whose recomputed digest equals the stored one or a typed error.
 //!
-//! - [`digest`]: [`Digest`], [`NamedTensor`], [`tensors_digest`], [`step_digest`].
+//! - [`digest`]: [`Digest`], [`NamedTensor`], [`tensors_digest`], [`step_digest`],
+//!   [`state_digests`].
 //! - [`merkle`]: RFC 6962-shaped Merkle tree, [`MerkleProof`], [`MerkleBuilder`].
 //! - [`checkpoint`]: safetensors checkpoints and [`CheckpointProof`]; loading them:
 //!   [`read_checkpoint`], [`decode_checkpoint`].
@@ -30,7 +31,9 @@ mod restore;
 pub use checkpoint::{
     Checkpoint, CheckpointMeta, CheckpointProof, OwnedTensor, checkpoint_bytes, write_checkpoint,
 };
-pub use digest::{Digest, NamedTensor, canonical_f32_bits, step_digest, tensors_digest};
+pub use digest::{
+    Digest, NamedTensor, canonical_f32_bits, state_digests, step_digest, tensors_digest,
+};
 pub use error::{CommitError, Result};
 pub use merkle::{MerkleBuilder, MerkleProof, merkle_proof, merkle_root};
 pub use restore::{decode_checkpoint, read_checkpoint};

@@ -80,7 +80,7 @@ impl CharLmSpec {
         Err(TrainError::invalid("charlm shape", format!("{self:?}")))
     }
 
-    fn defs(&self, vocab: usize) -> Vec<ParamDef> {
+    pub(crate) fn defs(&self, vocab: usize) -> Vec<ParamDef> {
         let (d, t, dff) = (
             self.d_model as usize,
             self.context as usize,

@@ -83,7 +83,7 @@ impl MlpSpec {
         w
     }
 
-    fn defs(&self, shape: DataShape) -> Vec<ParamDef> {
+    pub(crate) fn defs(&self, shape: DataShape) -> Vec<ParamDef> {
         let w = self.widths(shape);
         let mut defs = Vec::new();
         for i in 0..w.len() - 1 {

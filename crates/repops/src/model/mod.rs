@@ -24,6 +24,7 @@ pub mod mlp;
 use serde::{Deserialize, Serialize};
 
 pub use charlm::{CharLm, CharLmSpec};
+pub(crate) use charlm_block::LN_EPS;
 pub use mlp::{Activation, Mlp, MlpSpec};
 
 use crate::commit::{NamedTensor, OwnedTensor};
@@ -111,6 +112,15 @@ pub(crate) enum Init {
     Uniform(f32),
     /// Every element equal.
     Constant(f32),
+}
+
+/// `(name, shape)` of every parameter of `spec` on data of `shape`, in digest order.
+pub(crate) fn param_shapes(spec: &ModelSpec, shape: DataShape) -> Vec<(String, Vec<usize>)> {
+    let defs = match spec {
+        ModelSpec::Mlp(s) => s.defs(shape),
+        ModelSpec::Charlm(s) => s.defs(shape.inputs),
+    };
+    defs.into_iter().map(|d| (d.name, d.shape)).collect()
 }
 
 /// `1 / sqrt(fan_in)`, the PyTorch default bound for linear weights.

@@ -93,6 +93,16 @@ pub enum TrainError {
         /// The builder's complaint.
         reason: String,
     },
+    /// Re-executing a committed step did not reproduce its committed digest.
+    #[error("step {step} re-executes to digest {computed}, the committed digest is {expected}")]
+    Diverged {
+        /// The step.
+        step: u64,
+        /// The committed digest.
+        expected: Digest,
+        /// The recomputed digest.
+        computed: Digest,
+    },
     /// A recorded operator file is malformed.
     #[error("operator file: {reason}")]
     OpFile {

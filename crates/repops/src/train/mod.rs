@@ -2,7 +2,8 @@
 //! checkpoints, replay of committed segments, and the thread pool training runs in.
 //!
 //! Owns: [`JobSpec`] (canonical encoding, [`job_spec_hash`]), [`Trainer`], [`train_job`],
-//! [`verify_segment`], [`replay`], the on-disk layout of a job directory.
+//! [`verify_segment`], [`replay`], the on-disk layout of a job directory, and what a party
+//! serves in a dispute: [`StepReplay`], [`trace_step`].
 //!
 //! Invariants:
 //! - the state after step `s` (`s = 0` is the initial state) is a pure function of the spec;
@@ -12,7 +13,9 @@
 //!   updates with optimizer step `t = s`; nothing it does depends on the thread count;
 //! - a replay trusts nothing it loads: digests must hash to the root, the checkpoint must be
 //!   the committed leaf (a [`crate::commit::CheckpointProof`]), and every re-executed step must
-//!   reproduce its committed digest bit for bit.
+//!   reproduce its committed digest bit for bit;
+//! - a served trace of step `s` ([`trace_step`]) is re-executed from the verified checkpoint
+//!   that starts `s`'s segment and ends at the committed digest of `s`.
 //!
 //! # Job spec encoding
 //!
@@ -38,6 +41,7 @@
 //!
 //! Stability: ALPHA; the spec encoding is versioned by its domain tag.
 
+mod dispute;
 mod error;
 mod files;
 mod replay;
@@ -45,6 +49,7 @@ mod run;
 mod spec;
 mod trainer;
 
+pub use dispute::{StepReplay, StepTrace, trace_step};
 pub use error::{Result, TrainError};
 pub use files::{
     CHECKPOINT_DIR, DIGESTS_FILE, DigestsFile, JOB_FILE, SUMMARY_FILE, checkpoint_path,
@@ -55,7 +60,8 @@ pub use run::{OpTime, Progress, TrainSummary, train_job};
 pub use spec::{
     BATCH_MAX, JOB_DOMAIN, JobSpec, OptimizerSpec, STEPS_MAX, job_spec_hash, resolve_dataset,
 };
-pub use trainer::{EvalReport, OwnedBatch, Trainer};
+pub(crate) use trainer::data_shape;
+pub use trainer::{EvalReport, OwnedBatch, Trainer, step_batch};
 
 /// The environment variable that sets the training thread count.
 pub const THREADS_ENV: &str = "POI_THREADS";

@@ -58,6 +58,19 @@ pub fn verify_segment(
     steps: u64,
     backend: &dyn Backend,
 ) -> Result<SegmentReport> {
+    let committed = (digests, root);
+    Ok(replay_segment(spec, (checkpoint, from), committed, steps, backend)?.0)
+}
+
+/// [`verify_segment`], also returning the trainer where it stopped (after the last step
+/// checked: the end of the segment when every digest matched).
+pub(super) fn replay_segment(
+    spec: &JobSpec,
+    (checkpoint, from): (&Path, Option<u64>),
+    (digests, root): (&[Digest], &Digest),
+    steps: u64,
+    backend: &dyn Backend,
+) -> Result<(SegmentReport, Trainer)> {
     spec.validate()?;
     let computed = merkle_root(digests);
     if computed != *root {
@@ -122,7 +135,7 @@ pub fn verify_segment(
             break;
         }
     }
-    Ok(SegmentReport {
+    let report = SegmentReport {
         ok: first_mismatch.is_none(),
         job_spec_hash: job_hash,
         root: *root,
@@ -132,7 +145,8 @@ pub fn verify_segment(
         first_mismatch,
         seconds: started.elapsed().as_secs_f64(),
         flops: exec.meter().total().flops,
-    })
+    };
+    Ok((report, trainer))
 }
 
 /// [`verify_segment`] on job directory `out`: its spec, digests, root and the checkpoint of

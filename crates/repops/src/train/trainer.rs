@@ -1,10 +1,10 @@
 //! Owns: [`Trainer`], the state of one job (model, optimizer state, data, step) and one
-//! optimizer step at a time.
+//! optimizer step at a time; [`step_batch`], the minibatch of a step.
 
 use std::path::Path;
 
 use super::{JobSpec, Result, TrainError, job_spec_hash};
-use crate::commit::{self, Checkpoint, Digest, NamedTensor, OwnedTensor};
+use crate::commit::{self, Checkpoint, CheckpointMeta, Digest, NamedTensor, OwnedTensor};
 use crate::data::{
     EVAL_PERMILLE_DEFAULT, EpochSampler, TabularSplit, TextCorpus, sample_windows, shipped_dataset,
     unigram_baseline,
@@ -127,6 +127,53 @@ fn load_data(spec: &JobSpec) -> Result<(Data, DataShape)> {
                 },
                 shape,
             )
+        }
+    })
+}
+
+/// What the data fixes about the model of `spec` (loads the shipped dataset).
+pub(crate) fn data_shape(spec: &JobSpec) -> Result<DataShape> {
+    Ok(load_data(spec)?.1)
+}
+
+/// The minibatch step `step` (from 1) of `spec` reads, recomputed from the shipped dataset
+/// alone (what a referee checks a served call's batch inputs against).
+pub fn step_batch(spec: &JobSpec, step: u64) -> Result<OwnedBatch> {
+    let (mut data, _) = load_data(spec)?;
+    batch_of(spec, &mut data, step)
+}
+
+fn batch_of(spec: &JobSpec, data: &mut Data, step: u64) -> Result<OwnedBatch> {
+    let index = step
+        .checked_sub(1)
+        .ok_or_else(|| TrainError::invalid("step", "steps start at 1"))?;
+    let batch = spec.batch as usize;
+    Ok(match data {
+        Data::Rows {
+            split,
+            sampler,
+            indices,
+        } => {
+            sampler.batch_indices(index, indices)?;
+            let width = split.train.n_features as usize;
+            let (mut features, mut labels) = (vec![0.0; batch * width], vec![0; batch]);
+            split
+                .train
+                .gather_into(indices, &mut features, &mut labels)?;
+            OwnedBatch::Rows { features, labels }
+        }
+        Data::Text { corpus, context } => {
+            let n = batch * *context as usize;
+            let (mut inputs, mut targets) = (vec![0; n], vec![0; n]);
+            sample_windows(
+                &corpus.train,
+                spec.seed,
+                index,
+                *context,
+                &mut inputs,
+                &mut targets,
+            )?;
+            OwnedBatch::Tokens { inputs, targets }
         }
     })
 }
@@ -273,37 +320,20 @@ impl Trainer {
 
     /// The minibatch step `step` (from 1) reads: data index `step - 1`.
     pub fn batch_for(&mut self, step: u64) -> Result<OwnedBatch> {
-        let index = step
-            .checked_sub(1)
-            .ok_or_else(|| TrainError::invalid("step", "steps start at 1"))?;
-        let batch = self.spec.batch as usize;
-        Ok(match &mut self.data {
-            Data::Rows {
-                split,
-                sampler,
-                indices,
-            } => {
-                sampler.batch_indices(index, indices)?;
-                let width = split.train.n_features as usize;
-                let (mut features, mut labels) = (vec![0.0; batch * width], vec![0; batch]);
-                split
-                    .train
-                    .gather_into(indices, &mut features, &mut labels)?;
-                OwnedBatch::Rows { features, labels }
-            }
-            Data::Text { corpus, context } => {
-                let n = batch * *context as usize;
-                let (mut inputs, mut targets) = (vec![0; n], vec![0; n]);
-                sample_windows(
-                    &corpus.train,
-                    self.spec.seed,
-                    index,
-                    *context,
-                    &mut inputs,
-                    &mut targets,
-                )?;
-                OwnedBatch::Tokens { inputs, targets }
-            }
+        batch_of(&self.spec, &mut self.data, step)
+    }
+
+    /// The current state as a checkpoint (what [`Self::write_checkpoint`] would write).
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        Ok(Checkpoint {
+            meta: CheckpointMeta {
+                format_version: commit::checkpoint::FORMAT_VERSION,
+                step: self.step,
+                job_spec_hash: self.job_hash,
+                step_digest: self.digest()?,
+            },
+            params: self.model.params().to_vec(),
+            opt: self.opt.clone(),
         })
     }
 
@@ -340,6 +370,11 @@ impl Trainer {
             }
         }
         self.step += 1;
+        if exec.records_state() {
+            // A traced step ends at its commitment: the step_state pseudo-operator.
+            let (p, o) = (self.model.param_views(), self.opt_views());
+            exec.step_state(&self.job_hash, self.step, &p, &o)?;
+        }
         Ok(loss)
     }
 

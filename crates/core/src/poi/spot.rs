@@ -1,0 +1,604 @@
+//! Spot checks: what a job's seed selects, who re-executes it, verdicts, referee re-checks of
+//! accusations, deadlines, and the outcome (settled for the provider, or slashed).
+//!
+//! # Flow
+//! 1. **Draw** ([`on_drawn`]). From the job's randomness `R`, `u(tag, j) = u64_le(blake3(
+//!    "poi/draw/v1" | R | job | tag | j)[0..8])`. Training segment `j` is checked when
+//!    `u("seg", j) mod 10,000 < check_bps`, and the last segment always (its checkpoint is the
+//!    model). Inference request `i` when `u("req", i) mod 10,000 < infer_check_bps`, and at
+//!    least one per job.
+//! 2. **Assignment** ([`assign`]). Verifier `u("who" | attempt, check) mod n` of the dense
+//!    index, probing upward past the provider, the job owner, the check's exclusions (an
+//!    accuser and the referees already drawn), jailed verifiers, under-bonded ones and those
+//!    at `verifier_checks_max` open checks. With nobody eligible the check stays unassigned
+//!    and tries again every `check_blocks`: without validators nothing is verified, and
+//!    nothing is paid.
+//! 3. **Verdict** (`Attest`, [`attest`]) by the assigned verifier before the deadline
+//!    (`check_blocks` after assignment): it re-executed the subject with repops and compares
+//!    digests bit for bit. `match` closes the check and credits the verifier the check's units.
+//!    An accusation (`mismatch`, `unavailable`) waits for the seed `beacon_delay_views` later,
+//!    which draws `referees` verifiers (excluding the accuser) to re-check the same subject.
+//! 4. **Referees** ([`tally`]). A majority (`referees / 2 + 1`) of fault verdicts upholds the
+//!    accusation: the provider is at fault, the market slashes it (the owner is refunded and
+//!    credited, the accuser paid `dispute_reward_bps` of the rest), PoI writes a
+//!    [`SlashRecord`] and the job fails. A majority of `match`, or no majority once every
+//!    referee has answered or been waived, overturns it: the accuser gets a strike.
+//!    Referees in the minority get a strike.
+//! 5. **Deadlines** ([`run_deadlines`], end of block, at most `deadlines_per_block_max`). A
+//!    verifier that misses one gets a strike and the check goes to a fresh draw; after
+//!    `check_attempts_max` assignments the check is waived. `strikes_to_jail` strikes jail a
+//!    verifier for `jail_blocks` (and reset its strikes).
+//! 6. **Settlement** ([`finish`]). When no spot check blocks (all matched, overturned or
+//!    waived), the market pays the provider (`settle_verified`) and the job is `verified`.
+//!
+//! A referee re-check re-runs the whole subject (a segment of `k` steps). The 32-way
+//! dissection down to one operator ([`super::dissection`]) replaces it for mismatches in build
+//! step 5; an unavailable checkpoint stays a referee matter.
+
+use crate::address::Address;
+use crate::error::TxError;
+use crate::event::Event;
+use crate::market::{self, JobStatus};
+use crate::module::ExecContext;
+
+use super::NAME;
+use super::beacon;
+use super::checks::{
+    CHECK_DEADLINE_PREFIX, Check, CheckRole, CheckStatus, CheckSubject, SlashRecord, Verdict,
+    append_slash, assigned_key, check_or_err, deadline_key, job_checks, parse_deadline_key,
+    write_check,
+};
+use super::records::{
+    PoiJob, PoiKind, PoiStatus, Verifier, job_or_err, read_verifier, verifier_at, verifier_count,
+    write_job, write_verifier,
+};
+
+/// `u(tag, j)`: 64 bits of the job's randomness for draw `tag` of item `j`.
+pub fn draw_u64(randomness: &[u8; 32], job: u64, tag: &[u8], j: u64) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(b"poi/draw/v1");
+    h.update(randomness);
+    h.update(&job.to_le_bytes());
+    h.update(tag);
+    h.update(&j.to_le_bytes());
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// The subjects job `job`'s randomness selects, in order.
+pub fn selected(
+    job: &PoiJob,
+    randomness: &[u8; 32],
+    check_bps: u32,
+    infer_bps: u32,
+) -> Vec<CheckSubject> {
+    match job.kind {
+        PoiKind::Training => (0..job.segments)
+            .filter(|&j| {
+                j + 1 == job.segments
+                    || draw_u64(randomness, job.id, b"seg", j) % 10_000 < u64::from(check_bps)
+            })
+            .map(CheckSubject::Segment)
+            .collect(),
+        PoiKind::Inference => {
+            let mut picked: Vec<CheckSubject> = (0..job.segments)
+                .filter(|&i| {
+                    draw_u64(randomness, job.id, b"req", i) % 10_000 < u64::from(infer_bps)
+                })
+                .map(CheckSubject::Request)
+                .collect();
+            if picked.is_empty() {
+                let i = draw_u64(randomness, job.id, b"req1", 0) % job.segments.max(1);
+                picked.push(CheckSubject::Request(i));
+            }
+            picked
+        }
+    }
+}
+
+/// Units one check of `job` re-executes: the job's units spread over its segments (at
+/// least 1).
+fn units_per_check(ctx: &ExecContext<'_, '_>, job: &PoiJob) -> Result<u64, TxError> {
+    let units = market::job(ctx.state, job.id)?
+        .ok_or(TxError::UnknownJob(job.id))?
+        .units;
+    Ok((units / job.segments.max(1)).max(1))
+}
+
+/// The job's seed arrived: create and assign its spot checks.
+pub(crate) fn on_drawn(
+    ctx: &mut ExecContext<'_, '_>,
+    id: u64,
+    randomness: [u8; 32],
+) -> Result<(), TxError> {
+    let mut job = job_or_err(ctx.state, id)?;
+    job.randomness = Some(randomness);
+    let p = &ctx.params.poi;
+    let subjects = selected(&job, &randomness, p.check_bps, p.infer_check_bps);
+    let units = units_per_check(ctx, &job)?;
+    let count = u32::try_from(subjects.len()).map_err(|_| TxError::Overflow("checks"))?;
+    job.checks = count;
+    job.checks_pending = count;
+    write_job(ctx.state, &job);
+    for (index, subject) in (0u32..).zip(subjects) {
+        let check = Check {
+            job: id,
+            index,
+            subject,
+            role: CheckRole::Spot,
+            validator: None,
+            deadline: 0,
+            attempts: 0,
+            status: CheckStatus::Open,
+            verdict: None,
+            referee_target: None,
+            units,
+        };
+        assign(ctx, &job, check, &randomness, &[])?;
+    }
+    ctx.emit(
+        Event::new(NAME, "checks_drawn")
+            .with("job", id)
+            .with("checks", u64::from(count)),
+    );
+    Ok(())
+}
+
+/// Whether `v` may take another check now.
+fn eligible(ctx: &ExecContext<'_, '_>, v: &Verifier) -> bool {
+    v.jailed_until <= ctx.block.height
+        && v.bond >= ctx.params.poi.verifier_bond_min
+        && v.open_checks < ctx.params.poi.verifier_checks_max
+}
+
+/// Assigns `check` (open) to a drawn eligible verifier, or leaves it unassigned, and sets its
+/// deadline; writes it.
+fn assign(
+    ctx: &mut ExecContext<'_, '_>,
+    job: &PoiJob,
+    mut check: Check,
+    randomness: &[u8; 32],
+    excluded: &[Address],
+) -> Result<(), TxError> {
+    let mj = market::job(ctx.state, job.id)?.ok_or(TxError::UnknownJob(job.id))?;
+    let n = verifier_count(ctx.state)?;
+    let mut chosen = None;
+    if n > 0 {
+        let mut tag = b"who".to_vec();
+        tag.extend_from_slice(&check.attempts.to_le_bytes());
+        let start = draw_u64(randomness, job.id, &tag, u64::from(check.index)) % u64::from(n);
+        for step in 0..u64::from(n) {
+            let ordinal = u32::try_from((start + step) % u64::from(n)).expect("below n");
+            let address = verifier_at(ctx.state, ordinal)?.ok_or_else(|| {
+                crate::error::StateError(format!("verifier index {ordinal} missing"))
+            })?;
+            if Some(address) == mj.provider || address == mj.owner || excluded.contains(&address) {
+                continue;
+            }
+            let v = read_verifier(ctx.state, &address)?
+                .ok_or_else(|| crate::error::StateError(format!("verifier {address} missing")))?;
+            if eligible(ctx, &v) {
+                chosen = Some(v);
+                break;
+            }
+        }
+    }
+    let height = ctx.block.height;
+    let window = ctx.params.poi.check_blocks;
+    check.deadline = height
+        .checked_add(window)
+        .ok_or(TxError::Overflow("check deadline"))?;
+    check.validator = chosen.as_ref().map(|v| v.address);
+    if let Some(mut v) = chosen {
+        ctx.state
+            .put(assigned_key(&v.address, job.id, check.index), Vec::new());
+        v.open_checks = v
+            .open_checks
+            .checked_add(1)
+            .ok_or(TxError::Overflow("open checks"))?;
+        write_verifier(ctx.state, &v);
+        check.attempts = check
+            .attempts
+            .checked_add(1)
+            .ok_or(TxError::Overflow("attempts"))?;
+        ctx.emit(
+            Event::new(NAME, "check_assigned")
+                .with("job", job.id)
+                .with("check", u64::from(check.index))
+                .with("validator", v.address)
+                .with("deadline", check.deadline),
+        );
+    }
+    ctx.state.put(
+        deadline_key(check.deadline, job.id, check.index),
+        Vec::new(),
+    );
+    write_check(ctx.state, &check);
+    Ok(())
+}
+
+/// Closes an open check's assignment: removes its deadline and frees its verifier's slot.
+fn release(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<Option<Verifier>, TxError> {
+    ctx.state
+        .delete(deadline_key(check.deadline, check.job, check.index));
+    let Some(address) = check.validator else {
+        return Ok(None);
+    };
+    ctx.state
+        .delete(assigned_key(&address, check.job, check.index));
+    let mut v = read_verifier(ctx.state, &address)?.ok_or(TxError::UnknownVerifier(address))?;
+    v.open_checks = v
+        .open_checks
+        .checked_sub(1)
+        .ok_or(TxError::Overflow("open checks"))?;
+    write_verifier(ctx.state, &v);
+    Ok(Some(v))
+}
+
+/// `Attest`: the assigned verifier's verdict on an open check.
+pub(crate) fn attest(
+    ctx: &mut ExecContext<'_, '_>,
+    signer: Address,
+    id: u64,
+    index: u32,
+    verdict: Verdict,
+) -> Result<(), TxError> {
+    let job = job_or_err(ctx.state, id)?;
+    let mut check = check_or_err(ctx.state, id, index)?;
+    if check.status != CheckStatus::Open {
+        return Err(TxError::CheckClosed {
+            job: id,
+            check: index,
+            state: check.status.as_str(),
+        });
+    }
+    if check.validator != Some(signer) {
+        return Err(TxError::NotAssignedVerifier {
+            job: id,
+            check: index,
+            assigned: check
+                .validator
+                .map_or_else(|| "nobody".to_owned(), |a| a.to_string()),
+            signer,
+        });
+    }
+    if let (Verdict::Mismatch { step, .. }, CheckSubject::Segment(j)) = (&verdict, check.subject) {
+        let first = j.saturating_mul(job.segment_steps);
+        let last = first.saturating_add(job.segment_steps).min(job.steps);
+        if *step <= first || *step > last {
+            return Err(TxError::InvalidMessage(format!(
+                "a mismatch in segment {j} is at a step in {}..={last}, not {step}",
+                first + 1
+            )));
+        }
+    }
+    if let Some(mut v) = release(ctx, &check)? {
+        v.credits_units = v.credits_units.saturating_add(check.units);
+        write_verifier(ctx.state, &v);
+    }
+    ctx.emit(
+        Event::new(NAME, "attested")
+            .with("job", id)
+            .with("check", u64::from(index))
+            .with("validator", signer)
+            .with("verdict", verdict.as_str()),
+    );
+    let fault = verdict.is_fault();
+    check.verdict = Some(verdict);
+    check.deadline = ctx.block.height;
+    match check.role {
+        CheckRole::Referee { of } => {
+            check.status = CheckStatus::Voted;
+            write_check(ctx.state, &check);
+            tally(ctx, id, of)
+        }
+        CheckRole::Spot if !fault => {
+            check.status = CheckStatus::Matched;
+            write_check(ctx.state, &check);
+            spot_closed(ctx, id)
+        }
+        CheckRole::Spot => {
+            check.status = CheckStatus::AwaitingReferees;
+            check.referee_target = beacon::target_for_check(ctx, id, index)?;
+            write_check(ctx.state, &check);
+            Ok(())
+        }
+    }
+}
+
+/// The seed for check `of`'s referees arrived: draw and assign them.
+pub(crate) fn draw_referees(
+    ctx: &mut ExecContext<'_, '_>,
+    id: u64,
+    of: u32,
+    randomness: [u8; 32],
+) -> Result<(), TxError> {
+    let mut job = job_or_err(ctx.state, id)?;
+    let mut accused = check_or_err(ctx.state, id, of)?;
+    accused.status = CheckStatus::Refereed;
+    accused.referee_target = None;
+    write_check(ctx.state, &accused);
+    let mut excluded: Vec<Address> = accused.validator.into_iter().collect();
+    for _ in 0..ctx.params.poi.referees {
+        let index = job.checks;
+        job.checks = job
+            .checks
+            .checked_add(1)
+            .ok_or(TxError::Overflow("checks"))?;
+        write_job(ctx.state, &job);
+        let check = Check {
+            job: id,
+            index,
+            subject: accused.subject,
+            role: CheckRole::Referee { of },
+            validator: None,
+            deadline: 0,
+            attempts: 0,
+            status: CheckStatus::Open,
+            verdict: None,
+            referee_target: None,
+            units: accused.units,
+        };
+        assign(ctx, &job, check, &randomness, &excluded)?;
+        if let Some(v) = check_or_err(ctx.state, id, index)?.validator {
+            excluded.push(v);
+        }
+    }
+    ctx.emit(
+        Event::new(NAME, "referees_drawn")
+            .with("job", id)
+            .with("check", u64::from(of)),
+    );
+    Ok(())
+}
+
+/// Counts check `of`'s referee verdicts; decides it once a side has a majority or every
+/// referee is done.
+fn tally(ctx: &mut ExecContext<'_, '_>, id: u64, of: u32) -> Result<(), TxError> {
+    let accused = check_or_err(ctx.state, id, of)?;
+    if accused.status != CheckStatus::Refereed {
+        return Ok(());
+    }
+    let referees: Vec<Check> = job_checks(ctx.state, id)?
+        .into_iter()
+        .filter(|c| c.role == CheckRole::Referee { of })
+        .collect();
+    let votes = |fault: bool| {
+        referees
+            .iter()
+            .filter(|c| c.status == CheckStatus::Voted)
+            .filter(|c| c.verdict.as_ref().is_some_and(|v| v.is_fault() == fault))
+            .count()
+    };
+    let need = ctx.params.poi.referees as usize / 2 + 1;
+    let (faults, matches) = (votes(true), votes(false));
+    let done = referees.iter().all(|c| c.status != CheckStatus::Open);
+    let upheld = if faults >= need {
+        true
+    } else if matches >= need || done {
+        false
+    } else {
+        return Ok(());
+    };
+    // Decided: the referees still open are no longer needed.
+    for r in referees.iter().filter(|r| r.status == CheckStatus::Open) {
+        release(ctx, r)?;
+        let mut r = r.clone();
+        r.status = CheckStatus::Waived;
+        r.deadline = ctx.block.height;
+        write_check(ctx.state, &r);
+    }
+    // Referees that voted against the outcome get a strike.
+    for r in &referees {
+        let against = r.status == CheckStatus::Voted
+            && r.verdict.as_ref().is_some_and(|v| v.is_fault() != upheld);
+        if let (true, Some(address)) = (against, r.validator) {
+            strike(ctx, address)?;
+        }
+    }
+    if upheld {
+        let winners: Vec<Address> = referees
+            .iter()
+            .filter(|c| c.verdict.as_ref().is_some_and(Verdict::is_fault))
+            .filter_map(|c| c.validator)
+            .collect();
+        uphold(ctx, id, accused, winners)
+    } else {
+        let mut accused = accused;
+        accused.status = CheckStatus::Overturned;
+        write_check(ctx.state, &accused);
+        if let Some(accuser) = accused.validator {
+            strike(ctx, accuser)?;
+        }
+        ctx.emit(
+            Event::new(NAME, "accusation_overturned")
+                .with("job", id)
+                .with("check", u64::from(of)),
+        );
+        spot_closed(ctx, id)
+    }
+}
+
+/// The referees upheld `accused`: the provider is slashed through the market, the job fails,
+/// and every other open check of the job is waived.
+fn uphold(
+    ctx: &mut ExecContext<'_, '_>,
+    id: u64,
+    mut accused: Check,
+    referees: Vec<Address>,
+) -> Result<(), TxError> {
+    let mut job = job_or_err(ctx.state, id)?;
+    let mj = market::job(ctx.state, id)?.ok_or(TxError::UnknownJob(id))?;
+    let verdict = accused
+        .verdict
+        .clone()
+        .ok_or(TxError::Overflow("verdict"))?;
+    let reason = match (&verdict, job.kind) {
+        (Verdict::Unavailable, _) => "withheld_checkpoint",
+        (_, PoiKind::Training) => "faked_segment",
+        (_, PoiKind::Inference) => "wrong_inference",
+    };
+    let provider = mj.provider.ok_or(TxError::UnknownJob(id))?;
+    let mut amount = 0;
+    if mj.status == JobStatus::Committed && mj.is_held() {
+        let before = collateral(ctx, &provider)?;
+        market::open_poi_dispute(ctx, id)?;
+        market::resolve_dispute_for(ctx, id, true, accused.validator)?;
+        amount = before.saturating_sub(collateral(ctx, &provider)?);
+    }
+    accused.status = CheckStatus::Upheld;
+    write_check(ctx.state, &accused);
+    let seq = append_slash(
+        ctx.state,
+        SlashRecord {
+            seq: 0,
+            height: ctx.block.height,
+            account: provider,
+            role: "provider".into(),
+            reason: reason.into(),
+            job: id,
+            check: accused.index,
+            evidence: verdict,
+            referees,
+            amount,
+        },
+    )?;
+    for other in job_checks(ctx.state, id)? {
+        match other.status {
+            CheckStatus::Open => {
+                release(ctx, &other)?;
+            }
+            CheckStatus::AwaitingReferees => beacon::cancel_check_target(ctx, &other)?,
+            _ => continue,
+        }
+        let mut other = other;
+        other.status = CheckStatus::Waived;
+        other.referee_target = None;
+        other.deadline = ctx.block.height;
+        write_check(ctx.state, &other);
+    }
+    job.status = PoiStatus::Failed;
+    job.checks_pending = 0;
+    write_job(ctx.state, &job);
+    ctx.emit(
+        Event::new(NAME, "provider_slashed")
+            .with("job", id)
+            .with("provider", provider)
+            .with("reason", reason)
+            .with("amount", amount)
+            .with("slash", seq),
+    );
+    Ok(())
+}
+
+fn collateral(ctx: &ExecContext<'_, '_>, who: &Address) -> Result<u128, TxError> {
+    Ok(crate::market::records::read_provider(ctx.state, who)?.map_or(0, |p| p.collateral))
+}
+
+/// One spot check of job `id` stopped blocking; settles the job when none does.
+fn spot_closed(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
+    let mut job = job_or_err(ctx.state, id)?;
+    job.checks_pending = job
+        .checks_pending
+        .checked_sub(1)
+        .ok_or(TxError::Overflow("pending checks"))?;
+    write_job(ctx.state, &job);
+    finish(ctx, job)
+}
+
+/// Settles a verifying job with no blocking check: the market pays the provider.
+fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(), TxError> {
+    if job.status != PoiStatus::Verifying || job.checks_pending > 0 {
+        return Ok(());
+    }
+    let mj = market::job(ctx.state, job.id)?.ok_or(TxError::UnknownJob(job.id))?;
+    if mj.status == JobStatus::Committed && mj.is_held() {
+        market::settle_verified(ctx, job.id)?;
+    }
+    job.status = PoiStatus::Verified;
+    write_job(ctx.state, &job);
+    ctx.emit(
+        Event::new(NAME, "verified")
+            .with("job", job.id)
+            .with("checks", u64::from(job.checks)),
+    );
+    Ok(())
+}
+
+/// Adds a strike; `strikes_to_jail` of them jail the verifier.
+fn strike(ctx: &mut ExecContext<'_, '_>, address: Address) -> Result<(), TxError> {
+    let Some(mut v) = read_verifier(ctx.state, &address)? else {
+        return Ok(());
+    };
+    v.strikes = v.strikes.saturating_add(1);
+    let mut event = Event::new(NAME, "strike")
+        .with("validator", address)
+        .with("strikes", u64::from(v.strikes));
+    if v.strikes >= ctx.params.poi.strikes_to_jail {
+        v.strikes = 0;
+        v.jailed_until = ctx.block.height.saturating_add(ctx.params.poi.jail_blocks);
+        event = event.with("jailed_until", v.jailed_until);
+    }
+    write_verifier(ctx.state, &v);
+    ctx.emit(event);
+    Ok(())
+}
+
+/// Fires due check deadlines (at most `deadlines_per_block_max`).
+pub(crate) fn run_deadlines(ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
+    let height = ctx.block.height;
+    let budget = ctx.params.poi.deadlines_per_block_max as usize;
+    let mut due = Vec::new();
+    ctx.state.scan_prefix(
+        CHECK_DEADLINE_PREFIX,
+        &mut |key, _| match parse_deadline_key(key) {
+            Some((h, job, index)) if h <= height && due.len() < budget => {
+                due.push((job, index));
+                true
+            }
+            _ => false,
+        },
+    )?;
+    for (id, index) in due {
+        let check = check_or_err(ctx.state, id, index)?;
+        let job = job_or_err(ctx.state, id)?;
+        release(ctx, &check)?;
+        let mut check = check;
+        if let Some(missed) = check.validator.take() {
+            ctx.emit(
+                Event::new(NAME, "check_missed")
+                    .with("job", id)
+                    .with("check", u64::from(index))
+                    .with("validator", missed),
+            );
+            strike(ctx, missed)?;
+        }
+        if check.attempts >= ctx.params.poi.check_attempts_max {
+            check.status = CheckStatus::Waived;
+            check.deadline = height;
+            write_check(ctx.state, &check);
+            ctx.emit(
+                Event::new(NAME, "check_waived")
+                    .with("job", id)
+                    .with("check", u64::from(index)),
+            );
+            match check.role {
+                CheckRole::Spot => spot_closed(ctx, id)?,
+                CheckRole::Referee { of } => tally(ctx, id, of)?,
+            }
+            continue;
+        }
+        let randomness = job
+            .randomness
+            .ok_or(TxError::Overflow("undrawn job has checks"))?;
+        let excluded = match check.role {
+            CheckRole::Spot => Vec::new(),
+            CheckRole::Referee { of } => job_checks(ctx.state, id)?
+                .into_iter()
+                .filter(|c| c.index == of || c.role == CheckRole::Referee { of })
+                .filter_map(|c| c.validator)
+                .collect(),
+        };
+        assign(ctx, &job, check, &randomness, &excluded)?;
+    }
+    Ok(())
+}
