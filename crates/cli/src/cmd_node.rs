@@ -79,6 +79,7 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
         params: Params::default(),
         accounts,
         beacon: None,
+        models: Vec::new(),
     };
     let config = NodeConfig {
         api_addr: args.api_addr,
@@ -157,6 +158,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             params: devnet_params(args.block_interval_ms),
             accounts,
             beacon: None,
+            models: Vec::new(),
         };
         let defaults = NodeConfig::default();
         let config = NodeConfig {

@@ -47,6 +47,7 @@ fn setup() -> (MemState, Vec<Tx>) {
             })
             .collect(),
         beacon: None,
+        models: Vec::new(),
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().expect("genesis state"));

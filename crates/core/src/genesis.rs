@@ -61,6 +61,21 @@ pub struct Genesis {
     /// The randomness beacon PoI draws from; without one, commitments are never drawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beacon: Option<GenesisBeacon>,
+    /// Root model versions the registry starts with (public base models), ids from 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<GenesisModel>,
+}
+
+/// A root model version listed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisModel {
+    /// Registry name (1-64 characters of a-z, 0-9, '-'), unique.
+    pub name: String,
+    /// The market model kind it runs as (one of `market.models`).
+    pub model: String,
+    /// Digest of its parameters, 32 bytes hex.
+    pub params_digest: String,
 }
 
 /// The consensus threshold-VRF group whose seeds PoI draws from (see [`crate::beacon`]).
@@ -116,6 +131,9 @@ pub enum GenesisError {
     /// The sum of balances overflows.
     #[error("genesis balances overflow u128")]
     Overflow,
+    /// A bad `[[models]]` entry.
+    #[error("invalid genesis model {0}")]
+    Model(String),
     /// A bad `[beacon]` section.
     #[error("invalid genesis beacon: {0}")]
     Beacon(String),
@@ -170,7 +188,37 @@ impl Genesis {
         if let Some(beacon) = &self.beacon {
             beacon.decode()?;
         }
+        self.model_records()?;
         Ok(())
+    }
+
+    /// The root model versions, decoded and checked.
+    fn model_records(&self) -> Result<Vec<(String, String, [u8; 32])>, GenesisError> {
+        let mut names = BTreeSet::new();
+        let mut out = Vec::new();
+        for m in &self.models {
+            let bad = |why: &str| GenesisError::Model(format!("{}: {why}", m.name));
+            let name_ok = !m.name.is_empty()
+                && m.name.len() <= 64
+                && m.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok {
+                return Err(bad("names are 1-64 characters of a-z, 0-9 and '-'"));
+            }
+            if !names.insert(m.name.as_str()) {
+                return Err(bad("listed twice"));
+            }
+            if !self.params.market.models.contains(&m.model) {
+                return Err(bad("its model is not one of params.market.models"));
+            }
+            let digest: [u8; 32] = hex::decode(&m.params_digest)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| bad("params_digest must be 32 bytes of hex"))?;
+            out.push((m.name.clone(), m.model.clone(), digest));
+        }
+        Ok(out)
     }
 
     /// Sum of genesis balances.
@@ -203,6 +251,9 @@ impl Genesis {
                         .expect("encodes"),
                 ),
             );
+        }
+        for (key, value) in crate::poi::registry::genesis_writes(&self.model_records()?) {
+            writes.insert(key, Some(value));
         }
         for account in &self.accounts {
             let record = Account {

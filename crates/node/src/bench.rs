@@ -184,6 +184,7 @@ pub fn run_ledger_bench(
             })
             .collect(),
         beacon: None,
+        models: Vec::new(),
     };
     let store = Store::open(&dir.join("bench.redb"))?;
     let writes = genesis

@@ -993,6 +993,7 @@ mod tests {
                 })
                 .collect(),
             beacon: None,
+            models: Vec::new(),
         }
     }
 

@@ -39,6 +39,8 @@ pub enum CheckSubject {
     Segment(u64),
     /// Inference request `i`.
     Request(u64),
+    /// The eval of the committed model and its base on the revealed set.
+    Eval,
 }
 
 /// Why a check exists.
@@ -76,12 +78,24 @@ pub enum Verdict {
     },
     /// The provider did not serve the checkpoint, digests or request by the check's deadline.
     Unavailable,
+    /// An eval check's measurement: mean eval loss, micro-nats, of the committed model and of
+    /// its base.
+    Scores {
+        /// The committed model's score.
+        score: u64,
+        /// The base's score.
+        base_score: u64,
+    },
 }
 
 impl Verdict {
-    /// Whether the verdict accuses the provider.
-    pub fn is_fault(&self) -> bool {
-        !matches!(self, Verdict::Match { .. })
+    /// Whether the verdict accuses the provider, given its claimed score (eval checks).
+    pub fn accuses(&self, claim: Option<u64>) -> bool {
+        match self {
+            Verdict::Match { .. } => false,
+            Verdict::Mismatch { .. } | Verdict::Unavailable => true,
+            Verdict::Scores { score, .. } => claim.is_some_and(|c| c != *score),
+        }
     }
 
     /// The stable name.
@@ -90,6 +104,7 @@ impl Verdict {
             Verdict::Match { .. } => "match",
             Verdict::Mismatch { .. } => "mismatch",
             Verdict::Unavailable => "unavailable",
+            Verdict::Scores { .. } => "scores",
         }
     }
 }

@@ -11,7 +11,9 @@ use crate::token::Amount;
 
 use super::NAME;
 use super::merkle::{self, Digest, FINAL_PROOF_SIBLINGS_MAX};
+use super::quality::Quality;
 use super::records::{PoiCommitment, PoiJob, PoiKind, PoiStatus, job_or_err, spec_key, write_job};
+use super::registry;
 
 /// What `SubmitTraining` carries besides the spec.
 pub(crate) struct Training<'a> {
@@ -20,6 +22,7 @@ pub(crate) struct Training<'a> {
     pub spec: &'a [u8],
     pub steps: u64,
     pub eval_commitment: [u8; 32],
+    pub base_model: Option<u64>,
     pub units: u64,
     pub max_price: Amount,
 }
@@ -48,6 +51,11 @@ pub(crate) fn submit_training(
             "a training job has 1..={} steps, not {}",
             params.steps_max, t.steps
         )));
+    }
+    if let Some(base) = t.base_model {
+        registry::read_model(ctx.state, base)?.ok_or_else(|| {
+            TxError::InvalidMessage(format!("base model {base} is not in the registry"))
+        })?;
     }
     let segment_steps = params
         .segment_steps(t.steps)
@@ -78,6 +86,9 @@ pub(crate) fn submit_training(
             randomness: None,
             checks: 0,
             checks_pending: 0,
+            quality: Some(Quality::new(t.eval_commitment, t.base_model)),
+            model_id: None,
+            canary_revealed: false,
         },
     );
     ctx.emit(
@@ -116,6 +127,18 @@ pub(crate) fn submit_inference(
             i.requests
         )));
     }
+    let version = registry::read_model(ctx.state, u64::from(i.version))?.ok_or_else(|| {
+        TxError::InvalidMessage(format!(
+            "model version {} is not in the registry (GET /models lists it)",
+            i.version
+        ))
+    })?;
+    if version.model != i.model {
+        return Err(TxError::InvalidMessage(format!(
+            "registry version {} is a {} model, not {}",
+            i.version, version.model, i.model
+        )));
+    }
     let market_spec = JobSpec::Inference {
         model: i.model.to_owned(),
         version: i.version,
@@ -137,6 +160,9 @@ pub(crate) fn submit_inference(
             randomness: None,
             checks: 0,
             checks_pending: 0,
+            quality: None,
+            model_id: Some(u64::from(i.version)),
+            canary_revealed: false,
         },
     );
     ctx.emit(
@@ -199,6 +225,9 @@ fn commit_and_hold(
     job.commitment = Some(commitment);
     job.status = PoiStatus::Verifying;
     job.draw_target = super::beacon::target_for_commit(ctx, id)?;
+    if job.quality.is_some() {
+        super::quality::on_commit(ctx, &mut job)?;
+    }
     write_job(ctx.state, &job);
     Ok(())
 }

@@ -18,10 +18,12 @@ use super::checks::{
     parse_deadline_key,
 };
 use super::merkle;
+use super::quality::QUALITY_SLOT;
 use super::records::{
     JOB_PREFIX, PREFIX, PoiJob, PoiKind, PoiStatus, SPEC_PREFIX, VERIFIER_COUNT_KEY,
     VERIFIER_INDEX_PREFIX, VERIFIER_PREFIX, Verifier, key_id,
 };
+use super::registry::{self, MODEL_COUNT_KEY, MODEL_NAME_PREFIX, MODEL_PREFIX, ModelVersion};
 
 type Check = Result<(), String>;
 
@@ -41,6 +43,9 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut checks: Vec<CheckRecord> = Vec::new();
     let mut deadlines: BTreeSet<(u64, u64, u32)> = BTreeSet::new();
     let mut assigned: Vec<(Address, u64, u32)> = Vec::new();
+    let mut models: Vec<ModelVersion> = Vec::new();
+    let mut names: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut model_count: Option<u64> = None;
     let mut seeds: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut failure: Option<String> = None;
     state
@@ -73,6 +78,21 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
                         deadlines.insert(d);
                     }
                     _ => failure = Some(format!("bad poi deadline {}", hex::encode(key))),
+                }
+            } else if key.starts_with(MODEL_PREFIX) {
+                match state::decode::<ModelVersion>(key, value) {
+                    Ok(m) => models.push(m),
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            } else if key.starts_with(MODEL_NAME_PREFIX) {
+                match state::decode::<u64>(key, value) {
+                    Ok(id) => names.push((key.to_vec(), id)),
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            } else if key == MODEL_COUNT_KEY {
+                match state::decode::<u64>(key, value) {
+                    Ok(n) => model_count = Some(n),
+                    Err(e) => failure = Some(e.to_string()),
                 }
             } else if key.starts_with(ASSIGNED_PREFIX) {
                 match parse_assigned_key(key) {
@@ -144,6 +164,7 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     check_held(state, &jobs)?;
     check_beacon(beacon.as_ref(), &jobs, &checks, &targets, &seeds)?;
     check_checks(&jobs, &checks, &deadlines, &verifiers)?;
+    check_registry(&jobs, &models, &names, model_count)?;
     let open: Vec<(Address, u64, u32)> = checks
         .iter()
         .filter(|c| c.status == CheckStatus::Open)
@@ -322,6 +343,11 @@ fn check_checks(
     })?;
     let mut open_by: BTreeMap<Address, u32> = BTreeMap::new();
     let mut expected = BTreeSet::new();
+    for job in jobs {
+        if let Some(due) = job.quality.as_ref().and_then(|q| q.due()) {
+            expected.insert((due, job.id, QUALITY_SLOT));
+        }
+    }
     for c in checks.iter().filter(|c| c.status == CheckStatus::Open) {
         expected.insert((c.deadline, c.job, c.index));
         if let Some(v) = c.validator {
@@ -329,7 +355,7 @@ fn check_checks(
         }
     }
     ensure(&expected == deadlines, || {
-        "check deadlines are not exactly the open checks'".into()
+        "check deadlines are not exactly the open checks' and quality stages'".into()
     })?;
     for (address, v) in verifiers {
         let n = open_by.remove(address).unwrap_or(0);
@@ -343,6 +369,54 @@ fn check_checks(
     ensure(open_by.is_empty(), || {
         "an open check names no verifier".into()
     })
+}
+
+/// The registry: ids dense `0..count`, the name index names exactly each `(name, version)`,
+/// versions per name are `1..`, a base is an earlier version, and a trained version's job is
+/// a verified PoI job whose `model_id` is the version.
+fn check_registry(
+    jobs: &[PoiJob],
+    models: &[ModelVersion],
+    names: &[(Vec<u8>, u64)],
+    count: Option<u64>,
+) -> Check {
+    let n = count.unwrap_or(0);
+    ensure(count != Some(0) && models.len() as u64 == n, || {
+        format!("{} model versions, count {n}", models.len())
+    })?;
+    let mut expected_names = Vec::new();
+    for (m, id) in models.iter().zip(0u64..) {
+        ensure(m.id == id, || format!("model {} stored at id {id}", m.id))?;
+        ensure(m.base.is_none_or(|b| b < id), || {
+            format!("model {id}: its base is not an earlier version")
+        })?;
+        if let Some(job) = m.job {
+            let verified = jobs.binary_search_by_key(&job, |j| j.id).is_ok_and(|i| {
+                jobs[i].status == PoiStatus::Verified && jobs[i].model_id == Some(id)
+            });
+            ensure(verified, || {
+                format!("model {id}: job {job} is not a verified job that registered it")
+            })?;
+        }
+        expected_names.push((registry::name_key(&m.name, m.version), id));
+    }
+    expected_names.sort();
+    let mut stored = names.to_vec();
+    stored.sort();
+    ensure(expected_names == stored, || {
+        "the model name index does not match the versions".into()
+    })?;
+    let mut per_name: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for m in models {
+        per_name.entry(m.name.as_str()).or_default().push(m.version);
+    }
+    for (name, mut versions) in per_name {
+        versions.sort_unstable();
+        ensure(versions.iter().zip(1u32..).all(|(v, i)| *v == i), || {
+            format!("model {name}: versions are not 1..")
+        })?;
+    }
+    Ok(())
 }
 
 fn key_address(key: &[u8], prefix: &[u8]) -> Option<Address> {

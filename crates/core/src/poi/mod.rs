@@ -53,13 +53,16 @@
 //! `docs/design/proof-of-intelligence.md`.
 
 pub mod beacon;
+pub mod canary;
 pub mod checks;
 pub mod commit;
 pub mod dissection;
 mod invariants;
 pub mod merkle;
 pub mod params;
+pub mod quality;
 pub mod records;
+pub mod registry;
 pub mod spot;
 pub mod verifier;
 
@@ -98,8 +101,10 @@ pub enum PoiMsg {
         spec: Vec<u8>,
         /// Training steps `S` (the spec's; `1..=poi.steps_max`).
         steps: u64,
-        /// Commitment to the evaluation.
+        /// Commitment to the evaluation ([`quality::eval_commitment`]).
         eval_commitment: [u8; 32],
+        /// The registered version this job fine-tunes, if any (its base for the improvement).
+        base_model: Option<u64>,
         /// Metered compute units bought (positive).
         units: u64,
         /// Highest price per unit accepted (positive).
@@ -127,7 +132,7 @@ pub enum PoiMsg {
     SubmitInference {
         /// Model (one of `market.models`).
         model: String,
-        /// Model version.
+        /// Registry id of the version to run (`GET /models`); must be a `model` version.
         version: u32,
         /// Requests `m` (`1..=poi.requests_max`).
         requests: u64,
@@ -170,6 +175,31 @@ pub enum PoiMsg {
         /// What re-execution found.
         verdict: checks::Verdict,
     },
+    /// The owner reveals the evaluation set committed at submission (see [`quality`]).
+    RevealEval {
+        /// Job id.
+        job: u64,
+        /// The dataset, salt and selection that open `eval_commitment`.
+        reveal: quality::EvalReveal,
+    },
+    /// The provider claims its model's mean eval loss, micro-nats.
+    ClaimScore {
+        /// Job id.
+        job: u64,
+        /// Claimed score.
+        score: u64,
+    },
+    /// A canary's issuer reveals it (see [`canary`]).
+    RevealCanary {
+        /// Job id.
+        job: u64,
+        /// The secret `sealed` hides.
+        secret: [u8; 32],
+        /// The issuer's leaf position under `poi.canary_root`.
+        leaf_index: u64,
+        /// Its audit path.
+        proof: Vec<[u8; 32]>,
+    },
 }
 
 /// Applies a PoI message signed by `signer`.
@@ -181,6 +211,7 @@ pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> R
             spec,
             steps,
             eval_commitment,
+            base_model,
             units,
             max_price,
         } => commit::submit_training(
@@ -192,6 +223,7 @@ pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> R
                 spec,
                 steps: *steps,
                 eval_commitment: *eval_commitment,
+                base_model: *base_model,
                 units: *units,
                 max_price: *max_price,
             },
@@ -249,6 +281,14 @@ pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> R
             check,
             verdict,
         } => spot::attest(ctx, signer, *job, *check, verdict.clone()),
+        PoiMsg::RevealEval { job, reveal } => quality::reveal(ctx, signer, *job, reveal.clone()),
+        PoiMsg::ClaimScore { job, score } => quality::claim(ctx, signer, *job, *score),
+        PoiMsg::RevealCanary {
+            job,
+            secret,
+            leaf_index,
+            proof,
+        } => canary::reveal(ctx, signer, *job, *secret, *leaf_index, proof),
     }
 }
 

@@ -67,6 +67,49 @@ pub struct PoiParams {
     pub jail_blocks: u64,
     /// Most check deadlines one block fires (1..=[`DRAWS_PER_BLOCK_CAP`]).
     pub deadlines_per_block_max: u32,
+    /// Blocks after a training commit for the owner's eval reveal (1..=[`BLOCKS_CAP`]).
+    pub reveal_blocks: u64,
+    /// Blocks after the reveal (or its deadline) for the provider's score claim
+    /// (1..=[`BLOCKS_CAP`]).
+    pub claim_blocks: u64,
+    /// The reward multiplier `m(g)`, ppm of improvement to ppm, piecewise linear (see
+    /// [`super::quality::multiplier_ppm`]).
+    pub quality_knots: Vec<(u64, u64)>,
+    /// Least verified improvement, ppm, that registers a model version.
+    pub registry_min_improvement_ppm: u64,
+    /// Root of the canary issuers' leaves (see [`super::canary`]), hex; none: no canaries.
+    #[serde(with = "hex32_option")]
+    pub canary_root: Option<[u8; 32]>,
+    /// Leaves under `canary_root`.
+    pub canary_leaves: u64,
+    /// Share of its bond, bps, a validator caught matching a canary loses (0..10,000).
+    pub lazy_slash_bps: u32,
+}
+
+/// `Option<[u8; 32]>` as an optional hex string.
+mod hex32_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(bytes) => s.serialize_str(&hex::encode(bytes)),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a canary root is 32 bytes"))?;
+        Ok(Some(array))
+    }
 }
 
 /// Largest `verifier_checks_max`.
@@ -105,6 +148,18 @@ impl Default for PoiParams {
             strikes_to_jail: 3,
             jail_blocks: 10_000,
             deadlines_per_block_max: 64,
+            reveal_blocks: 50,
+            claim_blocks: 30,
+            quality_knots: vec![
+                (0, 0),
+                (50_000, 500_000),
+                (200_000, 1_000_000),
+                (500_000, 1_500_000),
+            ],
+            registry_min_improvement_ppm: 1,
+            canary_root: None,
+            canary_leaves: 0,
+            lazy_slash_bps: 2_000,
         }
     }
 }
@@ -146,6 +201,8 @@ impl PoiParams {
             ("referees", u64::from(self.referees), 15),
             ("strikes_to_jail", u64::from(self.strikes_to_jail), 100),
             ("jail_blocks", self.jail_blocks, BLOCKS_CAP),
+            ("reveal_blocks", self.reveal_blocks, BLOCKS_CAP),
+            ("claim_blocks", self.claim_blocks, BLOCKS_CAP),
             (
                 "deadlines_per_block_max",
                 u64::from(self.deadlines_per_block_max),
@@ -170,6 +227,16 @@ impl PoiParams {
             if bps > 10_000 {
                 return Err(format!("poi.{name} = {bps}, must be at most 10000"));
             }
+        }
+        super::quality::validate_knots(&self.quality_knots)?;
+        if self.lazy_slash_bps >= 10_000 {
+            return Err(format!(
+                "poi.lazy_slash_bps = {}, must be below 10000 (a slashed bond stays positive)",
+                self.lazy_slash_bps
+            ));
+        }
+        if self.canary_root.is_some() != (self.canary_leaves > 0) {
+            return Err("poi.canary_root and poi.canary_leaves are set together".into());
         }
         if self.referees.is_multiple_of(2) {
             return Err(format!(

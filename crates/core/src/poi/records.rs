@@ -145,6 +145,13 @@ pub struct PoiJob {
     pub checks: u32,
     /// Spot checks still blocking settlement (open, or an accusation not yet decided).
     pub checks_pending: u32,
+    /// Training: the quality evaluation ([`super::quality`]). Inference: none.
+    pub quality: Option<super::quality::Quality>,
+    /// Training: the registry id the job's model got when it settled, if it qualified.
+    /// Inference: the registry id of the version it runs.
+    pub model_id: Option<u64>,
+    /// Whether its issuer revealed it as a canary ([`super::canary`]).
+    pub canary_revealed: bool,
 }
 
 fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {

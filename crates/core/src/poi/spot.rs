@@ -48,10 +48,12 @@ use super::checks::{
     append_slash, assigned_key, check_or_err, deadline_key, job_checks, parse_deadline_key,
     write_check,
 };
+use super::quality::{self, QualityStage};
 use super::records::{
     PoiJob, PoiKind, PoiStatus, Verifier, job_or_err, read_verifier, verifier_at, verifier_count,
     write_job, write_verifier,
 };
+use super::registry;
 
 /// `u(tag, j)`: 64 bits of the job's randomness for draw `tag` of item `j`.
 pub fn draw_u64(randomness: &[u8; 32], job: u64, tag: &[u8], j: u64) -> u64 {
@@ -93,6 +95,11 @@ pub fn selected(
             picked
         }
     }
+}
+
+/// The provider's claimed score, if the job has one.
+fn claim_of(job: &PoiJob) -> Option<u64> {
+    job.quality.as_ref().and_then(|q| q.claim)
 }
 
 /// Units one check of `job` re-executes: the job's units spread over its segments (at
@@ -140,7 +147,47 @@ pub(crate) fn on_drawn(
             .with("job", id)
             .with("checks", u64::from(count)),
     );
-    Ok(())
+    maybe_eval(ctx, id)
+}
+
+/// Creates the eval check of a drawn training job whose claim window has closed (once).
+pub(crate) fn maybe_eval(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
+    let mut job = job_or_err(ctx.state, id)?;
+    let (Some(randomness), Some(q)) = (job.randomness, job.quality.as_mut()) else {
+        return Ok(());
+    };
+    if q.stage != QualityStage::Evaluating
+        || q.eval_check.is_some()
+        || job.status != PoiStatus::Verifying
+    {
+        return Ok(());
+    }
+    let index = job.checks;
+    q.eval_check = Some(index);
+    job.checks = job
+        .checks
+        .checked_add(1)
+        .ok_or(TxError::Overflow("checks"))?;
+    job.checks_pending = job
+        .checks_pending
+        .checked_add(1)
+        .ok_or(TxError::Overflow("checks"))?;
+    let units = units_per_check(ctx, &job)?;
+    write_job(ctx.state, &job);
+    let check = Check {
+        job: id,
+        index,
+        subject: CheckSubject::Eval,
+        role: CheckRole::Spot,
+        validator: None,
+        deadline: 0,
+        attempts: 0,
+        status: CheckStatus::Open,
+        verdict: None,
+        referee_target: None,
+        units,
+    };
+    assign(ctx, &job, check, &randomness, &[])
 }
 
 /// Whether `v` may take another check now.
@@ -261,6 +308,18 @@ pub(crate) fn attest(
             signer,
         });
     }
+    let fits = match (&verdict, check.subject) {
+        (Verdict::Scores { .. }, subject) => subject == CheckSubject::Eval,
+        (Verdict::Match { .. } | Verdict::Mismatch { .. }, CheckSubject::Eval) => false,
+        _ => true,
+    };
+    if !fits {
+        return Err(TxError::InvalidMessage(format!(
+            "a {} verdict does not answer a {:?} check",
+            verdict.as_str(),
+            check.subject
+        )));
+    }
     if let (Verdict::Mismatch { step, .. }, CheckSubject::Segment(j)) = (&verdict, check.subject) {
         let first = j.saturating_mul(job.segment_steps);
         let last = first.saturating_add(job.segment_steps).min(job.steps);
@@ -282,7 +341,11 @@ pub(crate) fn attest(
             .with("validator", signer)
             .with("verdict", verdict.as_str()),
     );
-    let fault = verdict.is_fault();
+    let fault = verdict.accuses(claim_of(&job));
+    let scores = match verdict {
+        Verdict::Scores { score, base_score } => Some((score, base_score)),
+        _ => None,
+    };
     check.verdict = Some(verdict);
     check.deadline = ctx.block.height;
     match check.role {
@@ -294,6 +357,9 @@ pub(crate) fn attest(
         CheckRole::Spot if !fault => {
             check.status = CheckStatus::Matched;
             write_check(ctx.state, &check);
+            if let Some((score, base_score)) = scores {
+                quality::measured(ctx, id, score, base_score)?;
+            }
             spot_closed(ctx, id)
         }
         CheckRole::Spot => {
@@ -354,6 +420,7 @@ pub(crate) fn draw_referees(
 /// Counts check `of`'s referee verdicts; decides it once a side has a majority or every
 /// referee is done.
 fn tally(ctx: &mut ExecContext<'_, '_>, id: u64, of: u32) -> Result<(), TxError> {
+    let claim = claim_of(&job_or_err(ctx.state, id)?);
     let accused = check_or_err(ctx.state, id, of)?;
     if accused.status != CheckStatus::Refereed {
         return Ok(());
@@ -366,7 +433,11 @@ fn tally(ctx: &mut ExecContext<'_, '_>, id: u64, of: u32) -> Result<(), TxError>
         referees
             .iter()
             .filter(|c| c.status == CheckStatus::Voted)
-            .filter(|c| c.verdict.as_ref().is_some_and(|v| v.is_fault() == fault))
+            .filter(|c| {
+                c.verdict
+                    .as_ref()
+                    .is_some_and(|v| v.accuses(claim) == fault)
+            })
             .count()
     };
     let need = ctx.params.poi.referees as usize / 2 + 1;
@@ -390,7 +461,9 @@ fn tally(ctx: &mut ExecContext<'_, '_>, id: u64, of: u32) -> Result<(), TxError>
     // Referees that voted against the outcome get a strike.
     for r in &referees {
         let against = r.status == CheckStatus::Voted
-            && r.verdict.as_ref().is_some_and(|v| v.is_fault() != upheld);
+            && r.verdict
+                .as_ref()
+                .is_some_and(|v| v.accuses(claim) != upheld);
         if let (true, Some(address)) = (against, r.validator) {
             strike(ctx, address)?;
         }
@@ -398,7 +471,7 @@ fn tally(ctx: &mut ExecContext<'_, '_>, id: u64, of: u32) -> Result<(), TxError>
     if upheld {
         let winners: Vec<Address> = referees
             .iter()
-            .filter(|c| c.verdict.as_ref().is_some_and(Verdict::is_fault))
+            .filter(|c| c.verdict.as_ref().is_some_and(|v| v.accuses(claim)))
             .filter_map(|c| c.validator)
             .collect();
         uphold(ctx, id, accused, winners)
@@ -414,6 +487,20 @@ fn tally(ctx: &mut ExecContext<'_, '_>, id: u64, of: u32) -> Result<(), TxError>
                 .with("job", id)
                 .with("check", u64::from(of)),
         );
+        if accused.subject == CheckSubject::Eval {
+            // The claim stands; the base score is the referees' (first that voted).
+            let base = referees.iter().find_map(|r| match r.verdict {
+                Some(Verdict::Scores { base_score, .. }) => Some(base_score),
+                _ => None,
+            });
+            if let (Some(score), Some(base)) = (claim, base) {
+                quality::measured(ctx, id, score, base)?;
+            } else {
+                let mut job = job_or_err(ctx.state, id)?;
+                quality::abandon(ctx, &mut job);
+                write_job(ctx.state, &job);
+            }
+        }
         spot_closed(ctx, id)
     }
 }
@@ -434,6 +521,7 @@ fn uphold(
         .ok_or(TxError::Overflow("verdict"))?;
     let reason = match (&verdict, job.kind) {
         (Verdict::Unavailable, _) => "withheld_checkpoint",
+        (Verdict::Scores { .. }, _) => "forged_score",
         (_, PoiKind::Training) => "faked_segment",
         (_, PoiKind::Inference) => "wrong_inference",
     };
@@ -478,6 +566,7 @@ fn uphold(
     }
     job.status = PoiStatus::Failed;
     job.checks_pending = 0;
+    quality::abandon(ctx, &mut job);
     write_job(ctx.state, &job);
     ctx.emit(
         Event::new(NAME, "provider_slashed")
@@ -494,6 +583,30 @@ fn collateral(ctx: &ExecContext<'_, '_>, who: &Address) -> Result<u128, TxError>
     Ok(crate::market::records::read_provider(ctx.state, who)?.map_or(0, |p| p.collateral))
 }
 
+/// Ends an accusation without a verdict (its job was a revealed canary): the referee
+/// re-checks still open are waived and the accusation no longer blocks settlement.
+pub(crate) fn drop_accusation(
+    ctx: &mut ExecContext<'_, '_>,
+    accused: &Check,
+) -> Result<(), TxError> {
+    beacon::cancel_check_target(ctx, accused)?;
+    let of = accused.index;
+    for r in job_checks(ctx.state, accused.job)? {
+        if r.role == (CheckRole::Referee { of }) && r.status == CheckStatus::Open {
+            release(ctx, &r)?;
+            let mut r = r;
+            r.status = CheckStatus::Waived;
+            r.deadline = ctx.block.height;
+            write_check(ctx.state, &r);
+        }
+    }
+    let mut accused = accused.clone();
+    accused.status = CheckStatus::Waived;
+    accused.referee_target = None;
+    write_check(ctx.state, &accused);
+    spot_closed(ctx, accused.job)
+}
+
 /// One spot check of job `id` stopped blocking; settles the job when none does.
 fn spot_closed(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
     let mut job = job_or_err(ctx.state, id)?;
@@ -507,7 +620,7 @@ fn spot_closed(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
 
 /// Settles a verifying job with no blocking check: the market pays the provider.
 fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(), TxError> {
-    if job.status != PoiStatus::Verifying || job.checks_pending > 0 {
+    if job.status != PoiStatus::Verifying || job.checks_pending > 0 || !quality::settled(&job) {
         return Ok(());
     }
     let mj = market::job(ctx.state, job.id)?.ok_or(TxError::UnknownJob(job.id))?;
@@ -515,12 +628,66 @@ fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(), TxError>
         market::settle_verified(ctx, job.id)?;
     }
     job.status = PoiStatus::Verified;
+    if let Some(q) = job.quality.clone() {
+        register_model(ctx, &mut job, &mj, &q)?;
+    }
     write_job(ctx.state, &job);
     ctx.emit(
         Event::new(NAME, "verified")
             .with("job", job.id)
             .with("checks", u64::from(job.checks)),
     );
+    Ok(())
+}
+
+/// Registers a verified training job's model if its improvement qualifies.
+fn register_model(
+    ctx: &mut ExecContext<'_, '_>,
+    job: &mut PoiJob,
+    mj: &market::Job,
+    q: &quality::Quality,
+) -> Result<(), TxError> {
+    let (Some(score), Some(base_score)) = (q.score, q.base_score) else {
+        return Ok(());
+    };
+    if q.improvement_ppm < ctx.params.poi.registry_min_improvement_ppm {
+        return Ok(());
+    }
+    let market::JobSpec::Training {
+        model, datasets, ..
+    } = &mj.spec
+    else {
+        return Ok(());
+    };
+    let commitment = job.commitment.as_ref().ok_or(TxError::NotPoiJob(job.id))?;
+    let name = match datasets.first() {
+        Some(d) => format!("{model}-{d}"),
+        None => model.clone(),
+    };
+    let id = registry::register(
+        ctx,
+        registry::ModelVersion {
+            id: 0,
+            name,
+            version: 0,
+            model: model.clone(),
+            params_digest: commitment.params_digest,
+            job: Some(job.id),
+            base: q.base_model,
+            datasets: datasets.clone(),
+            developers: vec![registry::DeveloperShare {
+                address: mj.owner,
+                bps: 10_000,
+            }],
+            provider: mj.provider,
+            score,
+            base_score,
+            improvement_ppm: q.improvement_ppm,
+            multiplier_ppm: q.multiplier_ppm,
+            height: ctx.block.height,
+        },
+    )?;
+    job.model_id = Some(id);
     Ok(())
 }
 
@@ -559,6 +726,10 @@ pub(crate) fn run_deadlines(ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError
         },
     )?;
     for (id, index) in due {
+        if index == quality::QUALITY_SLOT {
+            quality::deadline(ctx, id)?;
+            continue;
+        }
         let check = check_or_err(ctx.state, id, index)?;
         let job = job_or_err(ctx.state, id)?;
         release(ctx, &check)?;

@@ -247,6 +247,7 @@ fn genesis_beacon_is_validated_and_written() {
             identity: identity.clone(),
             seed_namespace: hex::encode(SEED_NAMESPACE),
         }),
+        models: Vec::new(),
     };
     let text = genesis.to_toml();
     assert!(text.contains("[beacon]"), "{text}");

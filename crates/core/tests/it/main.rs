@@ -1,6 +1,7 @@
 //! Integration tests of the state machine over the in-memory reference state.
 
 mod beacon;
+mod canary;
 mod chain;
 mod conformance;
 mod determinism;
@@ -8,5 +9,6 @@ mod dissection;
 mod market;
 mod net;
 mod poi;
+mod quality;
 mod spot;
 mod staking;

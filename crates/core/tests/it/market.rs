@@ -1511,6 +1511,7 @@ fn market_params_validate_and_round_trip_through_genesis_toml() {
         params: Params::default(),
         accounts: Vec::new(),
         beacon: None,
+        models: Vec::new(),
     };
     let text = genesis.to_toml();
     assert!(text.contains("[params.market]"), "{text}");

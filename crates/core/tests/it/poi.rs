@@ -20,6 +20,17 @@ use proptest::prelude::*;
 use crate::chain::{addr, key};
 use crate::net::{Net, START};
 
+/// The registry id of the root charlm version [`Net::new_poi`] lists.
+pub(crate) const ROOT_MODEL: u32 = 0;
+/// The eval set training jobs in these tests commit to.
+pub(crate) const EVAL_DATASET: &str = "iris";
+/// Its salt.
+pub(crate) const EVAL_SALT: [u8; 32] = [0x5a; 32];
+/// The commitment to [`EVAL_DATASET`], [`EVAL_SALT`] and half the eval split.
+pub(crate) fn eval_commitment() -> [u8; 32] {
+    poi::quality::eval_commitment(EVAL_DATASET, &EVAL_SALT, 500)
+}
+
 /// Covers the minimum fee of any transaction up to the 32 KiB limit.
 const FEE: u128 = 400_000;
 const PRICE: u128 = 10;
@@ -27,8 +38,17 @@ const UNITS: u64 = 1_000;
 
 impl Net {
     /// A net for PoI tests: every transaction pays [`FEE`].
+    /// A net for PoI tests: every transaction pays [`FEE`], and the registry starts with the
+    /// root version [`ROOT_MODEL`] (a charlm base), as a genesis listing it would.
     pub(crate) fn new_poi(funded: &[&SigningKey], params: Params) -> Self {
-        Net::new(funded, params, FEE)
+        let mut net = Net::new(funded, params, FEE);
+        let mut writes = poi_core::state::WriteSet::new();
+        let root = ("charlm-base".to_owned(), "charlm".to_owned(), [0x11; 32]);
+        for (key, value) in poi::registry::genesis_writes(&[root]) {
+            writes.insert(key, Some(value));
+        }
+        net.state.apply(&writes);
+        net
     }
 
     pub(crate) fn poi(&mut self, from: &SigningKey, msg: PoiMsg) -> String {
@@ -135,7 +155,8 @@ pub(crate) fn submit_training(spec: &[u8], steps: u64) -> PoiMsg {
         datasets: vec!["iris".into()],
         spec: spec.to_vec(),
         steps,
-        eval_commitment: [2; 32],
+        eval_commitment: eval_commitment(),
+        base_model: None,
         units: UNITS,
         max_price: PRICE,
     }
@@ -144,7 +165,7 @@ pub(crate) fn submit_training(spec: &[u8], steps: u64) -> PoiMsg {
 pub(crate) fn submit_inference() -> PoiMsg {
     PoiMsg::SubmitInference {
         model: "charlm".into(),
-        version: 1,
+        version: ROOT_MODEL,
         requests: 16,
         input_root: [7; 32],
         units: UNITS,

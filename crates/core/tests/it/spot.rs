@@ -13,29 +13,33 @@ use poi_core::tx::Msg;
 
 use crate::chain::{addr, key};
 use crate::net::Net;
-use crate::poi::{MIN_BOND, submit_inference, submit_training, test_params, tiny_run};
+use crate::poi::{
+    EVAL_DATASET, EVAL_SALT, MIN_BOND, Run, submit_inference, submit_training, test_params,
+    tiny_run,
+};
+use poi_core::poi::quality::EvalReveal;
 
 /// Verifier keys.
 fn verifier_keys() -> Vec<SigningKey> {
     (40..46).map(key).collect()
 }
 
-fn params() -> Params {
+pub(crate) fn params() -> Params {
     let mut p = test_params();
     p.poi.beacon_delay_views = 3;
     p.poi.check_blocks = 10;
     p
 }
 
-struct World {
-    net: Net,
-    prov: SigningKey,
-    user: SigningKey,
-    verifiers: Vec<SigningKey>,
+pub(crate) struct World {
+    pub(crate) net: Net,
+    pub(crate) prov: SigningKey,
+    pub(crate) user: SigningKey,
+    pub(crate) verifiers: Vec<SigningKey>,
 }
 
 impl World {
-    fn new(params: Params) -> Self {
+    pub(crate) fn new(params: Params) -> Self {
         let (prov, user) = (key(1), key(2));
         let verifiers = verifier_keys();
         let mut funded: Vec<&SigningKey> = vec![&prov, &user];
@@ -55,7 +59,7 @@ impl World {
         }
     }
 
-    fn key_of(&self, who: Address) -> &SigningKey {
+    pub(crate) fn key_of(&self, who: Address) -> &SigningKey {
         self.verifiers
             .iter()
             .find(|k| addr(k) == who)
@@ -63,7 +67,7 @@ impl World {
     }
 
     /// Submits, starts and commits an inference job; runs blocks until its checks are drawn.
-    fn committed_inference(&mut self) -> u64 {
+    pub(crate) fn committed_inference(&mut self) -> u64 {
         let id = self.net.job_count();
         assert_eq!(self.net.poi(&self.user, submit_inference()), "ok");
         assert_eq!(
@@ -80,7 +84,55 @@ impl World {
         id
     }
 
-    fn until(&mut self, mut done: impl FnMut(&Net) -> bool) {
+    /// Submits, starts and commits `run` as a training job; runs blocks until it is drawn.
+    pub(crate) fn committed_training(&mut self, run: &Run) -> u64 {
+        let id = self.net.job_count();
+        let spec = run.spec.encode();
+        let (user, prov) = (self.user.clone(), self.prov.clone());
+        assert_eq!(
+            self.net.poi(&user, submit_training(&spec, run.spec.steps)),
+            "ok"
+        );
+        assert_eq!(self.net.market(&prov, MarketMsg::StartJob { id }), "ok");
+        assert_eq!(self.net.poi(&prov, run.commit(id)), "ok");
+        self.until(|net| net.poi_job(id).randomness.is_some());
+        id
+    }
+
+    /// The owner reveals the eval set and the provider claims `score`; runs blocks until the
+    /// eval check exists.
+    pub(crate) fn reveal_and_claim(&mut self, id: u64, score: u64) {
+        let (user, prov) = (self.user.clone(), self.prov.clone());
+        let reveal = PoiMsg::RevealEval {
+            job: id,
+            reveal: EvalReveal {
+                dataset: EVAL_DATASET.into(),
+                salt: EVAL_SALT,
+                select_permille: 500,
+            },
+        };
+        assert_eq!(self.net.poi(&user, reveal), "ok");
+        assert_eq!(
+            self.net.poi(&prov, PoiMsg::ClaimScore { job: id, score }),
+            "ok"
+        );
+        self.until(|net| {
+            net.poi_job(id)
+                .quality
+                .as_ref()
+                .is_some_and(|q| q.eval_check.is_some())
+        });
+    }
+
+    /// Job `id`'s eval check.
+    pub(crate) fn eval_check(&self, id: u64) -> Check {
+        let index = self.net.poi_job(id).quality.unwrap().eval_check.unwrap();
+        checks::read_check(&self.net.state, id, index)
+            .unwrap()
+            .unwrap()
+    }
+
+    pub(crate) fn until(&mut self, mut done: impl FnMut(&Net) -> bool) {
         for _ in 0..200 {
             if done(&self.net) {
                 return;
@@ -90,12 +142,12 @@ impl World {
         panic!("condition not reached in 200 blocks");
     }
 
-    fn checks(&self, id: u64) -> Vec<Check> {
+    pub(crate) fn checks(&self, id: u64) -> Vec<Check> {
         checks::job_checks(&self.net.state, id).unwrap()
     }
 
     /// The verifier assigned to check `index` attests `verdict`; its code.
-    fn attest(&mut self, id: u64, index: u32, verdict: Verdict) -> String {
+    pub(crate) fn attest(&mut self, id: u64, index: u32, verdict: Verdict) -> String {
         let check = checks::read_check(&self.net.state, id, index)
             .unwrap()
             .unwrap();
@@ -110,7 +162,7 @@ impl World {
         )
     }
 
-    fn collateral(&self) -> u128 {
+    pub(crate) fn collateral(&self) -> u128 {
         poi_core::market::provider(&self.net.state, &addr(&self.prov))
             .unwrap()
             .unwrap()
@@ -127,7 +179,7 @@ impl Net {
     }
 }
 
-fn matching() -> Verdict {
+pub(crate) fn matching() -> Verdict {
     Verdict::Match { result: [3; 32] }
 }
 
@@ -194,35 +246,43 @@ fn an_honest_inference_job_is_checked_by_others_and_settles_for_the_provider() {
 fn a_real_training_job_checks_its_last_segment_and_settles_when_all_match() {
     let run = tiny_run(12);
     let mut w = World::new(params());
-    let spec = run.spec.encode();
-    assert_eq!(w.net.poi(&w.user.clone(), submit_training(&spec, 12)), "ok");
-    assert_eq!(
-        w.net.market(&w.prov.clone(), MarketMsg::StartJob { id: 0 }),
-        "ok"
-    );
-    assert_eq!(w.net.poi(&w.prov.clone(), run.commit(0)), "ok");
-    w.until(|net| net.poi_job(0).randomness.is_some());
-    let job = w.net.poi_job(0);
+    let id = w.committed_training(&run);
+    let job = w.net.poi_job(id);
     assert_eq!(job.kind, PoiKind::Training);
-    let checks = w.checks(0);
+    let checks = w.checks(id);
     let last = CheckSubject::Segment(job.segments - 1);
     assert!(
         checks.iter().any(|c| c.subject == last),
         "the last segment is always checked"
     );
-    // The chain refuses a mismatch outside the checked segment.
+    // The chain refuses a mismatch outside the checked segment, and scores on a segment.
     let c = checks.iter().find(|c| c.subject == last).unwrap().clone();
     let first = (job.segments - 1) * job.segment_steps;
     let outside = Verdict::Mismatch {
         step: first,
         computed: [0; 32],
     };
-    assert_eq!(w.attest(0, c.index, outside), "invalid_message");
+    assert_eq!(w.attest(id, c.index, outside), "invalid_message");
+    let scores = Verdict::Scores {
+        score: 1,
+        base_score: 2,
+    };
+    assert_eq!(w.attest(id, c.index, scores), "invalid_message");
     for c in &checks {
-        assert_eq!(w.attest(0, c.index, matching()), "ok");
+        assert_eq!(w.attest(id, c.index, matching()), "ok");
     }
-    assert_eq!(w.net.poi_job(0).status, PoiStatus::Verified);
-    assert_eq!(w.net.job(0).status, JobStatus::Settled);
+    // Every segment matched, but the job waits for its quality.
+    assert_eq!(w.net.poi_job(id).status, PoiStatus::Verifying);
+    w.reveal_and_claim(id, 600_000);
+    let eval = w.eval_check(id);
+    assert_eq!(w.attest(id, eval.index, matching()), "invalid_message");
+    let measured = Verdict::Scores {
+        score: 600_000,
+        base_score: 1_000_000,
+    };
+    assert_eq!(w.attest(id, eval.index, measured), "ok");
+    assert_eq!(w.net.poi_job(id).status, PoiStatus::Verified);
+    assert_eq!(w.net.job(id).status, JobStatus::Settled);
 }
 
 #[test]
@@ -255,8 +315,14 @@ fn attestations_are_refused_from_anyone_but_the_assigned_verifier_and_only_once(
 }
 
 /// An accusation on the first check; returns the accused check and the accuser.
-fn accuse(w: &mut World, id: u64, verdict: Verdict) -> (Check, Address) {
-    let c = w.checks(id)[0].clone();
+pub(crate) fn accuse(w: &mut World, id: u64, verdict: Verdict) -> (Check, Address) {
+    let first = w.checks(id)[0].clone();
+    accuse_check(w, first, verdict)
+}
+
+/// An accusation on check `c`, waited on until its referees are drawn.
+pub(crate) fn accuse_check(w: &mut World, c: Check, verdict: Verdict) -> (Check, Address) {
+    let id = c.job;
     assert_eq!(w.attest(id, c.index, verdict), "ok");
     let accused = checks::read_check(&w.net.state, id, c.index)
         .unwrap()
@@ -273,7 +339,7 @@ fn accuse(w: &mut World, id: u64, verdict: Verdict) -> (Check, Address) {
     (accused, c.validator.unwrap())
 }
 
-fn referees_of(w: &World, id: u64, of: u32) -> Vec<Check> {
+pub(crate) fn referees_of(w: &World, id: u64, of: u32) -> Vec<Check> {
     w.checks(id)
         .into_iter()
         .filter(|c| c.role == CheckRole::Referee { of })
@@ -483,6 +549,9 @@ fn segment_selection_frequency_matches_check_bps() {
         randomness: None,
         checks: 0,
         checks_pending: 0,
+        quality: None,
+        model_id: None,
+        canary_revealed: false,
     };
     let mut picked = 0u64;
     let mut total = 0u64;

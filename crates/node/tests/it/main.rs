@@ -93,6 +93,7 @@ pub(crate) fn genesis_with(accounts: Vec<(Address, Amount)>) -> Genesis {
             .map(|(address, balance)| GenesisAccount { address, balance })
             .collect(),
         beacon: None,
+        models: Vec::new(),
     }
 }
 
