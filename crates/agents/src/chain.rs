@@ -65,6 +65,57 @@ pub struct PoiJobView {
     pub status: String,
     /// The spec bytes in hex (training).
     pub spec: Option<String>,
+    /// Training: the quality evaluation.
+    #[serde(default)]
+    pub quality: Option<QualityView>,
+}
+
+/// A training job's quality record (the fields agents use).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QualityView {
+    /// `"evaluating"`, `"done"`, `{"awaiting_reveal": {"due": h}}` or
+    /// `{"awaiting_claim": {"due": h}}`.
+    pub stage: serde_json::Value,
+    /// The registered version the job fine-tunes.
+    pub base_model: Option<u64>,
+    /// Whether the owner revealed an eval subset.
+    pub reveal: Option<serde_json::Value>,
+    /// The provider's claimed score, micro-nats.
+    pub claim: Option<u64>,
+}
+
+impl QualityView {
+    /// Whether the claim window is open.
+    pub fn awaiting_claim(&self) -> bool {
+        self.stage.get("awaiting_claim").is_some()
+    }
+}
+
+/// A registered model version (`GET /models/{id}`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelView {
+    /// Registry id.
+    pub id: u64,
+    /// `<model>-<dataset>`.
+    pub name: String,
+    /// The market model kind.
+    pub model: String,
+    /// Digest of its parameters.
+    pub params_digest: Hex32,
+    /// The training job that produced it.
+    pub job: Option<u64>,
+    /// The provider that serves its weights.
+    pub provider: Option<Address>,
+}
+
+/// Reads model version `id` (404 is [`AgentError::Job`] naming the id).
+pub fn model(node: &NodeClient, id: u64) -> Result<ModelView> {
+    let path = format!("/models/{id}");
+    let value = node.get_opt(&path)?.ok_or(AgentError::Job {
+        job: id,
+        reason: format!("no model version {id}"),
+    })?;
+    decode(&path, value)
 }
 
 impl PoiJobView {
@@ -111,8 +162,7 @@ pub struct JobView {
 }
 
 impl JobView {
-    /// Inference: the model version the owner named (until the registry, the id of the
-    /// training job whose final checkpoint is the model).
+    /// Inference: the registry id of the model version the owner named.
     pub fn inference_version(&self) -> Option<u64> {
         self.spec["inference"]["version"].as_u64()
     }
@@ -126,6 +176,8 @@ pub enum SubjectView {
     Segment(u64),
     /// Inference request `i`.
     Request(u64),
+    /// The eval of the committed model and its base.
+    Eval,
 }
 
 /// One open check assigned to a validator (`GET /validators/{address}/checks`).

@@ -1,8 +1,9 @@
 //! Inference with a committed model: loading the final checkpoint of a training job (checked
 //! against its commitment) and answering requests deterministically.
 //!
-//! Until the model registry exists, an inference job's `version` names the training job whose
-//! final checkpoint is the model. A request is JSON: `{"prompt": "...", "tokens": n}` for a
+//! An inference job's `version` is a registry id (`GET /models/{id}`): the version names its
+//! params digest, the training job that produced it, and the provider serving its final
+//! checkpoint. A request is JSON: `{"prompt": "...", "tokens": n}` for a
 //! char LM (greedy continuation of `n <= 256` characters; the output is the text) or
 //! `{"features": [..]}` for an MLP (standardised features of one row; the output is the class
 //! index in decimal). A request that does not parse or fit the model gets the output
@@ -110,10 +111,18 @@ impl LoadedModel {
     }
 }
 
-/// The model of training job `id`: its final checkpoint from the training provider's
-/// endpoint (cached under `cache`), checked against the job's committed final digest and
-/// params digest.
-pub fn fetch_model(node: &NodeClient, cache: &Path, id: u64) -> Result<LoadedModel> {
+/// The model of registry version `version`: the final checkpoint of the training job that
+/// produced it, from the provider serving it (cached under `cache`), checked against that
+/// job's committed final digest and the version's params digest.
+pub fn fetch_model(node: &NodeClient, cache: &Path, version: u64) -> Result<LoadedModel> {
+    let registered = chain::model(node, version)?;
+    let id = registered.job.ok_or(AgentError::Job {
+        job: version,
+        reason: format!(
+            "model version {version} ({}) has no training job to fetch weights from",
+            registered.name
+        ),
+    })?;
     let job = chain::job(node, id)?;
     let bad = |reason: &str| AgentError::Job {
         job: id,
@@ -133,7 +142,10 @@ pub fn fetch_model(node: &NodeClient, cache: &Path, id: u64) -> Result<LoadedMod
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(_) => {
-            let provider = job.provider.ok_or_else(|| bad("no provider"))?;
+            let provider = registered
+                .provider
+                .or(job.provider)
+                .ok_or_else(|| bad("no provider"))?;
             let endpoint = chain::provider_endpoint(node, &provider)?;
             let url = format!("{endpoint}/v1/jobs/{id}/checkpoints/{}", poi.steps);
             node.get_bytes(&url)?
@@ -141,7 +153,9 @@ pub fn fetch_model(node: &NodeClient, cache: &Path, id: u64) -> Result<LoadedMod
     };
     let ckpt = decode_checkpoint(&bytes, Some(&commitment.final_digest.digest()))?;
     let model = LoadedModel::new(&spec, &ckpt)?;
-    if model.params_digest() != commitment.params_digest.digest() {
+    if model.params_digest() != commitment.params_digest.digest()
+        || model.params_digest() != registered.params_digest.digest()
+    {
         return Err(bad("the served model is not the committed one"));
     }
     std::fs::create_dir_all(cache).map_err(AgentError::io(cache))?;

@@ -21,6 +21,7 @@ pub mod behaviour;
 pub mod chain;
 pub mod client;
 mod error;
+pub mod eval;
 pub mod infer;
 pub mod provider;
 pub mod segment;

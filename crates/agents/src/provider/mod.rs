@@ -4,7 +4,8 @@
 //! One [`Provider::tick`] is one poll of the chain: a heartbeat when half the timeout has
 //! passed since the last one, then every active job of the provider in id order: `matched`
 //! is started (`StartJob`, after checking a training spec), `running` is computed (unless
-//! its record is on disk already: a restarted provider resumes there) and committed. Work is
+//! its record is on disk already: a restarted provider resumes there) and committed, and a
+//! `committed` training job whose claim window is open gets its eval score claimed. Work is
 //! done inside the tick, so a tick may take as long as a job trains.
 
 pub mod server;
@@ -26,7 +27,9 @@ use crate::behaviour::ProviderBehaviour;
 use crate::chain::{self, JobView, PoiJobView};
 use crate::client::{NodeClient, Wallet, u64_field};
 use crate::store::{AgentDir, JobRecord};
-use crate::{AgentError, Result, infer, spec};
+use crate::{AgentError, Result, eval, infer, spec};
+use poi_repops::commit::read_checkpoint;
+use poi_repops::train::checkpoint_path;
 
 /// How a provider runs.
 #[derive(Debug, Clone)]
@@ -197,6 +200,9 @@ impl Provider {
                 Ok(())
             }
             "running" if poi.status == "submitted" => self.compute_and_commit(&job, poi),
+            "committed" if poi.quality.as_ref().is_some_and(|q| q.awaiting_claim()) => {
+                self.claim_score(poi)
+            }
             _ => Ok(()),
         }
     }
@@ -245,6 +251,19 @@ impl Provider {
         };
         let included = self.wallet.send(&self.node, Msg::Poi(msg))?;
         tracing::info!(job = id, height = included.height, "committed");
+        Ok(())
+    }
+
+    /// Claims the eval score of its committed model ([`crate::eval`]).
+    fn claim_score(&mut self, poi: &PoiJobView) -> Result<()> {
+        let id = poi.id;
+        let spec = spec::job_spec(poi)?;
+        let out = self.dir.train_dir(id);
+        let ckpt = read_checkpoint(&checkpoint_path(&out, poi.steps), None)?;
+        let (score, base) = eval::scores(&spec, &ckpt, self.config.threads)?;
+        let msg = PoiMsg::ClaimScore { job: id, score };
+        self.wallet.send(&self.node, Msg::Poi(msg))?;
+        tracing::info!(job = id, score, base, "claimed score");
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //! One [`Validator::tick`] reads `GET /validators/{me}/checks` and answers every open check
 //! in order. A training segment is checked by [`crate::segment::check_segment`]; an inference
 //! request by re-running it on the committed model (fetched once, checked against the
-//! training job's commitment, cached). A provider that does not serve something verifiable
+//! training job's commitment, cached); an eval check by measuring the committed final
+//! checkpoint and the job's initial state ([`crate::eval`]). A provider that does not serve something verifiable
 //! is retried on later ticks until the grace point, halfway between the check's assignment
 //! and its deadline; then the verdict is `unavailable`. Spot and referee checks are treated
 //! alike: both re-check the same subject.
@@ -23,13 +24,13 @@ use poi_core::tx::Msg;
 use poi_repops::commit::Digest;
 
 use crate::behaviour::ValidatorBehaviour;
-use crate::chain::{self, CheckView, JobView, PoiJobView, SubjectView};
+use crate::chain::{self, CheckView, CommitmentView, JobView, PoiJobView, SubjectView};
 use crate::client::{NodeClient, Wallet};
 use crate::infer::{self, LoadedModel};
 use crate::segment::{self, SegmentOutcome, SegmentRef};
 use crate::store::AgentDir;
 use crate::wire::{OutputAnswer, output_digest, request_digest};
-use crate::{AgentError, Result, spec};
+use crate::{AgentError, Result, eval, spec};
 
 /// How a validator runs.
 #[derive(Debug, Clone)]
@@ -196,10 +197,14 @@ impl Validator {
         })?;
         let endpoint = chain::provider_endpoint(&self.node, &provider)?;
         let outcome = match (self.config.behaviour, check.subject) {
+            (behaviour, SubjectView::Eval) => {
+                return self.check_eval(&poi, &endpoint, &commitment, behaviour, past_grace);
+            }
             (ValidatorBehaviour::Contrarian, subject) => {
                 let step = match subject {
                     SubjectView::Segment(j) => poi.segment_range(j).0 + 1,
                     SubjectView::Request(i) => i,
+                    SubjectView::Eval => 0,
                 };
                 return Ok(Some(Verdict::Mismatch {
                     step,
@@ -246,6 +251,47 @@ impl Validator {
                 None
             }
         })
+    }
+
+    /// An eval check: the scores of the committed model and its base (a lazy validator
+    /// copies the claim, a contrarian one contradicts it).
+    fn check_eval(
+        &self,
+        poi: &PoiJobView,
+        endpoint: &str,
+        commitment: &CommitmentView,
+        behaviour: ValidatorBehaviour,
+        past_grace: bool,
+    ) -> Result<Option<Verdict>> {
+        let claim = poi.quality.as_ref().and_then(|q| q.claim);
+        match behaviour {
+            ValidatorBehaviour::Lazy => {
+                return Ok(Some(Verdict::Scores {
+                    score: claim.unwrap_or(0),
+                    base_score: 0,
+                }));
+            }
+            ValidatorBehaviour::Contrarian => {
+                return Ok(Some(Verdict::Scores {
+                    score: claim.map_or(1, |c| c.wrapping_add(1)),
+                    base_score: 0,
+                }));
+            }
+            ValidatorBehaviour::Honest => {}
+        }
+        let spec = spec::job_spec(poi)?;
+        let final_digest = commitment.final_digest.digest();
+        match segment::fetch_checkpoint(&self.node, endpoint, poi.id, poi.steps, &final_digest) {
+            Ok(ckpt) => {
+                let (score, base_score) = eval::scores(&spec, &ckpt, self.config.threads)?;
+                Ok(Some(Verdict::Scores { score, base_score }))
+            }
+            Err(why) if past_grace => {
+                tracing::warn!(job = poi.id, %why, "final checkpoint unavailable");
+                Ok(Some(Verdict::Unavailable))
+            }
+            Err(_) => Ok(None),
+        }
     }
 
     fn check_request(

@@ -91,6 +91,8 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/validators/{address}/checks", get(poi::validator_checks))
         .route("/slashes", get(poi::slashes))
         .route("/beacon", get(poi::beacon))
+        .route("/models", get(poi::models))
+        .route("/models/{id}", get(poi::model))
         .route("/blocks/latest", get(handlers::latest_block))
         .route("/blocks/{id}", get(handlers::block))
         .route("/supply", get(handlers::supply))

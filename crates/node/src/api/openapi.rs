@@ -197,6 +197,33 @@ pub(super) fn spec() -> Value {
                     "404": error_response("not_found: the chain has no beacon")
                 }
             }},
+            "/models": { "get": {
+                "summary": "Registered model versions in id order, optionally of one name, paged",
+                "parameters": [
+                    { "name": "name", "in": "query", "required": false, "schema": {"type": "string"}},
+                    { "name": "after", "in": "query", "required": false, "schema": {"type": "integer"}},
+                    { "name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+                ],
+                "responses": {
+                    "200": ok_json("Models", json!({"type": "object", "properties": {
+                        "height": {"type": "integer"}, "models": {"type": "array"},
+                        "next_after": {"type": "integer"}}})),
+                    "400": error_response("bad_query")
+                }
+            }},
+            "/models/{id}": { "get": {
+                "summary": "A model version: name, version, params digest, training job, base, scores, multiplier, and its lineage",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": ok_json("Model version", json!({"type": "object", "properties": {
+                        "id": {"type": "integer"}, "name": {"type": "string"},
+                        "version": {"type": "integer"}, "model": {"type": "string"},
+                        "params_digest": {"type": "string"}, "job": {"type": ["integer", "null"]},
+                        "provider": {"type": ["string", "null"]}, "lineage": {"type": "array"}}})),
+                    "400": error_response("bad_model_id"),
+                    "404": error_response("not_found: no such version")
+                }
+            }},
             "/blocks/latest": { "get": { "summary": "Latest committed block",
                 "responses": { "200": ok_json("Block", json!({"$ref": "#/components/schemas/Block"})) }}},
             "/blocks/{id}": { "get": {

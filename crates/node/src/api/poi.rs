@@ -1,5 +1,6 @@
 //! Proof-of-Intelligence endpoints: the `poi` object of `GET /jobs/{id}`, `GET
-//! /validators/{address}`, `GET /validators/{address}/checks`, `GET /slashes` and `GET /beacon`.
+//! /validators/{address}`, `GET /validators/{address}/checks`, `GET /slashes`, `GET /beacon`,
+//! `GET /models` and `GET /models/{id}`.
 //!
 //! Owns nothing in state: every answer reads one snapshot of the committed state through
 //! `poi_core::poi`'s readers, so the figures of one answer describe one height. Hashes are
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use poi_core::poi::{self, beacon, checks};
+use poi_core::poi::{self, beacon, checks, registry};
 use poi_core::state::StateReader;
 use serde_json::{Value, json};
 
@@ -24,6 +25,8 @@ type ApiResult = Result<Json<Value>, ApiError>;
 pub(super) const VALIDATOR_CHECKS_MAX: usize = 256;
 /// Most slash records one `GET /slashes` page holds.
 pub(super) const SLASHES_PAGE_MAX: usize = 100;
+/// Most model versions one `GET /models` page holds.
+pub(super) const MODELS_PAGE_MAX: usize = 100;
 
 fn to_value(value: &impl serde::Serialize) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(ApiError::internal)
@@ -132,6 +135,62 @@ pub(super) async fn beacon(State(ledger): Shared) -> ApiResult {
         ));
     };
     let mut body = to_value(&record)?;
+    body["height"] = json!(ledger.tip().height);
+    Ok(Json(body))
+}
+
+/// `GET /models` query: `name` (`mlp-iris`), `after` (an id), `limit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ModelsQuery {
+    name: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /models?name=&after=&limit=`: registered model versions in id order.
+pub(super) async fn models(
+    State(ledger): Shared,
+    query: Result<Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > MODELS_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be 1 to {MODELS_PAGE_MAX}"),
+        ));
+    }
+    let state = ledger.snapshot()?;
+    let models = registry::models(&state, query.name.as_deref(), query.after, limit)
+        .map_err(ApiError::internal)?;
+    let next = (models.len() == limit)
+        .then(|| models.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(json!({
+        "height": ledger.tip().height,
+        "models": to_value(&models)?,
+        "next_after": next,
+    })))
+}
+
+/// `GET /models/{id}`: one version with its lineage back to a root, 404 if none.
+pub(super) async fn model(State(ledger): Shared, Path(id): Path<String>) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_model_id",
+            format!("{id:?} is not a model id (an integer)"),
+        )
+    })?;
+    let state = ledger.snapshot()?;
+    let Some(model) = registry::read_model(&state, id).map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(format!("no model version {id}")));
+    };
+    let lineage = registry::lineage(&state, id).map_err(ApiError::internal)?;
+    let mut body = to_value(&model)?;
+    body["lineage"] = to_value(&lineage)?;
     body["height"] = json!(ledger.tip().height);
     Ok(Json(body))
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 21] = [
+const ROUTES: [&str; 23] = [
     "/health",
     "/status",
     "/txs",
@@ -23,6 +23,8 @@ const ROUTES: [&str; 21] = [
     "/validators/{address}/checks",
     "/slashes",
     "/beacon",
+    "/models",
+    "/models/{id}",
     "/blocks/latest",
     "/blocks/{id}",
     "/supply",
@@ -99,6 +101,7 @@ fn openapi_lists_every_route_and_every_listed_route_exists() {
             "/jobs/{id}",
             "/validators/{address}",
             "/beacon",
+            "/models/{id}",
         ];
         let known = status == 200 || (may_be_absent.contains(&route) && status == 404);
         assert!(known, "GET {path}: {status} {text}");
