@@ -5,6 +5,7 @@ use poi_core::Address;
 use poi_core::genesis::{Genesis, GenesisAccount};
 use poi_core::params::Params;
 use poi_core::token::{BASE_UNITS_PER_POI, format_poi, parse_amount};
+use poi_node::consensus::{BeaconKey, beacon};
 use poi_node::home::{Home, NodeConfig};
 use poi_node::service::{self, ReadyInfo, RunOptions};
 
@@ -18,6 +19,9 @@ const DEVNET_NAMES: [&str; 26] = [
     "niaj", "olivia", "peggy", "quentin", "rupert", "sybil", "trent", "ursula", "victor", "walter",
     "xavier", "yolanda", "zoe", "arthur", "beth",
 ];
+
+/// Chain id of every devnet.
+const DEVNET_CHAIN_ID: &str = "poi-devnet";
 
 /// POI each devnet account starts with.
 const DEVNET_BALANCE_POI: u128 = 1_000_000;
@@ -36,6 +40,19 @@ fn now_ms() -> u64 {
 
 fn validator_address(seed: &[u8; 32]) -> Address {
     Address(poi_node::consensus::validator_public_key(seed))
+}
+
+/// Deals the beacon group key to the one validator of a new home (a trusted dealing: this
+/// process is the whole validator set).
+fn deal_single(seed: &[u8; 32]) -> anyhow::Result<BeaconKey> {
+    let public = poi_node::consensus::validator_public_key(seed);
+    let mut keys = beacon::deal(&[public]).context("cannot deal the beacon key")?;
+    anyhow::ensure!(
+        keys.len() == 1,
+        "dealt {} beacon keys for one validator",
+        keys.len()
+    );
+    Ok(keys.remove(0))
 }
 
 pub(crate) fn run_node(global: &Global, cmd: NodeCmd) -> anyhow::Result<()> {
@@ -72,13 +89,15 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
         });
     }
     let seed = random_seed()?;
+    let beacon = deal_single(&seed)?;
+    let genesis_beacon = service::genesis_beacon(&args.chain_id, &beacon);
     let genesis = Genesis {
         chain_id: args.chain_id,
         genesis_time_ms: now_ms(),
         validators: vec![validator_address(&seed)],
         params: Params::default(),
         accounts,
-        beacon: None,
+        beacon: Some(genesis_beacon),
         models: Vec::new(),
     };
     let config = NodeConfig {
@@ -86,7 +105,7 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
         p2p_addr: args.p2p_addr,
         block_interval_ms: args.block_interval_ms,
     };
-    home.init(&config, &genesis, seed)?;
+    home.init(&config, &genesis, seed, &beacon)?;
     println!(
         "initialised {} (chain {})",
         home.root().display(),
@@ -140,6 +159,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
         }
     } else {
         let seed = random_seed()?;
+        let beacon = deal_single(&seed)?;
         let mut accounts = Vec::new();
         for name in DEVNET_NAMES.iter().take(usize::from(args.accounts)) {
             let info = match keystore.info(name) {
@@ -152,12 +172,12 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             });
         }
         let genesis = Genesis {
-            chain_id: "poi-devnet".into(),
+            chain_id: DEVNET_CHAIN_ID.into(),
             genesis_time_ms: now_ms(),
             validators: vec![validator_address(&seed)],
             params: devnet_params(args.block_interval_ms),
             accounts,
-            beacon: None,
+            beacon: Some(service::genesis_beacon(DEVNET_CHAIN_ID, &beacon)),
             models: Vec::new(),
         };
         let defaults = NodeConfig::default();
@@ -166,7 +186,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             p2p_addr: args.p2p_addr.unwrap_or(defaults.p2p_addr),
             block_interval_ms: args.block_interval_ms,
         };
-        home.init(&config, &genesis, seed)?;
+        home.init(&config, &genesis, seed, &beacon)?;
         println!("created a devnet in {}", home.root().display());
     }
     let genesis = home.genesis()?;

@@ -5,11 +5,22 @@
 //! HOME/config.toml     node settings (API and p2p addresses, block interval)
 //! HOME/genesis.toml    the chain's genesis (see poi_core::genesis)
 //! HOME/node_key.json   this validator's ed25519 seed (0600; keep it secret and backed up)
+//! HOME/node_share.json this validator's share of the beacon group key (0600; secret, backed up)
+//! HOME/beacon_polynomial.json  the public polynomial of the beacon dealing (same on every node)
 //! HOME/keys/           the CLI keystore (user keys)
 //! HOME/data/state.redb committed chain state, blocks and receipts
 //! HOME/data/proposals/ blocks proposed or received, not yet final
 //! HOME/data/consensus/ the consensus journal (votes: never delete while the chain runs)
 //! ```
+//!
+//! # Formats
+//! - `node_key.json`: `{"seed": "<64 hex>"}`.
+//! - `node_share.json`: `{"share": "<hex>"}`, the share in commonware's codec (varint index,
+//!   32-byte scalar). Consensus votes are signed with it; losing it means the validator can
+//!   no longer vote, and the group key is re-dealt for a new chain.
+//! - `beacon_polynomial.json`: `{"validators": n, "identity": "<192 hex>", "polynomial":
+//!   "<hex>"}`, the public polynomial in commonware's codec; `identity` (its constant term,
+//!   the 96-byte group key) must equal genesis' `beacon.identity`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +28,8 @@ use std::time::Duration;
 
 use poi_core::genesis::Genesis;
 use serde::{Deserialize, Serialize};
+
+use crate::consensus::BeaconKey;
 
 use crate::error::{NodeError, Result};
 
@@ -76,6 +89,24 @@ struct NodeKeyFile {
     seed: String,
 }
 
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeShareFile {
+    /// Hex share (commonware codec).
+    share: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BeaconPolynomialFile {
+    /// Validators the polynomial was dealt for.
+    validators: u32,
+    /// Hex group identity (96 bytes), for people and for a consistency check.
+    identity: String,
+    /// Hex public polynomial (commonware codec).
+    polynomial: String,
+}
+
 /// Paths inside a home directory.
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -108,6 +139,16 @@ impl Home {
         self.root.join("node_key.json")
     }
 
+    /// `node_share.json`.
+    pub fn node_share_path(&self) -> PathBuf {
+        self.root.join("node_share.json")
+    }
+
+    /// `beacon_polynomial.json`.
+    pub fn beacon_polynomial_path(&self) -> PathBuf {
+        self.root.join("beacon_polynomial.json")
+    }
+
     /// `keys/`.
     pub fn keys_dir(&self) -> PathBuf {
         self.root.join("keys")
@@ -128,8 +169,15 @@ impl Home {
         self.config_path().exists() && self.genesis_path().exists()
     }
 
-    /// Writes config, genesis and node key. Refuses to overwrite an initialised home.
-    pub fn init(&self, config: &NodeConfig, genesis: &Genesis, node_seed: [u8; 32]) -> Result<()> {
+    /// Writes config, genesis, node key and beacon key (share and polynomial). Refuses to
+    /// overwrite an initialised home.
+    pub fn init(
+        &self,
+        config: &NodeConfig,
+        genesis: &Genesis,
+        node_seed: [u8; 32],
+        beacon: &BeaconKey,
+    ) -> Result<()> {
         if self.is_initialized() {
             return Err(NodeError::Config(format!(
                 "{} is already initialised; use another --home or delete it",
@@ -146,6 +194,18 @@ impl Home {
         })
         .expect("serialises");
         write_private(&self.node_key_path(), key.as_bytes())?;
+        let share = serde_json::to_string_pretty(&NodeShareFile {
+            share: hex::encode(beacon.share_bytes()),
+        })
+        .expect("serialises");
+        write_private(&self.node_share_path(), share.as_bytes())?;
+        let polynomial = serde_json::to_string_pretty(&BeaconPolynomialFile {
+            validators: beacon.validators(),
+            identity: hex::encode(beacon.identity()),
+            polynomial: hex::encode(beacon.polynomial_bytes()),
+        })
+        .expect("serialises");
+        write_file(&self.beacon_polynomial_path(), polynomial.as_bytes())?;
         let config_text = toml::to_string_pretty(config).expect("serialises");
         write_file(&self.config_path(), config_text.as_bytes())?;
         write_file(&self.genesis_path(), genesis.to_toml().as_bytes())
@@ -180,6 +240,52 @@ impl Home {
         bytes
             .try_into()
             .map_err(|_| NodeError::Config(format!("{}: seed is not 32 bytes", path.display())))
+    }
+
+    /// Reads this validator's beacon key: `node_share.json` and `beacon_polynomial.json`.
+    pub fn beacon_key(&self) -> Result<BeaconKey> {
+        let share_path = self.node_share_path();
+        let polynomial_path = self.beacon_polynomial_path();
+        for path in [&share_path, &polynomial_path] {
+            if !path.exists() && self.is_initialized() {
+                return Err(NodeError::Config(format!(
+                    "{} is missing: this home predates the threshold-VRF beacon; re-initialise \
+                     it with `poi node init --home NEW` (or `poi devnet --home NEW`)",
+                    path.display()
+                )));
+            }
+        }
+        let share_text = read_text(&share_path, &self.root)?;
+        let share: NodeShareFile = serde_json::from_str(&share_text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", share_path.display())))?;
+        let share = hex::decode(share.share.trim()).map_err(|_| {
+            NodeError::Config(format!("{}: share is not hex", share_path.display()))
+        })?;
+        let polynomial_text = read_text(&polynomial_path, &self.root)?;
+        let file: BeaconPolynomialFile = serde_json::from_str(&polynomial_text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", polynomial_path.display())))?;
+        let polynomial = hex::decode(file.polynomial.trim()).map_err(|_| {
+            NodeError::Config(format!(
+                "{}: polynomial is not hex",
+                polynomial_path.display()
+            ))
+        })?;
+        let key = BeaconKey::from_bytes(&polynomial, &share).map_err(|e| {
+            NodeError::Config(format!(
+                "{} and {} do not form a beacon key: {e}",
+                share_path.display(),
+                polynomial_path.display()
+            ))
+        })?;
+        if file.identity.trim() != hex::encode(key.identity())
+            || file.validators != key.validators()
+        {
+            return Err(NodeError::Config(format!(
+                "{}: identity or validator count does not match the polynomial",
+                polynomial_path.display()
+            )));
+        }
+        Ok(key)
     }
 }
 
@@ -217,4 +323,79 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| NodeError::io("write", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{beacon, validator_public_key};
+    use poi_core::params::Params;
+
+    fn genesis() -> Genesis {
+        Genesis {
+            chain_id: "poi-test".into(),
+            genesis_time_ms: 0,
+            validators: vec![poi_core::Address(validator_public_key(&[5; 32]))],
+            params: Params::default(),
+            accounts: vec![],
+            beacon: None,
+            models: Vec::new(),
+        }
+    }
+
+    fn initialised() -> (tempfile::TempDir, Home, BeaconKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("home"));
+        let key = beacon::deal(&[validator_public_key(&[5; 32])])
+            .unwrap()
+            .remove(0);
+        home.init(&NodeConfig::default(), &genesis(), [5; 32], &key)
+            .unwrap();
+        (dir, home, key)
+    }
+
+    #[test]
+    fn the_beacon_key_round_trips_and_the_share_is_private() {
+        let (_dir, home, key) = initialised();
+        let read = home.beacon_key().unwrap();
+        assert_eq!(read.identity(), key.identity());
+        assert_eq!(read.share_bytes(), key.share_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(home.node_share_path())
+                .unwrap()
+                .permissions();
+            assert_eq!(mode.mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_missing_or_corrupt_share_is_a_one_line_error() {
+        let (_dir, home, _) = initialised();
+        let share = std::fs::read_to_string(home.node_share_path()).unwrap();
+        std::fs::write(home.node_share_path(), "{\"share\": \"00ff\"}").unwrap();
+        let error = home.beacon_key().unwrap_err().to_string();
+        assert!(error.contains("do not form a beacon key"), "{error}");
+        std::fs::write(home.node_share_path(), "not json").unwrap();
+        assert!(matches!(home.beacon_key(), Err(NodeError::Config(_))));
+        // A share of another dealing.
+        let other = beacon::deal(&[validator_public_key(&[5; 32])])
+            .unwrap()
+            .remove(0);
+        let other_share = format!("{{\"share\": \"{}\"}}", hex::encode(other.share_bytes()));
+        std::fs::write(home.node_share_path(), other_share).unwrap();
+        let error = home.beacon_key().unwrap_err().to_string();
+        assert!(error.contains("does not belong"), "{error}");
+        std::fs::write(home.node_share_path(), share).unwrap();
+        home.beacon_key().unwrap();
+        // A home from before the beacon.
+        std::fs::remove_file(home.node_share_path()).unwrap();
+        let error = home.beacon_key().unwrap_err().to_string();
+        assert!(
+            error.contains("predates the threshold-VRF beacon") && error.contains("poi node init"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+    }
 }

@@ -21,6 +21,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use poi_core::TxError;
 use poi_core::address::Address;
 use poi_core::bank;
+use poi_core::beacon::BeaconSeed;
 use poi_core::block::{self, Block, BlockHash, BlockHeader};
 use poi_core::chain::{Admission, BlockError, BlockOutcome, Chain, Mode};
 use poi_core::error::StateError;
@@ -32,6 +33,7 @@ use poi_core::tx::{Prechecks, Tx, TxHash};
 use std::sync::mpsc;
 
 use crate::commit_thread::{CommitThread, Landing};
+use crate::consensus::SeedCache;
 use crate::head::{HeadView, InFlight};
 use crate::signatures::SignaturePool;
 use poi_store::{BlockCommit, Committed, Prepared, Store};
@@ -365,13 +367,58 @@ impl Ledger {
         Ok(hash)
     }
 
-    /// Builds a block on the head (which must be `parent`), executes it, prepares its state
-    /// root and writes it to `proposals/`. Returns the block hash.
+    /// Builds a block for consensus view `view` on the head (which must be `parent`) carrying
+    /// no beacon seeds, executes it, prepares its state root and writes it to `proposals/`.
+    /// Returns the block hash. For chains driven by hand (tests, benches); a proposer uses
+    /// [`Ledger::build_block_with_seeds`].
     pub fn build_block(
         &self,
         parent: BlockHash,
         proposer: Address,
         view: u64,
+    ) -> Result<BlockHash> {
+        self.build_block_with_seeds(parent, proposer, view, &SeedCache::new())
+    }
+
+    /// The seeds a block at `view` on `state` carries: those core wants
+    /// ([`Chain::wanted_seeds`]) that `seeds` holds, oldest first.
+    fn carried_seeds(
+        &self,
+        state: &dyn StateReader,
+        view: u64,
+        seeds: &SeedCache,
+    ) -> Result<Vec<BeaconSeed>> {
+        let wanted = self.chain.wanted_seeds(state, view)?;
+        let carried: Vec<BeaconSeed> = wanted
+            .iter()
+            .filter_map(|&(epoch, wanted_view)| seeds.get(epoch, wanted_view))
+            .map(|seed| BeaconSeed {
+                epoch: seed.epoch,
+                view: seed.view,
+                signature: seed.signature,
+            })
+            .collect();
+        if carried.len() < wanted.len() {
+            tracing::debug!(
+                view,
+                wanted = wanted.len(),
+                carried = carried.len(),
+                "some wanted seeds are not cached yet"
+            );
+        }
+        assert!(carried.len() <= wanted.len());
+        Ok(carried)
+    }
+
+    /// Like [`Ledger::build_block`], and the block carries the beacon seeds core wants that
+    /// `seeds` (the consensus driver's cache) holds. If executing with them fails (a seed
+    /// core refuses: only a bug puts one in the cache), the block is built without seeds.
+    pub fn build_block_with_seeds(
+        &self,
+        parent: BlockHash,
+        proposer: Address,
+        view: u64,
+        seeds: &SeedCache,
     ) -> Result<BlockHash> {
         let state = self.head_view()?;
         if !state.is(&parent) {
@@ -388,20 +435,46 @@ impl Ledger {
                     .map_or(0, |a| a.nonce)
             });
         let height = state.head().height + 1;
+        if view <= parent_header.view {
+            return Err(NodeError::InvalidBlock(format!(
+                "view {view} does not follow the parent's view {}",
+                parent_header.view
+            )));
+        }
         let timestamp_ms = now_ms().max(parent_header.timestamp_ms);
-        let ctx = poi_core::block::BlockContext {
+        let mut ctx = poi_core::block::BlockContext {
             height,
             timestamp_ms,
             proposer,
             view,
-            seeds: Vec::new(),
+            seeds: self.carried_seeds(&state, view, seeds)?,
         };
         let started = std::time::Instant::now();
         // Every mempool entry passed strict signature verification on admission.
         let prechecks = Prechecks::strictly_verified(&candidates);
-        let outcome =
+        // Kept only when the block carries seeds (rarely), to rebuild without them.
+        let retry = (!ctx.seeds.is_empty()).then(|| (candidates.clone(), prechecks.clone()));
+        let built =
             self.chain
-                .execute_verified_block(&state, &ctx, candidates, prechecks, Mode::Build)?;
+                .execute_verified_block(&state, &ctx, candidates, prechecks, Mode::Build);
+        let outcome = match (built, retry) {
+            (Ok(outcome), _) => outcome,
+            (Err(error @ (BlockError::State(_) | BlockError::Invariant(_))), _)
+            | (Err(error), None) => {
+                return Err(error.into());
+            }
+            (Err(error), Some((candidates, prechecks))) => {
+                tracing::warn!(view, %error, "block with seeds failed; building it without them");
+                ctx.seeds.clear();
+                self.chain.execute_verified_block(
+                    &state,
+                    &ctx,
+                    candidates,
+                    prechecks,
+                    Mode::Build,
+                )?
+            }
+        };
         {
             let mut mempool = self.mempool();
             for (hash, error) in &outcome.rejected {
@@ -530,6 +603,12 @@ impl Ledger {
                 "timestamp {timestamp_ms} out of range"
             )));
         }
+        if view <= parent_header.view {
+            return Err(NodeError::InvalidBlock(format!(
+                "view {view} does not follow the parent's view {}",
+                parent_header.view
+            )));
+        }
         let height = parent_header.height + 1;
         let ctx = poi_core::block::BlockContext {
             height,
@@ -631,11 +710,12 @@ impl Ledger {
         Ok(hash)
     }
 
-    /// Re-executes a block whose parent is the committed tip and checks every header field.
+    /// Re-executes a block whose parent is the committed tip and checks every header field;
+    /// `view` is the consensus view it was proposed in.
     /// `Ok(false)` is a permanent "invalid"; errors are faults of this node.
-    pub fn verify_block(&self, hash: &BlockHash) -> Result<bool> {
-        if self.pending().contains_key(hash) {
-            return Ok(true);
+    pub fn verify_block(&self, hash: &BlockHash, view: u64) -> Result<bool> {
+        if let Some(pending) = self.pending().get(hash) {
+            return Ok(pending.block.header.view == view);
         }
         let Ok(bytes) = std::fs::read(self.proposal_path(hash)) else {
             return Err(NodeError::UnknownBlock(hex::encode(hash)));
@@ -643,6 +723,17 @@ impl Ledger {
         let Ok(block) = Block::decode(&bytes) else {
             return Ok(false);
         };
+        if block.header.view != view {
+            // Core trusts the header's view (PoI targets are counted in views): it must be the
+            // round the block was proposed in.
+            tracing::warn!(
+                block = %hex::encode(hash),
+                header_view = block.header.view,
+                view,
+                "refusing a block proposed for another view"
+            );
+            return Ok(false);
+        }
         match self.execute_received(block, hash) {
             Ok(pending) => {
                 self.pending().insert(*hash, pending);
@@ -678,6 +769,12 @@ impl Ledger {
             return Err(invalid(format!(
                 "timestamp {} out of range",
                 header.timestamp_ms
+            )));
+        }
+        if header.view <= parent.view {
+            return Err(invalid(format!(
+                "view {} does not follow the parent's view {}",
+                header.view, parent.view
             )));
         }
         if header.tx_count as usize != block.txs.len()
@@ -1097,7 +1194,7 @@ mod tests {
                 prop_assert_eq!(proposer.head().block_hash, hash);
                 let bytes = proposer.block_bytes(&hash).unwrap().unwrap();
                 validator.receive_block(&bytes).unwrap();
-                prop_assert!(validator.verify_block(&hash).unwrap());
+                prop_assert!(validator.verify_block(&hash, proposer.head().height).unwrap());
                 validator.finalize_in_background(&hash).unwrap();
             }
             proposer.land().unwrap();

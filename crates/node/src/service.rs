@@ -11,7 +11,9 @@ use std::time::Duration;
 use poi_core::Address;
 use poi_store::Committed;
 
-use crate::consensus::{self, Application, BlockDigest, ConsensusConfig, Shutdown};
+use crate::consensus::{
+    self, Application, BeaconKey, BlockDigest, ConsensusConfig, SeedCache, Shutdown,
+};
 use crate::error::{NodeError, Result};
 use crate::home::Home;
 use crate::ledger::Ledger;
@@ -28,13 +30,20 @@ pub struct LedgerApp {
     ledger: Arc<Ledger>,
     proposer: Address,
     genesis: BlockDigest,
+    seeds: SeedCache,
     shutdown: Shutdown,
     halted: Arc<Mutex<Option<String>>>,
 }
 
 impl LedgerApp {
-    /// Wraps `ledger`; `proposer` is this validator's address.
-    pub fn new(ledger: Arc<Ledger>, proposer: Address, shutdown: Shutdown) -> Result<Self> {
+    /// Wraps `ledger`; `proposer` is this validator's address; `seeds` is the consensus
+    /// driver's seed cache ([`consensus::NodeContext::seeds`]), which proposals draw from.
+    pub fn new(
+        ledger: Arc<Ledger>,
+        proposer: Address,
+        seeds: SeedCache,
+        shutdown: Shutdown,
+    ) -> Result<Self> {
         let genesis = ledger
             .block(0)?
             .ok_or_else(|| NodeError::Corrupt("genesis block missing".into()))?
@@ -44,6 +53,7 @@ impl LedgerApp {
             ledger,
             proposer,
             genesis,
+            seeds,
             shutdown,
             halted: Arc::new(Mutex::new(None)),
         })
@@ -107,9 +117,9 @@ impl Application for LedgerApp {
             // Not final yet (e.g. notarized just before a crash): build_block makes an empty child.
         }
         let ledger = Arc::clone(&self.ledger);
-        let proposer = self.proposer;
-        match tokio::task::spawn_blocking(move || ledger.build_block(parent, proposer, view)).await
-        {
+        let (proposer, seeds) = (self.proposer, self.seeds.clone());
+        let build = move || ledger.build_block_with_seeds(parent, proposer, view, &seeds);
+        match tokio::task::spawn_blocking(build).await {
             Ok(Ok(hash)) => Some(hash),
             Ok(Err(error)) => {
                 tracing::warn!(view, %error, "cannot build a block");
@@ -122,14 +132,14 @@ impl Application for LedgerApp {
         }
     }
 
-    async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
+    async fn verify(&self, parent: BlockDigest, digest: BlockDigest, view: u64) -> bool {
         // A block on a parent that is not final yet is checked by verify_block (only an empty
         // block can be); one on an older committed block is refused there.
         let _ = self.parent_is_head(parent).await;
         let ledger = Arc::clone(&self.ledger);
         loop {
             let ledger = Arc::clone(&ledger);
-            match tokio::task::spawn_blocking(move || ledger.verify_block(&digest)).await {
+            match tokio::task::spawn_blocking(move || ledger.verify_block(&digest, view)).await {
                 Ok(Ok(valid)) => return valid,
                 Ok(Err(NodeError::UnknownBlock(_))) => {
                     // The block's bytes have not arrived yet; consensus cancels us if it gives up.
@@ -216,6 +226,8 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     }
     let genesis = home.genesis()?;
     let seed = home.node_seed()?;
+    let beacon = home.beacon_key()?;
+    check_genesis_beacon(&genesis, &beacon)?;
     let public = consensus::validator_public_key(&seed);
     let proposer = Address(public);
     if !genesis.validators.contains(&proposer) {
@@ -226,6 +238,7 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     let mut consensus_cfg = ConsensusConfig::single(
         home.consensus_dir(),
         seed,
+        beacon,
         config.p2p_addr,
         genesis.chain_id.as_bytes().to_vec(),
     );
@@ -243,7 +256,12 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             .map_err(|e| NodeError::Config(e.to_string()))?;
         let tip = ledger.tip();
         let shutdown = node.shutdown.clone();
-        let app = LedgerApp::new(Arc::clone(&ledger), proposer, shutdown.clone())?;
+        let app = LedgerApp::new(
+            Arc::clone(&ledger),
+            proposer,
+            node.seeds.clone(),
+            shutdown.clone(),
+        )?;
         let app_halted = Arc::clone(&app.halted);
         let api_shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -275,4 +293,86 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
         return Err(NodeError::Halt(reason));
     }
     result.map_err(|e| NodeError::Consensus(e.to_string()))
+}
+
+/// The `[beacon]` of a genesis for a chain whose beacon key is `beacon` and whose chain id is
+/// `chain_id`: the group identity and the seed namespace consensus signs seeds under.
+pub fn genesis_beacon(chain_id: &str, beacon: &BeaconKey) -> poi_core::genesis::GenesisBeacon {
+    poi_core::genesis::GenesisBeacon {
+        identity: hex::encode(beacon.identity()),
+        seed_namespace: hex::encode(consensus::beacon::seed_namespace(chain_id.as_bytes())),
+    }
+}
+
+/// Checks that genesis names the beacon this node's key belongs to; a genesis without one is
+/// from before the beacon.
+fn check_genesis_beacon(genesis: &poi_core::genesis::Genesis, beacon: &BeaconKey) -> Result<()> {
+    let Some(recorded) = &genesis.beacon else {
+        return Err(NodeError::Genesis(
+            "genesis.toml has no [beacon]: this home predates the threshold-VRF beacon; \
+             re-initialise it with `poi node init --home NEW` (or `poi devnet --home NEW`)"
+                .into(),
+        ));
+    };
+    let expected = genesis_beacon(&genesis.chain_id, beacon);
+    if recorded.identity.to_lowercase() != expected.identity {
+        return Err(NodeError::Genesis(format!(
+            "genesis beacon identity {} is not the group key of node_share.json ({})",
+            recorded.identity, expected.identity
+        )));
+    }
+    if recorded.seed_namespace.to_lowercase() != expected.seed_namespace {
+        return Err(NodeError::Genesis(format!(
+            "genesis beacon seed_namespace {} is not the one consensus signs under ({})",
+            recorded.seed_namespace, expected.seed_namespace
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::{beacon, validator_public_key};
+
+    #[test]
+    fn genesis_must_name_this_nodes_beacon() {
+        let key = beacon::deal(&[validator_public_key(&[5; 32])])
+            .unwrap()
+            .remove(0);
+        let mut genesis = poi_core::genesis::Genesis {
+            chain_id: "poi-test".into(),
+            genesis_time_ms: 0,
+            validators: vec![Address(validator_public_key(&[5; 32]))],
+            params: poi_core::params::Params::default(),
+            accounts: vec![],
+            beacon: None,
+            models: Vec::new(),
+        };
+        let error = check_genesis_beacon(&genesis, &key)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("re-initialise"), "{error}");
+        genesis.beacon = Some(genesis_beacon("poi-test", &key));
+        check_genesis_beacon(&genesis, &key).unwrap();
+        genesis.validate().unwrap();
+        // Pinned: the namespace is commonware's seed namespace of the consensus namespace.
+        let recorded = genesis.beacon.clone().unwrap();
+        assert_eq!(
+            hex::decode(&recorded.seed_namespace).unwrap(),
+            b"poi-test_CONSENSUS_SEED"
+        );
+        let other = beacon::deal(&[validator_public_key(&[5; 32])])
+            .unwrap()
+            .remove(0);
+        let error = check_genesis_beacon(&genesis, &other)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("identity"), "{error}");
+        genesis.beacon = Some(genesis_beacon("poi-other", &key));
+        let error = check_genesis_beacon(&genesis, &key)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("seed_namespace"), "{error}");
+    }
 }

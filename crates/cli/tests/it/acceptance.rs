@@ -11,7 +11,13 @@ fn devnet_keys_api_and_transfers_through_the_cli() {
     let node = Node::devnet(&home, dir.path());
     let home_arg = home.to_str().expect("utf-8 path");
 
-    for file in ["config.toml", "genesis.toml", "node_key.json"] {
+    for file in [
+        "config.toml",
+        "genesis.toml",
+        "node_key.json",
+        "node_share.json",
+        "beacon_polynomial.json",
+    ] {
         assert!(home.join(file).is_file(), "{file} missing");
     }
     let list = stdout_of(poi().args(["keys", "list", "--home", home_arg]));

@@ -320,6 +320,9 @@ fn run_targets(ctx: &mut ExecContext<'_, '_>, beacon: &Beacon) -> Result<(), TxE
             );
             if t.slot == JOB_SLOT {
                 super::spot::on_drawn(ctx, t.job, seed.randomness())?;
+            } else if t.slot >= super::dispute::DISPUTE_SLOT_BASE {
+                let number = t.slot - super::dispute::DISPUTE_SLOT_BASE;
+                super::dispute::draw_referees(ctx, t.job, number, seed.randomness())?;
             } else {
                 super::spot::draw_referees(ctx, t.job, t.slot, seed.randomness())?;
             }
@@ -334,6 +337,9 @@ fn run_targets(ctx: &mut ExecContext<'_, '_>, beacon: &Beacon) -> Result<(), TxE
                 let mut record = job_or_err(ctx.state, t.job)?;
                 record.draw_target = Some((t.epoch, retarget));
                 write_job(ctx.state, &record);
+            } else if t.slot >= super::dispute::DISPUTE_SLOT_BASE {
+                let number = t.slot - super::dispute::DISPUTE_SLOT_BASE;
+                super::dispute::retarget(ctx, t.job, number, (t.epoch, retarget))?;
             } else {
                 let mut check = super::checks::check_or_err(ctx.state, t.job, t.slot)?;
                 check.referee_target = Some((t.epoch, retarget));

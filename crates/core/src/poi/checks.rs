@@ -41,6 +41,13 @@ pub enum CheckSubject {
     Request(u64),
     /// The eval of the committed model and its base on the revealed set.
     Eval,
+    /// One operator `op` of training step `step`: a dispute's referee task.
+    Op {
+        /// The step.
+        step: u64,
+        /// The operator's index in the step's trace.
+        op: u64,
+    },
 }
 
 /// Why a check exists.
@@ -53,6 +60,11 @@ pub enum CheckRole {
     Referee {
         /// The accusing check.
         of: u32,
+    },
+    /// A referee of dispute `dispute` of the job: re-executes its one operator.
+    Arbiter {
+        /// The dispute's number.
+        dispute: u32,
     },
 }
 
@@ -86,6 +98,13 @@ pub enum Verdict {
         /// The base's score.
         base_score: u64,
     },
+    /// A dispute referee's result: the point after the disputed operator (its chained trace
+    /// leaf, or the step digest for the last operator) as it computed it.
+    Output {
+        /// The computed point.
+        #[serde(serialize_with = "hex32")]
+        digest: [u8; 32],
+    },
 }
 
 impl Verdict {
@@ -95,6 +114,7 @@ impl Verdict {
             Verdict::Match { .. } => false,
             Verdict::Mismatch { .. } | Verdict::Unavailable => true,
             Verdict::Scores { score, .. } => claim.is_some_and(|c| c != *score),
+            Verdict::Output { .. } => false,
         }
     }
 
@@ -105,6 +125,7 @@ impl Verdict {
             Verdict::Mismatch { .. } => "mismatch",
             Verdict::Unavailable => "unavailable",
             Verdict::Scores { .. } => "scores",
+            Verdict::Output { .. } => "output",
         }
     }
 }

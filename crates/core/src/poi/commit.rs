@@ -89,6 +89,8 @@ pub(crate) fn submit_training(
             quality: Some(Quality::new(t.eval_commitment, t.base_model)),
             model_id: None,
             canary_revealed: false,
+            disputes: 0,
+            disputes_open: 0,
         },
     );
     ctx.emit(
@@ -163,6 +165,8 @@ pub(crate) fn submit_inference(
             quality: None,
             model_id: Some(u64::from(i.version)),
             canary_revealed: false,
+            disputes: 0,
+            disputes_open: 0,
         },
     );
     ctx.emit(

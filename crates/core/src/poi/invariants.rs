@@ -17,6 +17,10 @@ use super::checks::{
     CheckStatus, SLASH_COUNT_KEY, SLASH_PREFIX, parse_assigned_key, parse_check_key,
     parse_deadline_key,
 };
+use super::dispute::{
+    DISPUTE_DEADLINE_PREFIX, DISPUTE_PREFIX, DISPUTE_SLOT_BASE, Dispute, DisputeStatus,
+    dispute_key, parse_dispute_deadline,
+};
 use super::merkle;
 use super::quality::QUALITY_SLOT;
 use super::records::{
@@ -44,6 +48,8 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut deadlines: BTreeSet<(u64, u64, u32)> = BTreeSet::new();
     let mut assigned: Vec<(Address, u64, u32)> = Vec::new();
     let mut models: Vec<ModelVersion> = Vec::new();
+    let mut disputes: Vec<Dispute> = Vec::new();
+    let mut dispute_deadlines: BTreeSet<(u64, u64, u32)> = BTreeSet::new();
     let mut names: Vec<(Vec<u8>, u64)> = Vec::new();
     let mut model_count: Option<u64> = None;
     let mut seeds: Vec<(Vec<u8>, usize)> = Vec::new();
@@ -78,6 +84,18 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
                         deadlines.insert(d);
                     }
                     _ => failure = Some(format!("bad poi deadline {}", hex::encode(key))),
+                }
+            } else if key.starts_with(DISPUTE_PREFIX) {
+                match state::decode::<Dispute>(key, value) {
+                    Ok(d) if key == dispute_key(d.job, d.number) => disputes.push(d),
+                    _ => failure = Some(format!("bad poi dispute {}", hex::encode(key))),
+                }
+            } else if key.starts_with(DISPUTE_DEADLINE_PREFIX) {
+                match parse_dispute_deadline(key) {
+                    Some(d) if value.is_empty() => {
+                        dispute_deadlines.insert(d);
+                    }
+                    _ => failure = Some(format!("bad dispute deadline {}", hex::encode(key))),
                 }
             } else if key.starts_with(MODEL_PREFIX) {
                 match state::decode::<ModelVersion>(key, value) {
@@ -165,6 +183,7 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     check_beacon(beacon.as_ref(), &jobs, &checks, &targets, &seeds)?;
     check_checks(&jobs, &checks, &deadlines, &verifiers)?;
     check_registry(&jobs, &models, &names, model_count)?;
+    check_disputes(&jobs, &checks, &disputes, &dispute_deadlines, &targets)?;
     let open: Vec<(Address, u64, u32)> = checks
         .iter()
         .filter(|c| c.status == CheckStatus::Open)
@@ -213,7 +232,10 @@ fn check_beacon(
         checks.iter().map(|c| ((c.job, c.index), c)).collect();
     let mut targeted = BTreeSet::new();
     let mut checks_targeted = BTreeSet::new();
-    for t in targets {
+    for t in targets
+        .iter()
+        .filter(|t| t.slot == JOB_SLOT || t.slot < DISPUTE_SLOT_BASE)
+    {
         let (epoch, view, id) = (t.epoch, t.view, t.job);
         if t.slot != JOB_SLOT {
             let check = by_check.get(&(id, t.slot)).ok_or_else(|| {
@@ -321,7 +343,8 @@ fn check_checks(
             PoiStatus::Submitted => list.is_empty(),
             PoiStatus::Verifying => job.randomness.is_none() == list.is_empty() && !upheld,
             PoiStatus::Verified => pending == 0 && !upheld && !open,
-            PoiStatus::Failed => upheld && !open,
+            // Why it failed (an upheld check or a lost dispute) is checked with the disputes.
+            PoiStatus::Failed => !open,
         };
         ensure(consistent, || {
             format!(
@@ -415,6 +438,90 @@ fn check_registry(
         ensure(versions.iter().zip(1u32..).all(|(v, i)| *v == i), || {
             format!("model {name}: versions are not 1..")
         })?;
+    }
+    Ok(())
+}
+
+/// Disputes: numbered `0..job.disputes`, `disputes_open` of them open; an open dispute
+/// holds a positive bond and a closed one none; a playing dispute has exactly its move
+/// deadline, and one awaiting referees exactly its draw target; arbiter checks name a
+/// dispute of their job; a verified job has no open dispute.
+fn check_disputes(
+    jobs: &[PoiJob],
+    checks: &[CheckRecord],
+    disputes: &[Dispute],
+    deadlines: &BTreeSet<(u64, u64, u32)>,
+    targets: &[Target],
+) -> Check {
+    let mut expected_deadlines = BTreeSet::new();
+    let mut expected_targets = BTreeSet::new();
+    for job in jobs {
+        let mine: Vec<&Dispute> = disputes.iter().filter(|d| d.job == job.id).collect();
+        let open = mine.iter().filter(|d| d.status.is_open()).count();
+        ensure(
+            mine.iter().zip(0u32..).all(|(d, n)| d.number == n)
+                && mine.len() == job.disputes as usize
+                && open == job.disputes_open as usize,
+            || format!("poi job {}: disputes out of step with its counters", job.id),
+        )?;
+        ensure(job.status != PoiStatus::Verified || open == 0, || {
+            format!("poi job {} is verified with an open dispute", job.id)
+        })?;
+        let proven = mine.iter().any(|d| d.status == DisputeStatus::ProviderLost)
+            || checks
+                .iter()
+                .any(|c| c.job == job.id && c.status == CheckStatus::Upheld);
+        ensure((job.status == PoiStatus::Failed) == proven, || {
+            format!(
+                "poi job {} is {} but {} proven fault",
+                job.id,
+                job.status.as_str(),
+                if proven { "has a" } else { "has no" }
+            )
+        })?;
+        for d in mine {
+            ensure(d.status.is_open() == (d.bond > 0), || {
+                format!(
+                    "dispute {}/{}: bond {} while {:?}",
+                    d.job, d.number, d.bond, d.status
+                )
+            })?;
+            if let (DisputeStatus::Playing, Some(h)) = (d.status, d.game.deadline()) {
+                expected_deadlines.insert((h, d.job, d.number));
+            }
+            ensure(
+                (d.status == DisputeStatus::AwaitingReferees) == d.referee_target.is_some(),
+                || format!("dispute {}/{}: referee target out of step", d.job, d.number),
+            )?;
+            if let Some((epoch, view)) = d.referee_target {
+                expected_targets.insert((epoch, view, d.job, DISPUTE_SLOT_BASE + d.number));
+            }
+        }
+    }
+    ensure(
+        disputes.iter().all(|d| jobs.iter().any(|j| j.id == d.job)),
+        || "a dispute of a job without a poi record".into(),
+    )?;
+    ensure(&expected_deadlines == deadlines, || {
+        "dispute deadlines are not exactly the playing disputes'".into()
+    })?;
+    let stored: BTreeSet<(u64, u64, u64, u32)> = targets
+        .iter()
+        .filter(|t| t.slot != JOB_SLOT && t.slot >= DISPUTE_SLOT_BASE)
+        .map(|t| (t.epoch, t.view, t.job, t.slot))
+        .collect();
+    ensure(stored == expected_targets, || {
+        "dispute referee targets are not exactly the disputes awaiting referees".into()
+    })?;
+    for c in checks {
+        if let CheckRole::Arbiter { dispute } = c.role {
+            ensure(
+                disputes
+                    .iter()
+                    .any(|d| d.job == c.job && d.number == dispute),
+                || format!("check {}/{} referees no dispute", c.job, c.index),
+            )?;
+        }
     }
     Ok(())
 }

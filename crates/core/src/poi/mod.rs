@@ -56,6 +56,7 @@ pub mod beacon;
 pub mod canary;
 pub mod checks;
 pub mod commit;
+pub mod dispute;
 pub mod dissection;
 mod invariants;
 pub mod merkle;
@@ -189,6 +190,53 @@ pub enum PoiMsg {
         /// Claimed score.
         score: u64,
     },
+    /// A verifier challenges a training job's committed digests (see [`dispute`]), posting
+    /// the challenge bond.
+    Challenge {
+        /// Job id.
+        job: u64,
+        /// A committed leaf the challenger accepts.
+        lo: u64,
+        /// Its digest.
+        lo_digest: [u8; 32],
+        /// Its audit path under the job's root.
+        lo_proof: Vec<[u8; 32]>,
+        /// A committed leaf the challenger disputes (`lo < hi`).
+        hi: u64,
+        /// The provider's digest for it.
+        hi_digest: [u8; 32],
+        /// Its audit path.
+        hi_proof: Vec<[u8; 32]>,
+        /// The challenger's digest for leaf `hi`.
+        claim: [u8; 32],
+        /// Operators in one step's trace (the model's layout length).
+        ops: u64,
+    },
+    /// The provider's move in dispute `dispute` of job `job`: its digests at the pivots,
+    /// each with its audit path (the first operator-phase reveal posts `trace_root`).
+    DisputeReveal {
+        /// Job id.
+        job: u64,
+        /// The dispute's number.
+        dispute: u32,
+        /// One digest per pending pivot.
+        digests: Vec<[u8; 32]>,
+        /// One audit path per digest.
+        proofs: Vec<Vec<[u8; 32]>>,
+        /// The step's trace root, on the first operator-phase reveal.
+        trace_root: Option<[u8; 32]>,
+    },
+    /// The challenger's move: the first sub-range it disputes, with its digest at its end.
+    DisputePick {
+        /// Job id.
+        job: u64,
+        /// The dispute's number.
+        dispute: u32,
+        /// Sub-range, 1-based.
+        index: u32,
+        /// The challenger's digest at the sub-range's right end.
+        claim: [u8; 32],
+    },
     /// A canary's issuer reveals it (see [`canary`]).
     RevealCanary {
         /// Job id.
@@ -289,6 +337,52 @@ pub fn handle(ctx: &mut ExecContext<'_, '_>, signer: Address, msg: &PoiMsg) -> R
             leaf_index,
             proof,
         } => canary::reveal(ctx, signer, *job, *secret, *leaf_index, proof),
+        PoiMsg::Challenge {
+            job,
+            lo,
+            lo_digest,
+            lo_proof,
+            hi,
+            hi_digest,
+            hi_proof,
+            claim,
+            ops,
+        } => dispute::challenge(
+            ctx,
+            signer,
+            &dispute::Challenge {
+                job: *job,
+                lo: *lo,
+                lo_digest: *lo_digest,
+                lo_proof,
+                hi: *hi,
+                hi_digest: *hi_digest,
+                hi_proof,
+                claim: *claim,
+                ops: *ops,
+            },
+        ),
+        PoiMsg::DisputeReveal {
+            job,
+            dispute,
+            digests,
+            proofs,
+            trace_root,
+        } => dispute::reveal(
+            ctx,
+            signer,
+            *job,
+            *dispute,
+            digests.clone(),
+            proofs,
+            *trace_root,
+        ),
+        PoiMsg::DisputePick {
+            job,
+            dispute,
+            index,
+            claim,
+        } => dispute::pick(ctx, signer, *job, *dispute, *index, *claim),
     }
 }
 
@@ -305,9 +399,11 @@ impl Module for Poi {
         PREFIX
     }
 
-    /// PoI holds no tokens yet: every entry holds 0. Challenge bonds (build step 5) will be
-    /// counted here.
-    fn held_by_entry(&self, _key: &[u8], _value: &[u8]) -> Result<Amount, StateError> {
+    /// PoI holds challenge bonds: a dispute record holds its bond; every other entry 0.
+    fn held_by_entry(&self, key: &[u8], value: &[u8]) -> Result<Amount, StateError> {
+        if key.starts_with(dispute::DISPUTE_PREFIX) {
+            return dispute::held(value, key);
+        }
         Ok(0)
     }
 
@@ -319,7 +415,8 @@ impl Module for Poi {
 
     /// Fires due check deadlines ([`spot::run_deadlines`]).
     fn end_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
-        spot::run_deadlines(ctx)
+        spot::run_deadlines(ctx)?;
+        dispute::run_deadlines(ctx)
     }
 
     fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {

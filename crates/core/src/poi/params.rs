@@ -84,7 +84,19 @@ pub struct PoiParams {
     pub canary_leaves: u64,
     /// Share of its bond, bps, a validator caught matching a canary loses (0..10,000).
     pub lazy_slash_bps: u32,
+    /// Blocks each party of a dispute has for its move (1..=[`BLOCKS_CAP`]).
+    pub move_blocks: u64,
+    /// Most operators a step's trace may have in a dispute (1..=[`OPS_PER_STEP_CAP`]).
+    pub ops_per_step_max: u64,
+    /// Least challenge bond, base units (10 POI).
+    #[serde(with = "amount_string")]
+    pub challenge_bond_min: Amount,
+    /// Challenge bond as a share of the job's escrow, bps (0..=10,000).
+    pub challenge_bond_bps: u32,
 }
+
+/// Largest `ops_per_step_max`.
+pub const OPS_PER_STEP_CAP: u64 = 1 << 16;
 
 /// `Option<[u8; 32]>` as an optional hex string.
 mod hex32_option {
@@ -160,6 +172,10 @@ impl Default for PoiParams {
             canary_root: None,
             canary_leaves: 0,
             lazy_slash_bps: 2_000,
+            move_blocks: 20,
+            ops_per_step_max: 4_096,
+            challenge_bond_min: 10 * BASE_UNITS_PER_POI,
+            challenge_bond_bps: 1_000,
         }
     }
 }
@@ -202,6 +218,8 @@ impl PoiParams {
             ("strikes_to_jail", u64::from(self.strikes_to_jail), 100),
             ("jail_blocks", self.jail_blocks, BLOCKS_CAP),
             ("reveal_blocks", self.reveal_blocks, BLOCKS_CAP),
+            ("move_blocks", self.move_blocks, BLOCKS_CAP),
+            ("ops_per_step_max", self.ops_per_step_max, OPS_PER_STEP_CAP),
             ("claim_blocks", self.claim_blocks, BLOCKS_CAP),
             (
                 "deadlines_per_block_max",
@@ -229,6 +247,11 @@ impl PoiParams {
             }
         }
         super::quality::validate_knots(&self.quality_knots)?;
+        if self.challenge_bond_bps > 10_000 || self.challenge_bond_min == 0 {
+            return Err(
+                "poi.challenge_bond_bps is 0..=10000 and challenge_bond_min positive".into(),
+            );
+        }
         if self.lazy_slash_bps >= 10_000 {
             return Err(format!(
                 "poi.lazy_slash_bps = {}, must be below 10000 (a slashed bond stays positive)",

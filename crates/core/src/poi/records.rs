@@ -152,6 +152,10 @@ pub struct PoiJob {
     pub model_id: Option<u64>,
     /// Whether its issuer revealed it as a canary ([`super::canary`]).
     pub canary_revealed: bool,
+    /// Disputes opened so far: `poi/d/<job>/0..disputes`.
+    pub disputes: u32,
+    /// Disputes still open (they block settlement).
+    pub disputes_open: u32,
 }
 
 fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {

@@ -199,7 +199,7 @@ fn eligible(ctx: &ExecContext<'_, '_>, v: &Verifier) -> bool {
 
 /// Assigns `check` (open) to a drawn eligible verifier, or leaves it unassigned, and sets its
 /// deadline; writes it.
-fn assign(
+pub(crate) fn assign(
     ctx: &mut ExecContext<'_, '_>,
     job: &PoiJob,
     mut check: Check,
@@ -264,7 +264,10 @@ fn assign(
 }
 
 /// Closes an open check's assignment: removes its deadline and frees its verifier's slot.
-fn release(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<Option<Verifier>, TxError> {
+pub(crate) fn release(
+    ctx: &mut ExecContext<'_, '_>,
+    check: &Check,
+) -> Result<Option<Verifier>, TxError> {
     ctx.state
         .delete(deadline_key(check.deadline, check.job, check.index));
     let Some(address) = check.validator else {
@@ -309,6 +312,8 @@ pub(crate) fn attest(
         });
     }
     let fits = match (&verdict, check.subject) {
+        (Verdict::Output { .. }, subject) => matches!(subject, CheckSubject::Op { .. }),
+        (_, CheckSubject::Op { .. }) => false,
         (Verdict::Scores { .. }, subject) => subject == CheckSubject::Eval,
         (Verdict::Match { .. } | Verdict::Mismatch { .. }, CheckSubject::Eval) => false,
         _ => true,
@@ -353,6 +358,11 @@ pub(crate) fn attest(
             check.status = CheckStatus::Voted;
             write_check(ctx.state, &check);
             tally(ctx, id, of)
+        }
+        CheckRole::Arbiter { dispute } => {
+            check.status = CheckStatus::Voted;
+            write_check(ctx.state, &check);
+            super::dispute::tally(ctx, id, dispute)
         }
         CheckRole::Spot if !fault => {
             check.status = CheckStatus::Matched;
@@ -513,8 +523,7 @@ fn uphold(
     mut accused: Check,
     referees: Vec<Address>,
 ) -> Result<(), TxError> {
-    let mut job = job_or_err(ctx.state, id)?;
-    let mj = market::job(ctx.state, id)?.ok_or(TxError::UnknownJob(id))?;
+    let job = job_or_err(ctx.state, id)?;
     let verdict = accused
         .verdict
         .clone()
@@ -525,16 +534,53 @@ fn uphold(
         (_, PoiKind::Training) => "faked_segment",
         (_, PoiKind::Inference) => "wrong_inference",
     };
+    accused.status = CheckStatus::Upheld;
+    write_check(ctx.state, &accused);
+    fail_job(
+        ctx,
+        id,
+        Fault {
+            reason,
+            evidence: verdict,
+            check: accused.index,
+            accuser: accused.validator,
+            referees,
+        },
+    )
+}
+
+/// A proven fault of a job's provider.
+pub(crate) struct Fault {
+    /// `faked_segment`, `withheld_checkpoint`, ...
+    pub reason: &'static str,
+    /// What the accuser said.
+    pub evidence: Verdict,
+    /// The accusing check (or the dispute's slot).
+    pub check: u32,
+    /// Who proved it (paid `dispute_reward_bps` of the slash).
+    pub accuser: Option<Address>,
+    /// The referees who upheld it.
+    pub referees: Vec<Address>,
+}
+
+/// The provider of job `id` is at fault: the market slashes it (refunding and crediting the
+/// owner, rewarding the accuser), PoI records the slash, the job fails, and every other open
+/// check and dispute of the job ends.
+pub(crate) fn fail_job(
+    ctx: &mut ExecContext<'_, '_>,
+    id: u64,
+    fault: Fault,
+) -> Result<(), TxError> {
+    let mut job = job_or_err(ctx.state, id)?;
+    let mj = market::job(ctx.state, id)?.ok_or(TxError::UnknownJob(id))?;
     let provider = mj.provider.ok_or(TxError::UnknownJob(id))?;
     let mut amount = 0;
     if mj.status == JobStatus::Committed && mj.is_held() {
         let before = collateral(ctx, &provider)?;
         market::open_poi_dispute(ctx, id)?;
-        market::resolve_dispute_for(ctx, id, true, accused.validator)?;
+        market::resolve_dispute_for(ctx, id, true, fault.accuser)?;
         amount = before.saturating_sub(collateral(ctx, &provider)?);
     }
-    accused.status = CheckStatus::Upheld;
-    write_check(ctx.state, &accused);
     let seq = append_slash(
         ctx.state,
         SlashRecord {
@@ -542,11 +588,11 @@ fn uphold(
             height: ctx.block.height,
             account: provider,
             role: "provider".into(),
-            reason: reason.into(),
+            reason: fault.reason.into(),
             job: id,
-            check: accused.index,
-            evidence: verdict,
-            referees,
+            check: fault.check,
+            evidence: fault.evidence,
+            referees: fault.referees,
             amount,
         },
     )?;
@@ -568,11 +614,12 @@ fn uphold(
     job.checks_pending = 0;
     quality::abandon(ctx, &mut job);
     write_job(ctx.state, &job);
+    super::dispute::refund_open(ctx, id)?;
     ctx.emit(
         Event::new(NAME, "provider_slashed")
             .with("job", id)
             .with("provider", provider)
-            .with("reason", reason)
+            .with("reason", fault.reason)
             .with("amount", amount)
             .with("slash", seq),
     );
@@ -608,7 +655,7 @@ pub(crate) fn drop_accusation(
 }
 
 /// One spot check of job `id` stopped blocking; settles the job when none does.
-fn spot_closed(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
+pub(crate) fn spot_closed(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
     let mut job = job_or_err(ctx.state, id)?;
     job.checks_pending = job
         .checks_pending
@@ -619,8 +666,12 @@ fn spot_closed(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), TxError> {
 }
 
 /// Settles a verifying job with no blocking check: the market pays the provider.
-fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(), TxError> {
-    if job.status != PoiStatus::Verifying || job.checks_pending > 0 || !quality::settled(&job) {
+pub(crate) fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(), TxError> {
+    if job.status != PoiStatus::Verifying
+        || job.checks_pending > 0
+        || job.disputes_open > 0
+        || !quality::settled(&job)
+    {
         return Ok(());
     }
     let mj = market::job(ctx.state, job.id)?.ok_or(TxError::UnknownJob(job.id))?;
@@ -692,7 +743,7 @@ fn register_model(
 }
 
 /// Adds a strike; `strikes_to_jail` of them jail the verifier.
-fn strike(ctx: &mut ExecContext<'_, '_>, address: Address) -> Result<(), TxError> {
+pub(crate) fn strike(ctx: &mut ExecContext<'_, '_>, address: Address) -> Result<(), TxError> {
     let Some(mut v) = read_verifier(ctx.state, &address)? else {
         return Ok(());
     };
@@ -755,6 +806,7 @@ pub(crate) fn run_deadlines(ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError
             match check.role {
                 CheckRole::Spot => spot_closed(ctx, id)?,
                 CheckRole::Referee { of } => tally(ctx, id, of)?,
+                CheckRole::Arbiter { dispute } => super::dispute::tally(ctx, id, dispute)?,
             }
             continue;
         }
@@ -768,6 +820,7 @@ pub(crate) fn run_deadlines(ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError
                 .filter(|c| c.index == of || c.role == CheckRole::Referee { of })
                 .filter_map(|c| c.validator)
                 .collect(),
+            CheckRole::Arbiter { dispute } => super::dispute::excluded(ctx.state, id, dispute)?,
         };
         assign(ctx, &job, check, &randomness, &excluded)?;
     }

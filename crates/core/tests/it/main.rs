@@ -5,6 +5,7 @@ mod canary;
 mod chain;
 mod conformance;
 mod determinism;
+mod disputes;
 mod dissection;
 mod market;
 mod net;

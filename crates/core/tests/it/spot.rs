@@ -552,6 +552,8 @@ fn segment_selection_frequency_matches_check_bps() {
         quality: None,
         model_id: None,
         canary_revealed: false,
+        disputes: 0,
+        disputes_open: 0,
     };
     let mut picked = 0u64;
     let mut total = 0u64;

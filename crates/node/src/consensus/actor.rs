@@ -1,7 +1,7 @@
 //! The driver actor: turns simplex's requests into [`Application`] calls.
 //!
-//! Owns: the application handle, the block channel sender, proposal pacing and the latest
-//! finalized digest. Invariants:
+//! Owns: the application handle, the block channel sender, proposal pacing, the latest
+//! finalized digest and the recording of certified seeds into the [`SeedCache`]. Invariants:
 //! - the actor loop never awaits the application or a timer; each proposal, verification and
 //!   broadcast runs in its own child task, so one slow block never delays another request or
 //!   the delivery of a finalization;
@@ -15,6 +15,7 @@
 
 use super::{
     Application, Digest,
+    beacon::SeedCache,
     config::MAILBOX_SIZE,
     fetch::{self, BlockRequests},
     ingress::{Mailbox, Message},
@@ -54,6 +55,8 @@ pub(crate) struct Config<A, S> {
     pub(crate) request_sender: S,
     /// The other validators, asked in turn for missing blocks.
     pub(crate) peers: Vec<PublicKey>,
+    /// Where seeds taken from certificates go.
+    pub(crate) seeds: SeedCache,
 }
 
 /// The p2p receivers and local queue the actor consumes.
@@ -172,7 +175,15 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
                 self.verify(context, ctx, payload, response);
             }
             Message::Broadcast { payload, plan } => self.broadcast(context, payload, plan),
-            Message::Finalized { view, payload } => {
+            Message::Seed(seed) => self.cfg.seeds.insert(seed),
+            Message::Finalized {
+                view,
+                payload,
+                seed,
+            } => {
+                if let Some(seed) = seed {
+                    self.cfg.seeds.insert(seed);
+                }
                 if view <= self.finalized_view {
                     // Replayed or out of order: an ancestor of what was already delivered.
                     return;
@@ -225,10 +236,11 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
     ) {
         let app = self.cfg.app.clone();
         let parent = ctx.parent.1;
+        let view = ctx.round.view().get();
         context.child("verify").spawn(move |_| async move {
             select! {
                 _ = response.closed() => {},
-                valid = app.verify(parent.0, payload.0) => {
+                valid = app.verify(parent.0, payload.0, view) => {
                     let _ = response.send(valid);
                 },
             }

@@ -2,18 +2,25 @@
 //!
 //! Owns: [`ConsensusConfig`], [`Validator`], [`Timeouts`], [`NetworkProfile`] and the limits
 //! that size the engine. Invariant: [`ConsensusConfig::prepare`] is the only way to obtain the
-//! decoded keys, participant set and peer map the engine is built from, so nothing reaches
-//! commonware without passing [`ConsensusConfig::validate`].
+//! decoded keys, participant set, peer map and threshold signer the engine is built from, so
+//! nothing reaches commonware without passing [`ConsensusConfig::validate`] (commonware's
+//! `vrf::Scheme::signer` asserts what `prepare` checks first).
 
-use super::error::ConfigError;
+use super::{
+    beacon::{BeaconKey, BeaconScheme},
+    error::ConfigError,
+};
 use commonware_codec::{DecodeExt as _, Encode as _};
-use commonware_consensus::simplex::{max_payload_size, scheme::ed25519::Scheme};
+use commonware_consensus::simplex::max_payload_size;
 use commonware_cryptography::{
     ChaCha20Poly1305, Signer as _, ed25519, sha256::Digest as Sha256Digest,
 };
 use commonware_p2p::{Address, authenticated::max_size};
 use commonware_stream::SakeCups;
-use commonware_utils::ordered::{Map, Set};
+use commonware_utils::{
+    N3f1,
+    ordered::{Map, Quorum as _, Set},
+};
 use std::{
     fmt,
     net::SocketAddr,
@@ -22,8 +29,9 @@ use std::{
     time::Duration,
 };
 
-/// Largest validator set the driver accepts. Bounds the size of certificates (ed25519
-/// certificates carry one signature per signer) and therefore the p2p message size.
+/// Largest validator set the driver accepts. Threshold certificates are constant-size, but
+/// the public polynomial (one G2 point per `2f + 1`) and the per-vote checks against it grow
+/// with the set; this bounds both, and the work of decoding a polynomial file.
 pub const VALIDATORS_MAX: u32 = 1_024;
 
 /// Ready-queue capacity of each internal mailbox (simplex's actors, the driver's, the p2p
@@ -53,7 +61,8 @@ pub(crate) type Transport = SakeCups<ed25519::PrivateKey, ChaCha20Poly1305>;
 /// One member of the validator set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Validator {
-    /// ed25519 public key (32 bytes), used both as p2p identity and as consensus signing key.
+    /// ed25519 public key (32 bytes): the p2p identity, and the participant identity consensus
+    /// orders the validator set by (votes are signed with the validator's beacon share).
     pub public_key: [u8; 32],
     /// Address other validators dial to reach this one.
     pub address: SocketAddr,
@@ -109,8 +118,11 @@ pub struct ConsensusConfig {
     /// Directory of the commonware storage (the consensus journal). Keep it across restarts:
     /// it records this validator's votes, and losing it risks signing conflicting votes.
     pub storage_dir: PathBuf,
-    /// Secret 32-byte ed25519 seed of this validator.
+    /// Secret 32-byte ed25519 seed of this validator (its p2p identity).
     pub signing_key_seed: [u8; 32],
+    /// This validator's share of the group key consensus votes are signed with, and the public
+    /// polynomial of the dealing (see [`super::beacon`]).
+    pub beacon: BeaconKey,
     /// The validator set, identical (up to order) on every validator.
     pub validators: Vec<Validator>,
     /// Address the p2p network listens on.
@@ -144,6 +156,7 @@ impl fmt::Debug for ConsensusConfig {
         f.debug_struct("ConsensusConfig")
             .field("storage_dir", &self.storage_dir)
             .field("signing_key_seed", &"<redacted>")
+            .field("beacon", &self.beacon)
             .field("validators", &self.validators)
             .field("listen", &self.listen)
             .field("namespace", &hex::encode(&self.namespace))
@@ -174,10 +187,12 @@ fn signing_key(seed: &[u8; 32]) -> ed25519::PrivateKey {
 }
 
 impl ConsensusConfig {
-    /// A config with default timeouts and limits for the given validator set.
+    /// A config with default timeouts and limits for the given validator set; `beacon` is this
+    /// validator's key from a dealing over exactly that set.
     pub fn new(
         storage_dir: impl Into<PathBuf>,
         signing_key_seed: [u8; 32],
+        beacon: BeaconKey,
         listen: SocketAddr,
         validators: Vec<Validator>,
         namespace: impl Into<Vec<u8>>,
@@ -186,6 +201,7 @@ impl ConsensusConfig {
         Self {
             storage_dir: storage_dir.into(),
             signing_key_seed,
+            beacon,
             validators,
             listen,
             namespace: namespace.into(),
@@ -202,10 +218,12 @@ impl ConsensusConfig {
     }
 
     /// A one-validator chain: this node is the whole validator set, listening on `listen`.
-    /// Every block notarizes and finalizes locally (quorum 1).
+    /// Every block notarizes and finalizes locally (quorum 1). `beacon` comes from a dealing
+    /// to this one validator.
     pub fn single(
         storage_dir: impl Into<PathBuf>,
         signing_key_seed: [u8; 32],
+        beacon: BeaconKey,
         listen: SocketAddr,
         namespace: impl Into<Vec<u8>>,
     ) -> Self {
@@ -213,7 +231,14 @@ impl ConsensusConfig {
             public_key: validator_public_key(&signing_key_seed),
             address: listen,
         };
-        Self::new(storage_dir, signing_key_seed, listen, vec![me], namespace)
+        Self::new(
+            storage_dir,
+            signing_key_seed,
+            beacon,
+            listen,
+            vec![me],
+            namespace,
+        )
     }
 
     /// The public key of this validator.
@@ -233,14 +258,7 @@ impl ConsensusConfig {
         }
         let (participants, peers) = self.validator_set()?;
         let signer = signing_key(&self.signing_key_seed);
-        let scheme = Scheme::signer(
-            &self.consensus_namespace(),
-            participants.clone(),
-            signer.clone(),
-        )
-        .ok_or_else(|| ConfigError::NotAValidator {
-            key: hex::encode(signer.public_key().encode()),
-        })?;
+        let scheme = self.threshold_signer(&participants, &signer)?;
         self.validate_timeouts()?;
         if self.view_retention == 0 {
             return Err(ConfigError::ViewRetentionZero);
@@ -257,7 +275,7 @@ impl ConsensusConfig {
         }
         // Checked against VALIDATORS_MAX in `validator_set`, so the count fits in u32.
         let count = u32::try_from(participants.len()).expect("count bounded by VALIDATORS_MAX");
-        let consensus_bytes = max_payload_size::<Scheme, Sha256Digest>(count);
+        let consensus_bytes = max_payload_size::<BeaconScheme, Sha256Digest>(count);
         let max_message_size =
             commonware_p2p::max_message_size(&[consensus_bytes, self.max_block_bytes as usize]);
         if max_message_size > transport_max {
@@ -275,6 +293,50 @@ impl ConsensusConfig {
             max_message_size,
             cfg: self.clone(),
         })
+    }
+
+    /// The threshold signer of this validator, after every check `vrf::Scheme::signer`
+    /// would otherwise assert.
+    fn threshold_signer(
+        &self,
+        participants: &Set<ed25519::PublicKey>,
+        signer: &ed25519::PrivateKey,
+    ) -> Result<BeaconScheme, ConfigError> {
+        let me = signer.public_key();
+        let position = participants
+            .index(&me)
+            .ok_or_else(|| ConfigError::NotAValidator {
+                key: hex::encode(me.encode()),
+            })?;
+        let beacon = &self.beacon;
+        if beacon.validators() as usize != participants.len() {
+            return Err(ConfigError::BeaconSetSize {
+                dealt: beacon.validators(),
+                validators: participants.len(),
+            });
+        }
+        let quorum = participants.quorum::<N3f1>();
+        if beacon.threshold() != quorum {
+            return Err(ConfigError::BeaconThreshold {
+                threshold: beacon.threshold(),
+                quorum,
+            });
+        }
+        if beacon.share_index() != position.get() {
+            return Err(ConfigError::BeaconShareNotOurs {
+                share_index: beacon.share_index(),
+                position: position.get(),
+            });
+        }
+        // `BeaconKey::new` checked the share against the polynomial, so the signer exists.
+        let scheme = BeaconScheme::signer(
+            &self.consensus_namespace(),
+            participants.clone(),
+            beacon.polynomial().clone(),
+            beacon.share().clone(),
+        )
+        .expect("share checked against the polynomial");
+        Ok(scheme)
     }
 
     fn validator_set(
@@ -355,7 +417,12 @@ impl ConsensusConfig {
 
     /// Namespace for consensus signatures.
     pub(crate) fn consensus_namespace(&self) -> Vec<u8> {
-        commonware_utils::union(&self.namespace, b"_CONSENSUS")
+        consensus_namespace(&self.namespace)
+    }
+
+    /// The namespace seeds are signed under (recorded in genesis for core to check seeds).
+    pub fn seed_namespace(&self) -> Vec<u8> {
+        super::beacon::seed_namespace_of(&self.consensus_namespace())
     }
 
     /// Namespace for p2p handshakes.
@@ -364,12 +431,17 @@ impl ConsensusConfig {
     }
 }
 
+/// Namespace for consensus signatures of chain id `namespace`.
+pub(crate) fn consensus_namespace(namespace: &[u8]) -> Vec<u8> {
+    commonware_utils::union(namespace, b"_CONSENSUS")
+}
+
 /// A validated config, decoded into commonware types.
 pub(crate) struct Prepared {
     /// This validator's signing key.
     pub(crate) signer: ed25519::PrivateKey,
     /// This validator's consensus signing scheme over `participants`.
-    pub(crate) scheme: Scheme,
+    pub(crate) scheme: BeaconScheme,
     /// The validator set, sorted.
     pub(crate) participants: Set<ed25519::PublicKey>,
     /// Where each validator listens.

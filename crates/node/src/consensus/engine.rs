@@ -10,6 +10,7 @@
 use super::{
     Application, ConsensusConfig, Digest,
     actor::{self, Actor},
+    beacon::SeedCache,
     config::{
         MAILBOX_SIZE, NetworkProfile, PAGE_CACHE_PAGES, Prepared, REPLAY_BUFFER_BYTES,
         WRITE_BUFFER_BYTES,
@@ -83,13 +84,15 @@ pub struct Channels<S, R> {
 /// Starts consensus over caller-provided p2p channels (for example commonware's simulated
 /// network in a deterministic test) and returns the handle of the supervising task.
 ///
-/// `requests` is the other half of the application's [`BlockRequester`]; `blocker` is told
-/// about misbehaving peers (with `p2p::authenticated` it is the oracle).
+/// `requests` is the other half of the application's [`BlockRequester`]; `seeds` receives the
+/// seed of every certificate; `blocker` is told about misbehaving peers (with
+/// `p2p::authenticated` it is the oracle).
 pub fn start_with_channels<E, A, B, S, R>(
     context: E,
     cfg: &ConsensusConfig,
     app: A,
     requests: BlockRequests,
+    seeds: SeedCache,
     blocker: B,
     channels: Channels<S, R>,
 ) -> Result<Handle<()>, ConsensusError>
@@ -101,18 +104,29 @@ where
     R: Receiver<PublicKey = PublicKey>,
 {
     let prepared = cfg.prepare()?;
-    Ok(context.spawn(move |context| drive(context, prepared, app, requests, blocker, channels)))
+    let links = Links { requests, seeds };
+    Ok(context.spawn(move |context| drive(context, prepared, app, links, blocker, channels)))
+}
+
+/// What the driver shares with the application besides the application itself.
+struct Links {
+    /// The application's block requests.
+    requests: BlockRequests,
+    /// Seeds taken from certificates.
+    seeds: SeedCache,
 }
 
 /// Starts the p2p network (`p2p::authenticated::lookup`, one peer set with every validator)
 /// and consensus inside an existing commonware runtime context; returns the handle of the
 /// supervising task. Use [`run`] unless the runtime is already set up. `requests` is the
-/// other half of the application's [`BlockRequester`] (see [`block_requests`]).
+/// other half of the application's [`BlockRequester`] (see [`block_requests`]); `seeds`
+/// receives the seed of every certificate.
 pub async fn start<E, A>(
     context: E,
     cfg: &ConsensusConfig,
     app: A,
     requests: BlockRequests,
+    seeds: SeedCache,
 ) -> Result<Handle<()>, ConsensusError>
 where
     E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
@@ -128,10 +142,11 @@ where
             source,
         })?;
     drop(probe);
-    Ok(context.spawn(move |context| drive_networked(context, prepared, app, requests)))
+    let links = Links { requests, seeds };
+    Ok(context.spawn(move |context| drive_networked(context, prepared, app, links)))
 }
 
-async fn drive_networked<E, A>(context: E, prepared: Prepared, app: A, requests: BlockRequests)
+async fn drive_networked<E, A>(context: E, prepared: Prepared, app: A, links: Links)
 where
     E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
     A: Application,
@@ -176,7 +191,7 @@ where
     let mut network_task = network.start();
     let mut consensus_task = context
         .child("consensus")
-        .spawn(move |context| drive(context, prepared, app, requests, oracle, channels));
+        .spawn(move |context| drive(context, prepared, app, links, oracle, channels));
     select! {
         result = &mut network_task => warn!(?result, "p2p network stopped"),
         result = &mut consensus_task => warn!(?result, "consensus stopped"),
@@ -188,7 +203,7 @@ async fn drive<E, A, B, S, R>(
     context: E,
     prepared: Prepared,
     app: A,
-    requests: BlockRequests,
+    links: Links,
     blocker: B,
     channels: Channels<S, R>,
 ) where
@@ -209,6 +224,7 @@ async fn drive<E, A, B, S, R>(
             block_sender: channels.blocks.0,
             request_sender: channels.block_requests.0,
             peers: prepared.peers(),
+            seeds: links.seeds,
         },
     );
     let timeouts = cfg.timeouts;
@@ -252,7 +268,7 @@ async fn drive<E, A, B, S, R>(
     let inputs = actor::Inputs {
         blocks: channels.blocks.1,
         requests: channels.block_requests.1,
-        local_requests: requests,
+        local_requests: links.requests,
     };
     let mut actor_task = actor.start(context.child("driver"), inputs);
     let mut engine_task = engine.start(channels.votes, channels.certificates, channels.resolver);
@@ -317,6 +333,11 @@ pub struct NodeContext {
     /// Asks peers for blocks the application lacks (a missed broadcast, or blocks finalized
     /// while this node was down); they arrive via [`Application::receive_block`].
     pub blocks: BlockRequester,
+    /// The seeds consensus has certified, newest [`SEED_CACHE_VIEWS_MAX`] views; a proposer
+    /// copies the ones its block should carry.
+    ///
+    /// [`SEED_CACHE_VIEWS_MAX`]: super::SEED_CACHE_VIEWS_MAX
+    pub seeds: SeedCache,
 }
 
 /// Runs a validator until shutdown: builds commonware's tokio runtime (storage rooted at
@@ -354,15 +375,17 @@ where
     tokio::Runner::new(runtime_cfg).start(|context| async move {
         let shutdown = Shutdown::new();
         let (requester, requests) = block_requests();
+        let seeds = SeedCache::new();
         let node = NodeContext {
             runtime: context.child("app"),
             shutdown: shutdown.clone(),
             blocks: requester,
+            seeds: seeds.clone(),
         };
         let app = app_factory(node)
             .await
             .map_err(|error| ConsensusError::Application(error.into()))?;
-        let mut consensus = start(context.child("node"), &cfg, app, requests).await?;
+        let mut consensus = start(context.child("node"), &cfg, app, requests, seeds).await?;
         info!(key = %hex::encode(cfg.public_key()), listen = %cfg.listen, "validator running");
         let outcome = select! {
             _ = shutdown.wait() => Ok(()),

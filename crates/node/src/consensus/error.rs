@@ -1,8 +1,9 @@
 //! Typed errors of the consensus driver.
 //!
 //! Owns: [`ConfigError`] (a [`ConsensusConfig`](super::ConsensusConfig) that commonware would
-//! reject, usually by panicking) and [`ConsensusError`] (everything [`run`](super::run) and
-//! [`start`](super::start) can fail with). Invariant: every check that commonware asserts inside
+//! reject, usually by panicking), [`BeaconKeyError`] (beacon key material that cannot be used)
+//! and [`ConsensusError`] (everything [`run`](super::run) and [`start`](super::start) can fail
+//! with). Invariant: every check that commonware asserts inside
 //! `Engine::new` or the p2p network is repeated here first, so a bad configuration is an error,
 //! never a panic.
 
@@ -98,6 +99,78 @@ pub enum ConfigError {
     /// `worker_threads` is zero.
     #[error("worker thread count must be greater than zero")]
     WorkerThreadsZero,
+    /// The beacon polynomial was dealt for a different number of validators.
+    #[error("beacon key was dealt for {dealt} validators, the validator set has {validators}")]
+    BeaconSetSize {
+        /// Validators the polynomial covers.
+        dealt: u32,
+        /// Validators configured.
+        validators: usize,
+    },
+    /// The beacon polynomial's threshold is not the consensus quorum of the validator set.
+    #[error("beacon key threshold is {threshold}, the validator set's quorum is {quorum}")]
+    BeaconThreshold {
+        /// Signatures the polynomial needs.
+        threshold: u32,
+        /// Quorum of the validator set (`2f + 1`).
+        quorum: u32,
+    },
+    /// The beacon share belongs to another position in the validator set.
+    #[error(
+        "beacon share has index {share_index} but this validator is number {position} of the \
+         sorted validator set"
+    )]
+    BeaconShareNotOurs {
+        /// Index of the share.
+        share_index: u32,
+        /// Position of this node's key in the sorted validator set.
+        position: u32,
+    },
+}
+
+/// Beacon key material (a share, a polynomial, a dealing) that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BeaconKeyError {
+    /// The share bytes do not decode.
+    #[error("beacon share does not decode: {0}")]
+    Share(String),
+    /// The polynomial bytes do not decode.
+    #[error("beacon polynomial does not decode: {0}")]
+    Polynomial(String),
+    /// The share's index is outside the polynomial's participants.
+    #[error("beacon share index {index} is outside the {validators} dealt validators")]
+    ShareIndex {
+        /// Index of the share.
+        index: u32,
+        /// Validators the polynomial covers.
+        validators: u32,
+    },
+    /// The share is not a point of the polynomial (a share of another dealing).
+    #[error("beacon share {index} does not belong to this polynomial")]
+    ShareMismatch {
+        /// Index of the share.
+        index: u32,
+    },
+    /// A dealing over no validators or more than [`VALIDATORS_MAX`](super::VALIDATORS_MAX).
+    #[error("cannot deal beacon keys to {count} validators")]
+    Validators {
+        /// Validators given.
+        count: usize,
+    },
+    /// A validator key given to the dealer is not an ed25519 public key.
+    #[error("validator {index} has an invalid ed25519 public key {key}")]
+    InvalidValidatorKey {
+        /// Position in the list given.
+        index: usize,
+        /// The key, hex encoded.
+        key: String,
+    },
+    /// The same validator key was given to the dealer twice.
+    #[error("a validator key appears more than once")]
+    DuplicateValidator,
+    /// commonware's dealer failed.
+    #[error("dealing failed: {0}")]
+    Deal(String),
 }
 
 /// Why [`run`](super::run) or [`start`](super::start) failed.

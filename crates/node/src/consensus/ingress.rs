@@ -5,8 +5,14 @@
 //! Invariants: the mailbox never blocks and never does work itself; every call turns into at
 //! most one queued [`Message`] (replies travel on oneshot channels), and a request that cannot
 //! be queued is answered by dropping its reply channel, which simplex reads as "declined".
+//! The reporter turns every certificate into the seed of its round (a notarization or
+//! nullification into [`Message::Seed`], a finalization into [`Message::Finalized`] with its
+//! seed), reading the recovered signature without panicking on one that does not decode.
 
-use super::Digest;
+use super::{
+    Digest,
+    beacon::{BeaconScheme, CertifiedSeed},
+};
 use commonware_actor::{
     Feedback,
     mailbox::{Policy, Sender},
@@ -15,12 +21,12 @@ use commonware_consensus::{
     Automaton, CertifiableAutomaton, Relay, Reporter, Viewable as _,
     simplex::{
         Plan,
-        scheme::ed25519::Scheme,
+        scheme::bls12381_threshold::vrf::{Certificate, Seed},
         types::{Activity, Context},
     },
-    types::View,
+    types::{Round, View},
 };
-use commonware_cryptography::ed25519::PublicKey;
+use commonware_cryptography::{bls12381::primitives::variant::MinSig, ed25519::PublicKey};
 use commonware_utils::channel::oneshot;
 use std::collections::VecDeque;
 
@@ -55,7 +61,18 @@ pub(crate) enum Message {
         view: View,
         /// Digest of the finalized block.
         payload: Digest,
+        /// The seed of the finalization's round, if its signature decodes.
+        seed: Option<CertifiedSeed>,
     },
+    /// A notarization or nullification certified the seed of its round.
+    Seed(CertifiedSeed),
+}
+
+/// The seed a certificate of `round` carries; `None` if its signature does not decode (the
+/// engine only reports verified certificates, so this does not happen in practice).
+fn seed_of(round: Round, certificate: &Certificate<MinSig>) -> Option<CertifiedSeed> {
+    let signature = certificate.get()?.seed_signature;
+    Some(CertifiedSeed::from_seed(&Seed::new(round, signature)))
 }
 
 impl Policy for Message {
@@ -118,16 +135,29 @@ impl Relay for Mailbox {
 }
 
 impl Reporter for Mailbox {
-    type Activity = Activity<Scheme, Digest>;
+    type Activity = Activity<BeaconScheme, Digest>;
 
     fn report(&mut self, activity: Self::Activity) -> Feedback {
         match activity {
             Activity::Finalization(finalization) => self.sender.enqueue(Message::Finalized {
                 view: finalization.view(),
                 payload: finalization.proposal.payload,
+                seed: seed_of(finalization.proposal.round, &finalization.certificate),
             }),
-            // Votes, notarizations, nullifications and fault evidence are not used yet
-            // (slashing will consume the conflict variants).
+            Activity::Notarization(notarization) => {
+                match seed_of(notarization.proposal.round, &notarization.certificate) {
+                    Some(seed) => self.sender.enqueue(Message::Seed(seed)),
+                    None => Feedback::Ok,
+                }
+            }
+            Activity::Nullification(nullification) => {
+                match seed_of(nullification.round, &nullification.certificate) {
+                    Some(seed) => self.sender.enqueue(Message::Seed(seed)),
+                    None => Feedback::Ok,
+                }
+            }
+            // Votes and fault evidence are not used yet. The scheme is not attributable:
+            // slashing must read them through commonware's `AttributableReporter`.
             _ => Feedback::Ok,
         }
     }

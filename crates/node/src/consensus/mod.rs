@@ -1,7 +1,9 @@
 //! Order blocks with commonware simplex: the consensus driver of a poi validator.
 //!
 //! Stability: ALPHA; the [`Application`] seam and [`ConsensusConfig`] may still change.
-//! Uses only BETA commonware parts (simplex, ed25519, tokio runtime, `p2p::authenticated`).
+//! Uses only BETA commonware parts (simplex with the `bls12381_threshold::vrf` scheme,
+//! `dkg::feldman_desmedt`'s dealer, ed25519 p2p identities, tokio runtime,
+//! `p2p::authenticated`).
 //!
 //! # What this module owns
 //! Consensus moves 32-byte block digests; the application owns blocks. The driver connects
@@ -11,6 +13,11 @@
 //! missed (offline, or links not up yet) are fetched on the application's request
 //! ([`BlockRequester`], `fetch.rs`, [`CHANNEL_BLOCK_REQUESTS`]). `engine.rs` wires simplex, the
 //! actor and the p2p network; [`run`] is the process entry point.
+//!
+//! Votes are threshold BLS signatures ([`beacon`]): every certificate carries the seed of its
+//! round, which the driver records in a [`SeedCache`] ([`NodeContext::seeds`]) for proposers
+//! to put into blocks. Each validator needs its share of a dealt group key
+//! ([`ConsensusConfig::beacon`], from [`beacon::deal`]).
 //!
 //! One validator is the default ([`ConsensusConfig::single`]): quorum 1, each block
 //! notarizes and finalizes locally. N validators is the same code with a longer
@@ -23,6 +30,8 @@
 //! - Proposals are paced: a digest is released no earlier than
 //!   [`ConsensusConfig::block_interval`] after simplex asked for it; the actor never sleeps.
 //! - [`Application::verify`] answers are permanent; "not yet known" means keep waiting.
+//! - Every certificate the engine reports puts its round's seed into the [`SeedCache`] before
+//!   any later request is handled (one mailbox, in order).
 //! - Finality is only what the engine reports as a finalization. [`Application::finalized`] is
 //!   called one call at a time, with strictly increasing views within a run; it may skip
 //!   heights and repeat after a restart, so the application walks parents and is idempotent.
@@ -31,14 +40,14 @@
 //!
 //! # Example
 //! ```no_run
-//! use poi_node::consensus::{ConsensusConfig, run};
+//! use poi_node::consensus::{ConsensusConfig, run, validator_public_key};
 //! # use poi_node::consensus::{Application, BlockDigest};
 //! # #[derive(Clone)] struct MyApp;
 //! # impl MyApp { async fn open() -> Result<Self, std::io::Error> { Ok(Self) } }
 //! # impl Application for MyApp {
 //! #     fn genesis(&self) -> BlockDigest { [0; 32] }
 //! #     async fn propose(&self, _: BlockDigest, _: u64) -> Option<BlockDigest> { None }
-//! #     async fn verify(&self, _: BlockDigest, _: BlockDigest) -> bool { false }
+//! #     async fn verify(&self, _: BlockDigest, _: BlockDigest, _: u64) -> bool { false }
 //! #     async fn block_bytes(&self, _: BlockDigest) -> Option<Vec<u8>> { None }
 //! #     async fn receive_block(&self, _: Vec<u8>) {}
 //! #     async fn finalized(&self, _: BlockDigest) {}
@@ -46,7 +55,10 @@
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let listen = "127.0.0.1:7400".parse()?;
 //!     let seed = [7; 32]; // keep secret: this validator's ed25519 seed
-//!     let cfg = ConsensusConfig::single("./data/consensus", seed, listen, b"poi-devnet".to_vec());
+//!     // Keep secret too, and keep it: a share of the group key, dealt once per validator set.
+//!     let beacon = poi_node::consensus::beacon::deal(&[validator_public_key(&seed)])?.remove(0);
+//!     let ns = b"poi-devnet".to_vec();
+//!     let cfg = ConsensusConfig::single("./data/consensus", seed, beacon, listen, ns);
 //!     // Blocks this thread until Ctrl-C (or `node.shutdown.trigger()`).
 //!     run(cfg, |node| async move {
 //!         let app = MyApp::open().await?;
@@ -63,6 +75,7 @@
 //! ```
 
 mod actor;
+pub mod beacon;
 mod config;
 mod engine;
 mod error;
@@ -71,6 +84,7 @@ mod ingress;
 #[cfg(test)]
 mod tests;
 
+pub use beacon::{BeaconKey, CertifiedSeed, SEED_CACHE_VIEWS_MAX, SeedCache};
 pub use config::{
     BLOCK_INTERVAL_DEFAULT, ConsensusConfig, MAX_BLOCK_BYTES_DEFAULT, NetworkProfile, Timeouts,
     VALIDATORS_MAX, Validator, validator_public_key,
@@ -79,7 +93,7 @@ pub use engine::{
     CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
     Channels, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start, start_with_channels,
 };
-pub use error::{ConfigError, ConsensusError};
+pub use error::{BeaconKeyError, ConfigError, ConsensusError};
 pub use fetch::{BLOCK_REQUESTS_QUEUED_MAX, BlockRequester, BlockRequests, block_requests};
 
 use std::future::Future;
@@ -109,12 +123,17 @@ pub trait Application: Clone + Send + Sync + 'static {
         view: u64,
     ) -> impl Future<Output = Option<BlockDigest>> + Send;
 
-    /// Permanent verdict on block `digest`, proposed by another validator on `parent`.
+    /// Permanent verdict on block `digest`, proposed by another validator on `parent` for
+    /// consensus view `view` (a block must name the view it was proposed in).
     /// Returns `false` only if the block is invalid forever; while the block (delivered via
     /// [`Application::receive_block`]) or its parent is missing, keep waiting, and after a
     /// short wait ask peers for it with [`BlockRequester`] ([`NodeContext::blocks`]).
-    fn verify(&self, parent: BlockDigest, digest: BlockDigest)
-    -> impl Future<Output = bool> + Send;
+    fn verify(
+        &self,
+        parent: BlockDigest,
+        digest: BlockDigest,
+        view: u64,
+    ) -> impl Future<Output = bool> + Send;
 
     /// Encoded bytes of a block this node holds, to send to peers.
     fn block_bytes(&self, digest: BlockDigest) -> impl Future<Output = Option<Vec<u8>>> + Send;

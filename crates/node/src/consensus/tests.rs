@@ -3,9 +3,15 @@
 //! `Chain` is a real (if tiny) application: block digest = blake3(parent || height || proposer)
 //! (the proposer tag keeps blocks of different validators apart), blocks persist in shared
 //! memory that outlives a `run` (standing in for the block store across a restart), and
-//! finalization walks parents and asserts the links.
+//! finalization walks parents and asserts the links. Each validator set gets its beacon key
+//! from a fresh trusted dealing, and the tests check the seeds the driver records.
 
 use super::*;
+use commonware_codec::Encode as _;
+use commonware_consensus::{
+    simplex::scheme::Namespace,
+    types::{Epoch, Round, View},
+};
 use std::{
     collections::HashMap,
     net::{SocketAddr, TcpListener},
@@ -111,6 +117,8 @@ struct Chain {
     proposer: u8,
     /// Set once `run` hands out the requester.
     requester: Option<BlockRequester>,
+    /// Set once `run` hands out the seed cache.
+    seeds: Option<SeedCache>,
 }
 
 impl Chain {
@@ -130,12 +138,15 @@ impl Chain {
             genesis,
             proposer,
             requester: None,
+            seeds: None,
         }
     }
 
-    fn with_requester(&self, requester: BlockRequester) -> Self {
+    /// This chain as run by `node`: asks its peers for blocks and sees its seeds.
+    fn in_node(&self, node: &NodeContext) -> Self {
         let mut chain = self.clone();
-        chain.requester = Some(requester);
+        chain.requester = Some(node.blocks.clone());
+        chain.seeds = Some(node.seeds.clone());
         chain
     }
 
@@ -199,7 +210,7 @@ impl Application for Chain {
         Some(digest)
     }
 
-    async fn verify(&self, parent: BlockDigest, digest: BlockDigest) -> bool {
+    async fn verify(&self, parent: BlockDigest, digest: BlockDigest, _view: u64) -> bool {
         // The broadcast is usually in flight: wait once before asking a peer.
         let mut request = false;
         loop {
@@ -248,20 +259,34 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("local address")
 }
 
+/// Chain id of every test chain.
+const NAMESPACE: &[u8] = b"poi-test";
+
+/// A fresh dealing to the validators with these ed25519 seeds, one key each, in order.
+fn deal_to(seeds: &[[u8; 32]]) -> Vec<BeaconKey> {
+    let publics: Vec<[u8; 32]> = seeds.iter().map(validator_public_key).collect();
+    beacon::deal(&publics).expect("deal beacon keys")
+}
+
 fn test_config(dir: &std::path::Path, block_interval: Duration) -> ConsensusConfig {
-    let mut cfg = ConsensusConfig::single(dir, [1; 32], free_port(), b"poi-test".to_vec());
+    let key = deal_to(&[[1; 32]]).remove(0);
+    let mut cfg = ConsensusConfig::single(dir, [1; 32], key, free_port(), NAMESPACE.to_vec());
     cfg.block_interval = block_interval;
     cfg.stop_on_ctrl_c = false;
     cfg.worker_threads = 2;
     cfg
 }
 
-/// Runs `chain` until its finalized height reaches `target` (or the deadline passes).
-fn run_until(cfg: ConsensusConfig, chain: &Chain, target: u64) -> Duration {
+/// Runs `chain` until its finalized height reaches `target` (or the deadline passes); returns
+/// how long that took and the seeds the node recorded.
+fn run_until(cfg: ConsensusConfig, chain: &Chain, target: u64) -> (Duration, SeedCache) {
     let started = Instant::now();
     let chain = chain.clone();
+    let seeds = Arc::new(Mutex::new(None));
+    let seeds_out = Arc::clone(&seeds);
     run(cfg, move |node| async move {
-        let app = chain.with_requester(node.blocks.clone());
+        let app = chain.in_node(&node);
+        *seeds_out.lock().expect("seeds") = Some(node.seeds.clone());
         let watched = app.clone();
         tokio::spawn(async move {
             let deadline = Instant::now() + RUN_DEADLINE;
@@ -273,7 +298,40 @@ fn run_until(cfg: ConsensusConfig, chain: &Chain, target: u64) -> Duration {
         Ok::<_, std::io::Error>(app)
     })
     .expect("run stops cleanly");
-    started.elapsed()
+    let seeds = seeds.lock().expect("seeds").take().expect("node started");
+    (started.elapsed(), seeds)
+}
+
+/// Asserts every seed in `seeds` is the valid seed of its round for `key`'s group, and that
+/// rounds `first..=last` are all there (every view of a round-robin chain ends in a
+/// certificate); returns how many were checked.
+fn assert_seeds(seeds: &SeedCache, key: &BeaconKey, first: u64, last: u64) -> u64 {
+    let namespace = beacon::seed_namespace(NAMESPACE);
+    let mut checked = 0;
+    for view in first..=last {
+        let seed = seeds
+            .get(0, view)
+            .unwrap_or_else(|| panic!("no seed for view {view}"));
+        assert!(
+            beacon::verify_seed(&key.identity(), &namespace, &seed),
+            "view {view}"
+        );
+        // Core's check (what block execution runs) agrees.
+        let carried = poi_core::beacon::BeaconSeed {
+            epoch: seed.epoch,
+            view: seed.view,
+            signature: seed.signature,
+        };
+        assert_eq!(
+            poi_core::beacon::verify_seed(&key.identity(), &namespace, &carried),
+            Ok(())
+        );
+        let mut forged = seed;
+        forged.view += 1;
+        assert!(!beacon::verify_seed(&key.identity(), &namespace, &forged));
+        checked += 1;
+    }
+    checked
 }
 
 fn blocks_per_second(chain: &Chain, first_height: u64) -> f64 {
@@ -287,9 +345,13 @@ fn blocks_per_second(chain: &Chain, first_height: u64) -> f64 {
 fn single_validator_finalizes_contiguous_chain() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = test_config(dir.path(), Duration::from_millis(50));
+    let key = cfg.beacon.clone();
     let chain = Chain::new(0);
     let app = chain.clone();
+    let seeds = Arc::new(Mutex::new(None));
+    let seeds_out = Arc::clone(&seeds);
     run(cfg, move |node| async move {
+        *seeds_out.lock().expect("seeds") = Some(node.seeds.clone());
         // The caller's own tokio tasks and sockets work inside commonware's runtime.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -320,6 +382,11 @@ fn single_validator_finalizes_contiguous_chain() {
     eprintln!("paced at 50 ms: {rate:.1} blocks/s");
     // Pacing holds: 50 ms between blocks caps the rate at 20 blocks/s.
     assert!(rate <= 21.0, "pacing violated: {rate:.1} blocks/s");
+    // Every view notarized, so every view's seed was recorded, and each verifies.
+    let seeds = seeds.lock().expect("seeds").take().expect("node started");
+    let newest = seeds.newest().expect("seeds recorded");
+    assert!(newest.view >= 20, "{newest:?}");
+    assert_eq!(assert_seeds(&seeds, &key, 1, newest.view), newest.view);
 }
 
 #[test]
@@ -327,11 +394,9 @@ fn restart_resumes_from_journal() {
     let dir = tempfile::tempdir().expect("temp dir");
     let chain = Chain::new(0);
 
-    run_until(
-        test_config(dir.path(), Duration::from_millis(20)),
-        &chain,
-        20,
-    );
+    let cfg = test_config(dir.path(), Duration::from_millis(20));
+    let key = cfg.beacon.clone();
+    run_until(cfg.clone(), &chain, 20);
     let first_height = chain.finalized_height();
     let (first_views, first_calls) = {
         let state = chain.state();
@@ -346,12 +411,11 @@ fn restart_resumes_from_journal() {
     assert!(first_height >= 20);
     chain.assert_chain();
 
-    // Same storage directory, same block store: the engine replays its journal.
-    run_until(
-        test_config(dir.path(), Duration::from_millis(20)),
-        &chain,
-        first_height + 20,
-    );
+    // Same storage directory, key and block store: the engine replays its journal.
+    let (_, seeds) = run_until(cfg, &chain, first_height + 20);
+    let newest = seeds.newest().expect("seeds after restart");
+    assert!(newest.view > last_view);
+    assert_seeds(&seeds, &key, last_view + 1, newest.view);
     let state = chain.state();
     let resumed_views = &state.proposed_views[first_views..];
     assert!(!resumed_views.is_empty());
@@ -373,7 +437,7 @@ fn restart_resumes_from_journal() {
 fn unpaced_throughput() {
     let dir = tempfile::tempdir().expect("temp dir");
     let chain = Chain::new(0);
-    let elapsed = run_until(test_config(dir.path(), Duration::ZERO), &chain, 200);
+    let (elapsed, _) = run_until(test_config(dir.path(), Duration::ZERO), &chain, 200);
     assert!(chain.finalized_height() >= 200);
     chain.assert_chain();
     let rate = blocks_per_second(&chain, 1);
@@ -382,7 +446,7 @@ fn unpaced_throughput() {
 
 /// Runs `start_at.len()` validators over loopback, validator `i` starting once validator 0 has
 /// finalized `start_at[i]` blocks, until every one has finalized `target` blocks; checks they
-/// agree and returns their chains.
+/// agree, and that every validator recorded the same, valid seeds; returns their chains.
 fn run_validators(start_at: &[u64], target: u64) -> Vec<Chain> {
     assert_eq!(start_at[0], 0, "validator 0 starts first");
     let count = u8::try_from(start_at.len()).expect("few validators");
@@ -390,6 +454,9 @@ fn run_validators(start_at: &[u64], target: u64) -> Vec<Chain> {
         .map(|_| tempfile::tempdir().expect("temp dir"))
         .collect();
     let seeds: Vec<[u8; 32]> = (0..count).map(|i| [i + 1; 32]).collect();
+    let keys = deal_to(&seeds);
+    let caches: Vec<Arc<Mutex<Option<SeedCache>>>> =
+        (0..count).map(|_| Arc::new(Mutex::new(None))).collect();
     let validators: Vec<Validator> = seeds
         .iter()
         .map(|seed| Validator {
@@ -403,10 +470,12 @@ fn run_validators(start_at: &[u64], target: u64) -> Vec<Chain> {
             let mut cfg = ConsensusConfig::new(
                 dirs[i].path(),
                 seeds[i],
+                keys[i].clone(),
                 validators[i].address,
                 validators.clone(),
-                b"poi-test".to_vec(),
+                NAMESPACE.to_vec(),
             );
+            let cache = Arc::clone(&caches[i]);
             cfg.block_interval = Duration::from_millis(50);
             cfg.stop_on_ctrl_c = false;
             cfg.worker_threads = 1;
@@ -418,7 +487,8 @@ fn run_validators(start_at: &[u64], target: u64) -> Vec<Chain> {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 run(cfg, move |node| async move {
-                    let app = chain.with_requester(node.blocks.clone());
+                    let app = chain.in_node(&node);
+                    *cache.lock().expect("cache") = Some(node.seeds.clone());
                     tokio::spawn(async move {
                         let deadline = Instant::now() + RUN_DEADLINE;
                         while all.iter().any(|chain| chain.finalized_height() < target)
@@ -458,6 +528,28 @@ fn run_validators(start_at: &[u64], target: u64) -> Vec<Chain> {
     for chain in &chains[1..] {
         assert_eq!(chain.state().finalized[..=common], reference[..]);
     }
+    // Seeds: each validator's are valid; where two saw the same round they agree (a seed is a
+    // unique signature of the round).
+    let caches: Vec<SeedCache> = caches
+        .iter()
+        .map(|cache| cache.lock().expect("cache").clone().expect("node started"))
+        .collect();
+    let namespace = beacon::seed_namespace(NAMESPACE);
+    let identity = keys[0].identity();
+    let newest = caches[0].newest().expect("seeds recorded").view;
+    let mut shared = 0;
+    for view in 1..=newest {
+        let seen: Vec<CertifiedSeed> = caches.iter().filter_map(|c| c.get(0, view)).collect();
+        for seed in &seen {
+            assert!(
+                beacon::verify_seed(&identity, &namespace, seed),
+                "view {view}"
+            );
+            assert_eq!(seed, &seen[0], "validators disagree on seed {view}");
+        }
+        shared += u64::from(seen.len() == caches.len());
+    }
+    assert!(shared >= target / 2, "{shared} seeds seen by all");
     chains
 }
 
@@ -606,4 +698,128 @@ fn shutdown_is_observable_and_idempotent() {
     clone.trigger();
     assert!(shutdown.is_triggered());
     futures::executor::block_on(shutdown.wait());
+}
+
+#[test]
+fn seed_namespace_and_message_are_commonwares() {
+    // Pinned: genesis records these bytes and core verifies seeds with them.
+    assert_eq!(
+        beacon::seed_namespace(NAMESPACE),
+        b"poi-test_CONSENSUS_SEED"
+    );
+    let consensus = commonware_utils::union(NAMESPACE, b"_CONSENSUS");
+    assert_eq!(
+        beacon::seed_namespace(NAMESPACE),
+        Namespace::new(&consensus).seed
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = test_config(dir.path(), Duration::from_millis(50));
+    assert_eq!(cfg.seed_namespace(), Namespace::new(&consensus).seed);
+    for (epoch, view) in [(0, 0), (0, 1), (0, 127), (0, 128), (3, u64::MAX)] {
+        let round = Round::new(Epoch::new(epoch), View::new(view));
+        assert_eq!(beacon::seed_message(epoch, view), round.encode().to_vec());
+        assert_eq!(
+            poi_core::beacon::seed_message(epoch, view),
+            round.encode().to_vec()
+        );
+    }
+    assert_eq!(beacon::seed_message(0, 300), vec![0, 0xac, 0x02]);
+}
+
+#[test]
+fn beacon_keys_round_trip_and_bad_ones_are_typed_errors() {
+    let seeds = [[1; 32], [2; 32], [3; 32], [4; 32]];
+    let keys = deal_to(&seeds);
+    assert_eq!(keys.len(), 4);
+    let identity = keys[0].identity();
+    for key in &keys {
+        assert_eq!(key.identity(), identity);
+        assert_eq!((key.validators(), key.threshold()), (4, 3));
+        let decoded =
+            BeaconKey::from_bytes(&key.polynomial_bytes(), &key.share_bytes()).expect("round trip");
+        assert_eq!(decoded.share_bytes(), key.share_bytes());
+        assert_eq!(decoded.identity(), identity);
+    }
+    // A share of another dealing, truncated bytes and garbage are refused, never a panic.
+    let other = deal_to(&seeds);
+    assert!(matches!(
+        BeaconKey::from_bytes(&keys[0].polynomial_bytes(), &other[0].share_bytes()),
+        Err(BeaconKeyError::ShareMismatch { .. })
+    ));
+    let polynomial = keys[0].polynomial_bytes();
+    assert!(matches!(
+        BeaconKey::from_bytes(&polynomial[..polynomial.len() - 1], &keys[0].share_bytes()),
+        Err(BeaconKeyError::Polynomial(_))
+    ));
+    assert!(matches!(
+        BeaconKey::from_bytes(&polynomial, &[7; 5]),
+        Err(BeaconKeyError::Share(_))
+    ));
+    assert!(matches!(
+        beacon::deal(&[validator_public_key(&[1; 32]); 2]),
+        Err(BeaconKeyError::DuplicateValidator)
+    ));
+    assert!(matches!(
+        beacon::deal(&[]),
+        Err(BeaconKeyError::Validators { count: 0 })
+    ));
+
+    // A config holding another validator's share, or a key dealt to another set, is refused
+    // before commonware's signer could assert.
+    let validators: Vec<Validator> = seeds
+        .iter()
+        .map(|seed| Validator {
+            public_key: validator_public_key(seed),
+            address: free_port(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = |seed: usize, key: &BeaconKey| {
+        let mut cfg = ConsensusConfig::new(
+            dir.path(),
+            seeds[seed],
+            key.clone(),
+            validators[seed].address,
+            validators.clone(),
+            NAMESPACE.to_vec(),
+        );
+        cfg.stop_on_ctrl_c = false;
+        cfg
+    };
+    config(0, &keys[0]).validate().expect("own share is valid");
+    let own_position = keys[0].share_index();
+    let wrong = keys
+        .iter()
+        .find(|key| key.share_index() != own_position)
+        .expect("four shares");
+    assert!(matches!(
+        config(0, wrong).validate(),
+        Err(ConfigError::BeaconShareNotOurs { .. })
+    ));
+    let single = deal_to(&[seeds[0]]).remove(0);
+    assert!(matches!(
+        config(0, &single).validate(),
+        Err(ConfigError::BeaconSetSize {
+            dealt: 1,
+            validators: 4
+        })
+    ));
+}
+
+#[test]
+fn seed_cache_is_bounded() {
+    let cache = SeedCache::new();
+    assert!(cache.is_empty());
+    let count = SEED_CACHE_VIEWS_MAX as u64 + 10;
+    for view in 0..count {
+        cache.insert(CertifiedSeed {
+            epoch: 0,
+            view,
+            signature: [1; beacon::SEED_BYTES],
+        });
+    }
+    assert_eq!(cache.len(), SEED_CACHE_VIEWS_MAX);
+    assert!(cache.get(0, 9).is_none());
+    assert!(cache.get(0, 10).is_some());
+    assert_eq!(cache.newest().map(|seed| seed.view), Some(count - 1));
 }

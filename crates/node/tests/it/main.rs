@@ -1,6 +1,7 @@
 //! Integration tests of `poi-node`: a real [`Ledger`] served by the HTTP API on a loopback port,
 //! with blocks built and finalized by hand (no consensus), one module per topic.
 
+mod beacon;
 mod blocks;
 mod events;
 mod market;
