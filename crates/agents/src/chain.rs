@@ -155,7 +155,7 @@ pub struct JobView {
     pub owner: Address,
     /// The assigned provider.
     pub provider: Option<Address>,
-    /// The market spec (`{"training": {...}}` or `{"inference": {...}}`).
+    /// The market spec (`{"kind": "training", ...}` or `{"kind": "inference", ...}`).
     pub spec: serde_json::Value,
     /// The PoI record, for a job submitted through PoI.
     pub poi: Option<PoiJobView>,
@@ -164,7 +164,9 @@ pub struct JobView {
 impl JobView {
     /// Inference: the registry id of the model version the owner named.
     pub fn inference_version(&self) -> Option<u64> {
-        self.spec["inference"]["version"].as_u64()
+        (self.spec["kind"] == "inference")
+            .then(|| self.spec["version"].as_u64())
+            .flatten()
     }
 }
 
@@ -208,11 +210,21 @@ pub fn job(node: &NodeClient, id: u64) -> Result<JobView> {
     decode(&format!("/jobs/{id}"), value)
 }
 
-/// The open checks assigned to `address`.
+/// The open spot and referee checks assigned to `address` on segments, requests and evals.
 pub fn assigned_checks(node: &NodeClient, address: &Address) -> Result<Vec<CheckView>> {
     let path = format!("/validators/{address}/checks");
     let value = node.get(&path)?;
-    decode(&path, value["checks"].clone())
+    let listed: Vec<serde_json::Value> = decode(&path, value["checks"].clone())?;
+    let mut out = Vec::with_capacity(listed.len());
+    for check in listed {
+        // Checks this agent cannot answer (a dispute's one-operator arbiter checks) are
+        // skipped; their deadlines pass them to other validators.
+        match serde_json::from_value::<CheckView>(check.clone()) {
+            Ok(c) if c.role == "spot" || c.role.get("referee").is_some() => out.push(c),
+            _ => tracing::debug!(%check, "skipping a check this agent does not answer"),
+        }
+    }
+    Ok(out)
 }
 
 /// The endpoint a provider registered (`GET /providers/{address}`).

@@ -1,8 +1,11 @@
 //! The agents against a real node: a [`Ledger`] served by the node's HTTP API on a loopback
-//! port, with blocks built and finalized every [`BLOCK_INTERVAL`] by a background thread (a
-//! single proposer, no consensus and so no beacon: commitments wait undrawn). A provider
-//! agent registers, starts the job matched to it, trains it with repops and commits through
-//! PoI; validator agents bond and register as verifiers.
+//! port. Blocks come either from a background thread that builds and finalizes one every
+//! [`BLOCK_INTERVAL`] (no consensus and so no beacon: commitments wait undrawn), or from a
+//! single validator running real consensus on the threshold-VRF scheme with a dealt beacon
+//! key ([`TestChain::start_with_beacon`]), whose blocks carry the seeds that draw checks.
+//!
+//! The test here: a provider agent registers, starts the job matched to it, trains it with
+//! repops and commits through PoI; validator agents bond and register as verifiers.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -36,6 +39,8 @@ const FUNDED: Amount = 1_000_000_000_000_000_000;
 const BLOCK_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a step of a test may wait for the chain.
 const WAIT_MAX: Duration = Duration::from_secs(60);
+/// The seed of the proposer's (and consensus validator's) key.
+const PROPOSER: u8 = 100;
 /// The market price band of the test chain.
 const PRICE: Amount = 10;
 
@@ -62,30 +67,37 @@ pub(crate) fn params() -> Params {
     p.poi.infer_check_bps = 10_000;
     p.poi.verifier_bond_min = 1_000_000;
     p.poi.beacon_delay_views = 3;
-    p.poi.check_blocks = 100;
+    p.poi.check_blocks = 40;
     p.poi.reveal_blocks = 5;
     p.poi.claim_blocks = 30;
+    p.poi.registry_min_improvement_ppm = 1;
     p
 }
 
-/// A node: ledger, API on loopback, a block every [`BLOCK_INTERVAL`].
+/// What produces the blocks.
+enum Blocks {
+    /// A thread building one every [`BLOCK_INTERVAL`].
+    Hand(Arc<AtomicBool>),
+    /// Consensus (one validator).
+    Consensus(poi_node::consensus::Shutdown),
+}
+
+/// A node: ledger, API on loopback, blocks by hand or by consensus.
 pub(crate) struct TestChain {
     pub(crate) base: String,
-    stop: Arc<AtomicBool>,
-    blocks: Option<JoinHandle<()>>,
+    blocks: Blocks,
+    thread: Option<JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
 }
 
 impl TestChain {
-    pub(crate) fn start(funded: &[&SigningKey]) -> TestChain {
-        init_tracing();
-        let proposer = key(100);
-        let genesis = Genesis {
+    fn genesis(funded: &[&SigningKey]) -> Genesis {
+        Genesis {
             chain_id: CHAIN_ID.into(),
             genesis_time_ms: 1_767_225_600_000,
-            validators: vec![addr(&proposer)],
+            validators: vec![addr(&key(PROPOSER))],
             params: params(),
             accounts: funded
                 .iter()
@@ -96,11 +108,89 @@ impl TestChain {
                 .collect(),
             beacon: None,
             models: Vec::new(),
-        };
+        }
+    }
+
+    /// A chain whose blocks a thread builds (no beacon).
+    pub(crate) fn start(funded: &[&SigningKey]) -> TestChain {
+        init_tracing();
         let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = Arc::new(
+            Ledger::open(
+                dir.path().join("data"),
+                Self::genesis(funded),
+                Metrics::default(),
+            )
+            .expect("open"),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, s) = (Arc::clone(&ledger), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(BLOCK_INTERVAL);
+                let tip = l.tip();
+                let hash = l
+                    .build_block(tip.block_hash, addr(&key(PROPOSER)), tip.height + 1)
+                    .expect("build block");
+                l.finalize(&hash).expect("finalize");
+            }
+        });
+        Self::serve(ledger, Blocks::Hand(stop), thread, dir)
+    }
+
+    /// A chain run by one consensus validator with a dealt beacon key: blocks carry seeds.
+    pub(crate) fn start_with_beacon(funded: &[&SigningKey]) -> TestChain {
+        use poi_node::consensus::{self, ConsensusConfig, beacon};
+        use poi_node::service::{LedgerApp, genesis_beacon};
+        init_tracing();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let seed = key(PROPOSER).to_bytes();
+        let share = beacon::deal(&[consensus::validator_public_key(&seed)])
+            .expect("deal")
+            .remove(0);
+        let mut genesis = Self::genesis(funded);
+        genesis.beacon = Some(genesis_beacon(CHAIN_ID, &share));
         let ledger = Arc::new(
             Ledger::open(dir.path().join("data"), genesis, Metrics::default()).expect("open"),
         );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let mut cfg = ConsensusConfig::single(
+            dir.path().join("consensus"),
+            seed,
+            share,
+            port,
+            CHAIN_ID.as_bytes().to_vec(),
+        );
+        cfg.block_interval = BLOCK_INTERVAL;
+        cfg.stop_on_ctrl_c = false;
+        cfg.worker_threads = 1;
+        let (started, handles) = std::sync::mpsc::channel();
+        let served = Arc::clone(&ledger);
+        let thread = std::thread::spawn(move || {
+            consensus::run(cfg, move |node| async move {
+                let app = LedgerApp::new(
+                    served,
+                    addr(&key(PROPOSER)),
+                    node.seeds.clone(),
+                    node.shutdown.clone(),
+                )?;
+                let _ = started.send(node.shutdown.clone());
+                Ok::<_, poi_node::error::NodeError>(app)
+            })
+            .expect("consensus stops cleanly");
+        });
+        let shutdown = handles.recv_timeout(WAIT_MAX).expect("consensus started");
+        Self::serve(ledger, Blocks::Consensus(shutdown), thread, dir)
+    }
+
+    fn serve(
+        ledger: Arc<Ledger>,
+        blocks: Blocks,
+        thread: JoinHandle<()>,
+        dir: tempfile::TempDir,
+    ) -> TestChain {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -114,31 +204,18 @@ impl TestChain {
             tokio::net::TcpListener::from_std(listener).expect("listener")
         };
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let served = Arc::clone(&ledger);
         runtime.spawn(async move {
             let stop = async move {
                 let _ = stopped.await;
             };
-            poi_node::api::serve_on(served, listener, stop)
+            poi_node::api::serve_on(ledger, listener, stop)
                 .await
                 .expect("API server");
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let (l, s) = (Arc::clone(&ledger), Arc::clone(&stop));
-        let blocks = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(BLOCK_INTERVAL);
-                let tip = l.tip();
-                let hash = l
-                    .build_block(tip.block_hash, addr(&proposer), tip.height + 1)
-                    .expect("build block");
-                l.finalize(&hash).expect("finalize");
-            }
-        });
         TestChain {
             base,
-            stop,
-            blocks: Some(blocks),
+            blocks,
+            thread: Some(thread),
             shutdown: Some(shutdown),
             runtime: Some(runtime),
             _dir: dir,
@@ -165,9 +242,12 @@ impl TestChain {
 
 impl Drop for TestChain {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(blocks) = self.blocks.take() {
-            let _ = blocks.join();
+        match &self.blocks {
+            Blocks::Hand(stop) => stop.store(true, Ordering::Relaxed),
+            Blocks::Consensus(shutdown) => shutdown.trigger(),
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -1,8 +1,11 @@
 //! Integration tests of `poi-agents`: a provider's server over a real trained job directory
 //! checked by the validator's fetch-verify-replay path ([`served`]), and the agents against a
-//! real node served on loopback with blocks built by a background thread ([`chain`]).
+//! real node served on loopback: blocks built by a background thread ([`chain`]), or by one
+//! consensus validator whose blocks carry beacon seeds, so checks are drawn and settled
+//! ([`e2e`]).
 
 mod chain;
+mod e2e;
 mod served;
 
 use poi_repops::model::{MlpSpec, ModelSpec};
