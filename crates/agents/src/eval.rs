@@ -17,7 +17,7 @@ use crate::{AgentError, Result};
 
 /// Micro-nats of a loss in nats (a non-finite or negative loss is an error).
 pub fn micro_nats(loss: f64) -> Result<u64> {
-    if !loss.is_finite() || loss < 0.0 || loss > 1e12 {
+    if !loss.is_finite() || !(0.0..=1e12).contains(&loss) {
         return Err(AgentError::Job {
             job: 0,
             reason: format!("eval loss {loss} is not a finite non-negative number"),

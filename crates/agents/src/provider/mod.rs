@@ -232,11 +232,23 @@ impl Provider {
                 opt_digest,
                 ..
             } => {
+                if digests.len() as u64 != poi.steps + 1 {
+                    return Err(AgentError::Job {
+                        job: id,
+                        reason: format!(
+                            "{} holds {} digests, not the job's {} + 1: a record of another chain?",
+                            self.dir.job_dir(id).display(),
+                            digests.len(),
+                            poi.steps
+                        ),
+                    });
+                }
                 let proof = poi_repops::commit::merkle_proof(digests, poi.steps)?;
+                let final_digest = digests[digests.len() - 1];
                 PoiMsg::CommitTraining {
                     job: id,
                     root: root.0,
-                    final_digest: digests[poi.steps as usize].0,
+                    final_digest: final_digest.0,
                     params_digest: params_digest.0,
                     opt_digest: opt_digest.0,
                     final_proof: proof.siblings.iter().map(|d| d.0).collect(),

@@ -78,7 +78,9 @@ pub fn router(dir: AgentDir, behaviour: ProviderBehaviour) -> Router {
 
 fn training(s: &Served, id: u64) -> std::result::Result<(Vec<Digest>, Digest), ApiError> {
     match s.dir.record(id)? {
-        Some(JobRecord::Training { digests, root, .. }) => Ok((digests, root)),
+        Some(JobRecord::Training { digests, root, .. }) if !digests.is_empty() => {
+            Ok((digests, root))
+        }
         _ => Err(not_found(format!("no committed training job {id}"))),
     }
 }

@@ -401,4 +401,70 @@ fn a_provider_registers_trains_and_commits_and_validators_register() {
     }
     let slashes = node.get("/slashes").expect("slashes");
     assert_eq!(slashes["slashes"], serde_json::json!([]));
+    // Typed JSON errors of the PoI endpoints.
+    for (path, status, code) in [
+        ("/slashes?limit=0", 400, "bad_query"),
+        ("/slashes?what=1", 400, "bad_query"),
+        ("/validators/nope", 400, "bad_address"),
+        ("/models/x", 400, "bad_model_id"),
+        ("/models/7", 404, "not_found"),
+        ("/beacon", 404, "not_found"),
+    ] {
+        match node.get(path) {
+            Err(poi_agents::AgentError::Rejected {
+                status: s, code: c, ..
+            }) => {
+                assert_eq!((s, c.as_str()), (status, code), "{path}")
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    let stranger = addr(&key(77));
+    assert!(
+        node.get_opt(&format!("/validators/{stranger}"))
+            .expect("read")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_restarted_provider_updates_its_endpoint_and_keeps_serving_its_jobs() {
+    let (prov, owner) = (key(1), key(2));
+    let chain = TestChain::start(&[&prov, &owner]);
+    let home = tempfile::tempdir().expect("home");
+    let node = chain.client();
+    let first = run_provider(&chain, home.path(), "prov", prov.clone(), |_| {});
+    chain.wait_for("the provider's registration", || {
+        node.get_opt(&format!("/providers/{}", addr(&prov)))
+            .ok()
+            .flatten()
+    });
+    let id = submit_training(&chain, &mut Wallet::new(owner));
+    chain.wait_for("the commit", || {
+        let job = node.get(&format!("/jobs/{id}")).ok()?;
+        (job["status"] == "committed").then_some(job)
+    });
+    let old = node
+        .get(&format!("/providers/{}", addr(&prov)))
+        .expect("provider")["endpoint"]
+        .clone();
+    drop(first);
+    let _second = run_provider(&chain, home.path(), "prov", prov.clone(), |_| {});
+    let endpoint = chain.wait_for("the new endpoint", || {
+        let p = node.get(&format!("/providers/{}", addr(&prov))).ok()?;
+        (p["endpoint"] != old)
+            .then(|| p["endpoint"].as_str().map(str::to_owned))
+            .flatten()
+    });
+    let digests = node
+        .get_url(&format!(
+            "{endpoint}/v1/jobs/{id}/digests?from=0&to={STEPS}"
+        ))
+        .expect("the restarted provider serves the committed digests");
+    let job = node.get(&format!("/jobs/{id}")).expect("job");
+    assert_eq!(digests["root"], job["poi"]["commitment"]["root"]);
+    assert_eq!(
+        digests["leaves"].as_array().map(Vec::len),
+        Some(STEPS as usize + 1)
+    );
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::chain::{Running, TestChain, addr, key, run_provider, run_validator, submit_training};
 
-/// Validators in a scenario: an accuser plus three referees.
+/// Validators in most scenarios: an accuser plus three referees.
 const VALIDATORS: u8 = 4;
 
 struct Scenario {
@@ -28,7 +28,8 @@ struct Scenario {
 
 impl Scenario {
     fn start(provider: ProviderBehaviour, validators: &[ValidatorBehaviour]) -> Scenario {
-        let keys: Vec<_> = (0..VALIDATORS).map(|i| key(10 + i)).collect();
+        let count = u8::try_from(validators.len()).expect("few validators");
+        let keys: Vec<_> = (0..count).map(|i| key(10 + i)).collect();
         let (prov, owner) = (key(1), key(2));
         let mut funded = vec![&prov, &owner];
         funded.extend(keys.iter());
@@ -50,7 +51,7 @@ impl Scenario {
             }));
         }
         let node = chain.client();
-        for k in &keys[..validators.len()] {
+        for k in &keys {
             chain.wait_for("verifier registrations", || {
                 node.get_opt(&format!("/validators/{}", addr(k)))
                     .ok()
@@ -123,7 +124,7 @@ impl Scenario {
         let job = self.wait_status(id, "failed");
         assert_eq!(job["status"], "failed", "{job}");
         eprintln!(
-            "job {id}: slashed for {reason} {:.1} s after its commit was seen",
+            "job {id}: slashed for {reason} {:.1} s after its submission",
             started.elapsed().as_secs_f64()
         );
     }
@@ -291,4 +292,49 @@ fn lazy_validators_match_without_re_executing_so_a_faked_job_passes() {
             );
         }
     }
+}
+
+#[test]
+fn contrarian_accusations_are_overturned_and_struck() {
+    use ValidatorBehaviour::{Contrarian, Honest};
+    let mut s = Scenario::start(
+        ProviderBehaviour::Honest,
+        &[Contrarian, Contrarian, Honest, Honest, Honest],
+    );
+    let contrarians = [addr(&key(10)).to_string(), addr(&key(11)).to_string()];
+    let id = s.run_training();
+    let job = s.wait_status(id, "verified");
+    let mut accused = 0;
+    for c in job["poi"]["check_list"].as_array().expect("checks") {
+        let by_contrarian = c["validator"]
+            .as_str()
+            .is_some_and(|v| contrarians.iter().any(|x| x == v));
+        if c["role"] == "spot" && by_contrarian {
+            assert_eq!(c["status"], "overturned", "{c}");
+            accused += 1;
+        }
+    }
+    let node = s.chain.client();
+    let strikes: u64 = contrarians
+        .iter()
+        .map(|a| {
+            node.get(&format!("/validators/{a}")).expect("verifier")["strikes"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    let jailed = contrarians.iter().any(|a| {
+        node.get(&format!("/validators/{a}")).expect("verifier")["jailed_until"].as_u64() > Some(0)
+    });
+    assert!(
+        accused == 0 || strikes > 0 || jailed,
+        "an overturned accuser is struck"
+    );
+    let slashes = node.get("/slashes").expect("slashes");
+    assert_eq!(
+        slashes["slashes"],
+        json!([]),
+        "an honest provider is never slashed"
+    );
+    eprintln!("contrarians accused {accused} checks; all overturned");
 }
