@@ -3,7 +3,6 @@
 //! /validators/{address}/checks` and `GET /providers/{address}`.
 
 use poi_core::Address;
-use poi_core::poi::checks::Verdict;
 use poi_repops::commit::Digest;
 use serde::Deserialize;
 
@@ -245,9 +244,4 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, value: serde_json::Value) ->
         url: what.to_owned(),
         cause: e.to_string(),
     })
-}
-
-/// The verdict's name, for logs.
-pub fn verdict_name(verdict: &Verdict) -> &'static str {
-    verdict.as_str()
 }

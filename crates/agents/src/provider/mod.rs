@@ -59,8 +59,9 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// Defaults for a provider named `name` serving on `listen`: honest, one thread, bond
-    /// 1,000,000 base units... see the fields.
+    /// Defaults for a provider named `name` serving on `listen`: honest, one thread, 10,000
+    /// POI bonded and 1,000 POI of it locked as collateral, capacity 1,000 units per block,
+    /// ask 1 base unit, 200 ms polls.
     pub fn new(name: &str, home: PathBuf, node: &str, listen: SocketAddr) -> Self {
         Self {
             name: name.to_owned(),

@@ -145,8 +145,9 @@ impl Validator {
             let grace = check.deadline.saturating_sub(window / 2);
             match self.answer(&check, height >= grace) {
                 Ok(Some(verdict)) => {
-                    self.done.insert(key);
-                    self.attest(&check, verdict);
+                    if self.attest(&check, verdict) {
+                        self.done.insert(key);
+                    }
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -157,7 +158,9 @@ impl Validator {
         Ok(())
     }
 
-    fn attest(&mut self, check: &CheckView, verdict: Verdict) {
+    /// Sends the attestation; `false` if it should be retried (the node was unreachable or
+    /// the transaction not included in time). A refusal by the chain is final.
+    fn attest(&mut self, check: &CheckView, verdict: Verdict) -> bool {
         let (job, index) = (check.job, check.index);
         let msg = PoiMsg::Attest {
             job,
@@ -166,16 +169,25 @@ impl Validator {
         };
         match self.wallet.send(&self.node, Msg::Poi(msg)) {
             Ok(included) => {
+                let height = included.height;
                 tracing::info!(
                     job,
                     check = index,
                     verdict = verdict.as_str(),
-                    height = included.height,
+                    height,
                     "attested"
                 );
                 self.attested.push((job, index, verdict));
+                true
             }
-            Err(error) => tracing::warn!(job, check = index, %error, "attestation refused"),
+            Err(error @ (AgentError::Unreachable { .. } | AgentError::TxTimeout { .. })) => {
+                tracing::warn!(job, check = index, %error, "attestation not sent; retrying");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(job, check = index, %error, "attestation refused");
+                true
+            }
         }
     }
 
