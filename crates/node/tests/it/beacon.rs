@@ -82,6 +82,12 @@ impl Validator {
         let mut genesis = genesis_with(vec![(addr(&alice()), FUNDED), (addr(&bob()), FUNDED)]);
         genesis.params = params();
         genesis.beacon = Some(genesis_beacon(CHAIN_ID, &key));
+        // Inference jobs name a registered version: a root charlm listed at genesis (id 0).
+        genesis.models = vec![poi_core::genesis::GenesisModel {
+            name: "charlm-base".into(),
+            model: "charlm".into(),
+            params_digest: hex::encode([0x11; 32]),
+        }];
         let ledger = Arc::new(
             Ledger::open(dir.path().join("data"), genesis.clone(), Metrics::default())
                 .expect("open"),
@@ -189,7 +195,7 @@ fn a_commitments_target_seed_is_certified_carried_and_drawn() {
     ));
     let inference = PoiMsg::SubmitInference {
         model: "charlm".into(),
-        version: 1,
+        version: 0,
         requests: 16,
         input_root: [7; 32],
         units: 1_000,
