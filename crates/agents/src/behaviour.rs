@@ -29,11 +29,13 @@ pub enum ProviderBehaviour {
     WithholdCheckpoint,
     /// Commits and serves a wrong output for every inference request.
     WrongInference,
+    /// Trains honestly but claims half its measured eval score (a better model than it has).
+    ForgeScore,
 }
 
 impl ProviderBehaviour {
     /// The names the parser accepts.
-    pub const NAMES: &'static str = "honest, fake-segments=<bps>, skip-steps, wrong-checkpoint, withhold-checkpoint, wrong-inference";
+    pub const NAMES: &'static str = "honest, fake-segments=<bps>, skip-steps, wrong-checkpoint, withhold-checkpoint, wrong-inference, forge-score";
 }
 
 impl FromStr for ProviderBehaviour {
@@ -59,6 +61,7 @@ impl FromStr for ProviderBehaviour {
             "wrong-checkpoint" => Self::WrongCheckpoint,
             "withhold-checkpoint" => Self::WithholdCheckpoint,
             "wrong-inference" => Self::WrongInference,
+            "forge-score" => Self::ForgeScore,
             _ => return Err(bad(format!("one of {}", Self::NAMES))),
         })
     }
@@ -73,6 +76,7 @@ impl fmt::Display for ProviderBehaviour {
             Self::WrongCheckpoint => f.write_str("wrong-checkpoint"),
             Self::WithholdCheckpoint => f.write_str("withhold-checkpoint"),
             Self::WrongInference => f.write_str("wrong-inference"),
+            Self::ForgeScore => f.write_str("forge-score"),
         }
     }
 }
@@ -136,6 +140,7 @@ mod tests {
             "wrong-checkpoint",
             "withhold-checkpoint",
             "wrong-inference",
+            "forge-score",
         ] {
             let b: ProviderBehaviour = text.parse().expect(text);
             assert_eq!(b.to_string(), text);

@@ -26,7 +26,7 @@ pub(crate) struct ProviderRunArgs {
     #[arg(long)]
     pub(crate) endpoint: SocketAddr,
     /// How to behave: honest, fake-segments=<bps>, skip-steps, wrong-checkpoint,
-    /// withhold-checkpoint or wrong-inference.
+    /// withhold-checkpoint, wrong-inference or forge-score.
     ///
     /// Anything but `honest` cheats on purpose and is slashed when caught (tests, devnet).
     #[arg(long, default_value = "honest")]

@@ -273,7 +273,11 @@ impl Provider {
         let spec = spec::job_spec(poi)?;
         let out = self.dir.train_dir(id);
         let ckpt = read_checkpoint(&checkpoint_path(&out, poi.steps), None)?;
-        let (score, base) = eval::scores(&spec, &ckpt, self.config.threads)?;
+        let (measured, base) = eval::scores(&spec, &ckpt, self.config.threads)?;
+        let score = match self.config.behaviour {
+            ProviderBehaviour::ForgeScore => measured / 2,
+            _ => measured,
+        };
         let msg = PoiMsg::ClaimScore { job: id, score };
         self.wallet.send(&self.node, Msg::Poi(msg))?;
         tracing::info!(job = id, score, base, "claimed score");

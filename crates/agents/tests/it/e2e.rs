@@ -1,8 +1,8 @@
 //! Proof of Intelligence end to end: one consensus validator with a dealt beacon (blocks
 //! carry seeds), a provider agent and validator agents, all over loopback HTTP. Every
 //! segment is checked (`check_bps` 10,000). An honest job is verified, measured and paid; each
-//! cheating provider is slashed with the reason its cheat earns; lazy validators match
-//! without re-executing.
+//! cheating provider is slashed with the reason its cheat earns; contrarian accusations are
+//! overturned; lazy validators match without re-executing.
 
 use std::time::Instant;
 
@@ -18,10 +18,11 @@ use crate::chain::{Running, TestChain, addr, key, run_provider, run_validator, s
 /// Validators in most scenarios: an accuser plus three referees.
 const VALIDATORS: u8 = 4;
 
+/// Fields drop in order: the agents stop before the chain.
 struct Scenario {
+    _agents: Vec<Running>,
     chain: TestChain,
     _home: tempfile::TempDir,
-    _agents: Vec<Running>,
     owner: Wallet,
     provider: poi_core::Address,
 }
@@ -208,6 +209,13 @@ fn a_wrong_checkpoint_is_slashed_as_withheld_checkpoint() {
     let mut s = Scenario::start(ProviderBehaviour::WrongCheckpoint, &honest_validators());
     let id = s.run_training();
     s.assert_slashed(id, "withheld_checkpoint");
+}
+
+#[test]
+fn a_forged_score_is_slashed_as_forged_score() {
+    let mut s = Scenario::start(ProviderBehaviour::ForgeScore, &honest_validators());
+    let id = s.run_training();
+    s.assert_slashed(id, "forged_score");
 }
 
 #[test]
