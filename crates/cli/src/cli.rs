@@ -54,6 +54,9 @@ pub(crate) enum Command {
     /// Offer compute: register as a provider, send heartbeats, show a provider's state.
     #[command(subcommand)]
     Provider(ProviderCmd),
+    /// Verify AI work: run the PoI validator agent (see docs/agents.md).
+    #[command(subcommand)]
+    Validator(crate::cmd_agents::ValidatorCmd),
     /// Buy compute: submit training and inference jobs, follow and settle them.
     #[command(subcommand)]
     Job(JobCmd),
@@ -357,6 +360,9 @@ pub(crate) enum ProviderCmd {
         #[command(flatten)]
         tx: TxOptions,
     },
+    /// Run the PoI provider agent: register, heartbeat, train and commit matched jobs, serve
+    /// checkpoints and digests on --endpoint (see docs/agents.md).
+    Run(crate::cmd_agents::ProviderRunArgs),
 }
 
 /// `poi provider register` options.

@@ -31,6 +31,7 @@ const BENCHMARK_SECONDS: f64 = 1.0;
 pub(crate) fn run_provider(global: &Global, cmd: ProviderCmd) -> anyhow::Result<()> {
     match cmd {
         ProviderCmd::Register(args) => register(global, args),
+        ProviderCmd::Run(args) => crate::cmd_agents::run_provider(global, args),
         ProviderCmd::Benchmark { block_ms } => {
             let bench = benchmark(block_ms)?;
             if global.json {

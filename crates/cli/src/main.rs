@@ -6,6 +6,7 @@ use clap::Parser;
 
 mod cli;
 mod client;
+mod cmd_agents;
 mod cmd_bench;
 mod cmd_keys;
 mod cmd_market;
@@ -27,7 +28,10 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     if !matches!(
         args.command,
-        cli::Command::Node(_) | cli::Command::Devnet(_)
+        cli::Command::Node(_)
+            | cli::Command::Devnet(_)
+            | cli::Command::Validator(_)
+            | cli::Command::Provider(cli::ProviderCmd::Run(_))
     ) {
         restore_sigpipe();
     }
@@ -53,6 +57,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Query(cmd) => cmd_query::run(&global, cmd),
         cli::Command::Stake(cmd) => cmd_stake::run(&global, cmd),
         cli::Command::Provider(cmd) => cmd_market::run_provider(&global, cmd),
+        cli::Command::Validator(cmd) => cmd_agents::run_validator(&global, cmd),
         cli::Command::Job(cmd) => cmd_market::run_job(&global, cmd),
         cli::Command::Market(cmd) => cmd_market::run_market(&global, cmd),
         cli::Command::Node(cmd) => cmd_node::run_node(&global, cmd),

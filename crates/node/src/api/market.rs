@@ -135,8 +135,10 @@ pub(super) async fn job(State(ledger): Shared, Path(id): Path<String>) -> ApiRes
         return Err(ApiError::not_found(format!("no job {id}")));
     };
     let mut body = to_value(&job)?;
+    let poi = super::poi::job_poi(&state, id)?;
     if let Value::Object(body) = &mut body {
         body.insert("height".into(), json!(ledger.tip().height));
+        body.insert("poi".into(), json!(poi));
     }
     Ok(Json(body))
 }

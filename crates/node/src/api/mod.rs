@@ -8,6 +8,7 @@
 mod handlers;
 mod market;
 mod openapi;
+mod poi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +87,12 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/providers/{address}", get(market::provider))
         .route("/jobs", get(market::jobs))
         .route("/jobs/{id}", get(market::job))
+        .route("/validators/{address}", get(poi::validator))
+        .route("/validators/{address}/checks", get(poi::validator_checks))
+        .route("/slashes", get(poi::slashes))
+        .route("/beacon", get(poi::beacon))
+        .route("/models", get(poi::models))
+        .route("/models/{id}", get(poi::model))
         .route("/blocks/latest", get(handlers::latest_block))
         .route("/blocks/{id}", get(handlers::block))
         .route("/supply", get(handlers::supply))

@@ -144,9 +144,84 @@ pub(super) fn spec() -> Value {
                         "id": {"type": "integer"}, "owner": {"type": "string"},
                         "status": {"type": "string"}, "escrow": {"type": "string"},
                         "provider": {"type": "string"}, "charged_price": {"type": "string"},
-                        "paid": {"type": "string"}, "refunded": {"type": "string"}}})),
+                        "paid": {"type": "string"}, "refunded": {"type": "string"},
+                        "poi": {"type": ["object", "null"], "description": "the PoI record (training or inference), the spec in hex, the draw and check_list (every check with validator and verdict); null for a job not submitted through PoI"}}})),
                     "400": error_response("bad_job_id"),
                     "404": error_response("not_found: no such job")
+                }
+            }},
+            "/validators/{address}": { "get": {
+                "summary": "A PoI verifier: bond, open checks, credits, strikes, jail",
+                "parameters": [{ "name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok_json("Verifier", json!({"type": "object", "properties": {
+                        "address": {"type": "string"}, "bond": {"type": "string"},
+                        "open_checks": {"type": "integer"}, "credits_units": {"type": "integer"},
+                        "strikes": {"type": "integer"}, "jailed_until": {"type": "integer"},
+                        "jailed": {"type": "boolean"}, "ordinal": {"type": "integer"},
+                        "height": {"type": "integer"}}})),
+                    "400": error_response("bad_address"),
+                    "404": error_response("not_found: not a registered verifier")
+                }
+            }},
+            "/validators/{address}/checks": { "get": {
+                "summary": "The open spot and referee checks assigned to a verifier, in (job, check) order",
+                "parameters": [{ "name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok_json("Open checks", json!({"type": "object", "properties": {
+                        "address": {"type": "string"}, "height": {"type": "integer"},
+                        "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}}}})),
+                    "400": error_response("bad_address")
+                }
+            }},
+            "/slashes": { "get": {
+                "summary": "PoI slash records in sequence order: account, role, reason, job, check, evidence, referees, amount",
+                "parameters": [
+                    { "name": "after", "in": "query", "required": false, "schema": {"type": "integer"}},
+                    { "name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+                ],
+                "responses": {
+                    "200": ok_json("Slashes", json!({"type": "object", "properties": {
+                        "height": {"type": "integer"}, "slashes": {"type": "array"},
+                        "next_after": {"type": "integer"}}})),
+                    "400": error_response("bad_query")
+                }
+            }},
+            "/beacon": { "get": {
+                "summary": "The randomness beacon: group identity, seed namespace, epoch, seeds recorded, last seed view",
+                "responses": {
+                    "200": ok_json("Beacon", json!({"type": "object", "properties": {
+                        "identity": {"type": "string"}, "seed_namespace": {"type": "string"},
+                        "epoch": {"type": "integer"}, "seeds_recorded": {"type": "integer"},
+                        "last_seed_view": {"type": "integer"}, "height": {"type": "integer"}}})),
+                    "404": error_response("not_found: the chain has no beacon")
+                }
+            }},
+            "/models": { "get": {
+                "summary": "Registered model versions in id order, optionally of one name, paged",
+                "parameters": [
+                    { "name": "name", "in": "query", "required": false, "schema": {"type": "string"}},
+                    { "name": "after", "in": "query", "required": false, "schema": {"type": "integer"}},
+                    { "name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+                ],
+                "responses": {
+                    "200": ok_json("Models", json!({"type": "object", "properties": {
+                        "height": {"type": "integer"}, "models": {"type": "array"},
+                        "next_after": {"type": "integer"}}})),
+                    "400": error_response("bad_query")
+                }
+            }},
+            "/models/{id}": { "get": {
+                "summary": "A model version: name, version, params digest, training job, base, scores, multiplier, and its lineage",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": ok_json("Model version", json!({"type": "object", "properties": {
+                        "id": {"type": "integer"}, "name": {"type": "string"},
+                        "version": {"type": "integer"}, "model": {"type": "string"},
+                        "params_digest": {"type": "string"}, "job": {"type": ["integer", "null"]},
+                        "provider": {"type": ["string", "null"]}, "lineage": {"type": "array"}}})),
+                    "400": error_response("bad_model_id"),
+                    "404": error_response("not_found: no such version")
                 }
             }},
             "/blocks/latest": { "get": { "summary": "Latest committed block",
@@ -180,6 +255,14 @@ pub(super) fn spec() -> Value {
                 "type": "object", "required": ["code", "message"],
                 "properties": { "code": {"type": "string"}, "message": {"type": "string"} }
             }}},
+            "Check": { "type": "object", "properties": {
+                "job": {"type": "integer"}, "index": {"type": "integer"},
+                "subject": {"type": "object", "description": "{\"segment\": j} or {\"request\": i}"},
+                "role": {"description": "\"spot\" or {\"referee\": {\"of\": check}}"},
+                "validator": {"type": ["string", "null"]}, "deadline": {"type": "integer"},
+                "attempts": {"type": "integer"}, "status": {"type": "string"},
+                "verdict": {"type": ["object", "null"]}, "units": {"type": "integer"}
+            }},
             "Block": { "type": "object", "required": ["height", "hash", "state_root"], "properties": {
                 "height": {"type": "integer"}, "hash": {"type": "string"},
                 "parent_hash": {"type": "string"}, "state_root": {"type": "string"},

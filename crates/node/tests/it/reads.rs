@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 17] = [
+const ROUTES: [&str; 23] = [
     "/health",
     "/status",
     "/txs",
@@ -19,6 +19,12 @@ const ROUTES: [&str; 17] = [
     "/providers/{address}",
     "/jobs",
     "/jobs/{id}",
+    "/validators/{address}",
+    "/validators/{address}/checks",
+    "/slashes",
+    "/beacon",
+    "/models",
+    "/models/{id}",
     "/blocks/latest",
     "/blocks/{id}",
     "/supply",
@@ -89,7 +95,14 @@ fn openapi_lists_every_route_and_every_listed_route_exists() {
             .replace("{id}", "0");
         let (status, text) = node.get_text(&path);
         // A transaction, provider or job that does not exist is a typed 404, not a missing route.
-        let may_be_absent = ["/txs/{hash}", "/providers/{address}", "/jobs/{id}"];
+        let may_be_absent = [
+            "/txs/{hash}",
+            "/providers/{address}",
+            "/jobs/{id}",
+            "/validators/{address}",
+            "/beacon",
+            "/models/{id}",
+        ];
         let known = status == 200 || (may_be_absent.contains(&route) && status == 404);
         assert!(known, "GET {path}: {status} {text}");
         assert!(!text.contains("no such endpoint"), "GET {path}: {text}");

@@ -1,0 +1,196 @@
+//! Proof-of-Intelligence endpoints: the `poi` object of `GET /jobs/{id}`, `GET
+//! /validators/{address}`, `GET /validators/{address}/checks`, `GET /slashes`, `GET /beacon`,
+//! `GET /models` and `GET /models/{id}`.
+//!
+//! Owns nothing in state: every answer reads one snapshot of the committed state through
+//! `poi_core::poi`'s readers, so the figures of one answer describe one height. Hashes are
+//! lowercase hex, amounts decimal strings of base units; JSON errors as everywhere else.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use poi_core::poi::{self, beacon, checks, registry};
+use poi_core::state::StateReader;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::handlers::parse_address;
+use crate::ledger::Ledger;
+
+type Shared = State<Arc<Ledger>>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Most open checks `GET /validators/{address}/checks` lists.
+pub(super) const VALIDATOR_CHECKS_MAX: usize = 256;
+/// Most slash records one `GET /slashes` page holds.
+pub(super) const SLASHES_PAGE_MAX: usize = 100;
+/// Most model versions one `GET /models` page holds.
+pub(super) const MODELS_PAGE_MAX: usize = 100;
+
+fn to_value(value: &impl serde::Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+/// The `poi` object of job `id` (`None` for a job not submitted through PoI): the record,
+/// the spec in hex (training), the draw and every check with its validator and verdict.
+pub(super) fn job_poi(state: &dyn StateReader, id: u64) -> Result<Option<Value>, ApiError> {
+    let Some(job) = poi::read_job(state, id).map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    let spec = poi::read_spec(state, id).map_err(ApiError::internal)?;
+    let checks = checks::job_checks(state, id).map_err(ApiError::internal)?;
+    let mut body = to_value(&job)?;
+    if let Value::Object(body) = &mut body {
+        body.insert("spec".into(), json!(spec.map(hex::encode)));
+        body.insert(
+            "draw".into(),
+            json!({
+                "target": job.draw_target.map(|(epoch, view)| json!({"epoch": epoch, "view": view})),
+                "randomness": job.randomness.map(hex::encode),
+            }),
+        );
+        body.insert("check_list".into(), to_value(&checks)?);
+    }
+    Ok(Some(body))
+}
+
+/// `GET /validators/{address}`: the verifier record (bond, open checks, credits, strikes,
+/// jail), 404 if the address is not a registered verifier.
+pub(super) async fn validator(State(ledger): Shared, Path(address): Path<String>) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let address = parse_address(&address)?;
+    let state = ledger.snapshot()?;
+    let Some(v) = poi::read_verifier(&state, &address).map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(format!(
+            "{address} is not a registered verifier"
+        )));
+    };
+    let mut body = to_value(&v)?;
+    body["height"] = json!(ledger.tip().height);
+    body["jailed"] = json!(v.jailed_until > ledger.tip().height);
+    Ok(Json(body))
+}
+
+/// `GET /validators/{address}/checks`: the open checks assigned to it, in (job, check) order,
+/// at most [`VALIDATOR_CHECKS_MAX`].
+pub(super) async fn validator_checks(
+    State(ledger): Shared,
+    Path(address): Path<String>,
+) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let address = parse_address(&address)?;
+    let state = ledger.snapshot()?;
+    let open = checks::assigned_checks(&state, &address, VALIDATOR_CHECKS_MAX)
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "address": address,
+        "height": ledger.tip().height,
+        "checks": to_value(&open)?,
+    })))
+}
+
+/// `GET /slashes` query: `after` (a sequence number), `limit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SlashesQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /slashes?after=&limit=`: PoI slash records in sequence order.
+pub(super) async fn slashes(
+    State(ledger): Shared,
+    query: Result<Query<SlashesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > SLASHES_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be 1 to {SLASHES_PAGE_MAX}"),
+        ));
+    }
+    let state = ledger.snapshot()?;
+    let records = checks::slashes(&state, query.after, limit).map_err(ApiError::internal)?;
+    let next = (records.len() == limit)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(json!({
+        "height": ledger.tip().height,
+        "slashes": to_value(&records)?,
+        "next_after": next,
+    })))
+}
+
+/// `GET /beacon`: the beacon record (identity, seed namespace, epoch, seeds recorded, last
+/// seed view), 404 on a chain without a beacon.
+pub(super) async fn beacon(State(ledger): Shared) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let state = ledger.snapshot()?;
+    let Some(record) = beacon::read_beacon(&state).map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(
+            "this chain has no beacon (genesis [beacon] unset)",
+        ));
+    };
+    let mut body = to_value(&record)?;
+    body["height"] = json!(ledger.tip().height);
+    Ok(Json(body))
+}
+
+/// `GET /models` query: `name` (`mlp-iris`), `after` (an id), `limit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ModelsQuery {
+    name: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /models?name=&after=&limit=`: registered model versions in id order.
+pub(super) async fn models(
+    State(ledger): Shared,
+    query: Result<Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > MODELS_PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be 1 to {MODELS_PAGE_MAX}"),
+        ));
+    }
+    let state = ledger.snapshot()?;
+    let models = registry::models(&state, query.name.as_deref(), query.after, limit)
+        .map_err(ApiError::internal)?;
+    let next = (models.len() == limit)
+        .then(|| models.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(json!({
+        "height": ledger.tip().height,
+        "models": to_value(&models)?,
+        "next_after": next,
+    })))
+}
+
+/// `GET /models/{id}`: one version with its lineage back to a root, 404 if none.
+pub(super) async fn model(State(ledger): Shared, Path(id): Path<String>) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_model_id",
+            format!("{id:?} is not a model id (an integer)"),
+        )
+    })?;
+    let state = ledger.snapshot()?;
+    let Some(model) = registry::read_model(&state, id).map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(format!("no model version {id}")));
+    };
+    let lineage = registry::lineage(&state, id).map_err(ApiError::internal)?;
+    let mut body = to_value(&model)?;
+    body["lineage"] = to_value(&lineage)?;
+    body["height"] = json!(ledger.tip().height);
+    Ok(Json(body))
+}
