@@ -2,14 +2,16 @@
 //! forced errors of Truebit).
 //!
 //! Governance sets `poi.canary_root`, the root ([`super::merkle`]) of `poi.canary_leaves`
-//! leaves `blake3("poi/canary-id/v1" | issuer address | blake3(secret_i))`, one per canary an
-//! issuer may run. An issuer is an ordinary-looking client or provider. It runs a canary job
-//! whose committed digests are wrong from some step of every segment on, so any drawn segment
-//! is wrong and only a real re-execution finds out, and commits it with `sealed =
-//! blake3("poi/canary/v1" | job | secret_i)`; honest agents fill `sealed` at random, so a
-//! canary looks like any job.
+//! leaves `blake3("poi/canary-id/v1" | client | provider | blake3(secret_i))`, one per canary
+//! an issuer may run. An issuer is a pair of ordinary-looking identities, a client and a
+//! provider: when the market matches one of its client's jobs to its provider, the provider
+//! commits digests that are wrong from some step of every segment on (so any drawn segment is
+//! wrong and only a real re-execution finds out) with `sealed = blake3("poi/canary/v1" | job |
+//! secret_i)`; honest agents fill `sealed` at random, so a canary looks like any job. The leaf
+//! names both identities, so a canary can only ever be a job between the pair: nobody else's
+//! escrow pays for planted work.
 //!
-//! Once every spot check of the job is answered (or after it settled), the issuer posts
+//! Once the job is drawn (best after every spot check is answered), the issuer posts
 //! `RevealCanary` with the secret and the leaf's proof. Then:
 //! - every `match` on the canary, by a spot checker or a referee, is laziness: the validator
 //!   loses `lazy_slash_bps` of its bond (burned), the units it was credited, and is jailed for
@@ -17,7 +19,8 @@
 //! - every accusation earns its validator the check's units again (double credit);
 //! - accusations still being refereed end at once (their open re-checks are waived), so nobody
 //!   is slashed for the planted errors, and the job settles: the market pays the issuer's
-//!   provider identity from its client identity, so a canary costs the issuer only fees.
+//!   provider identity from its client identity, so a canary costs the issuer only fees;
+//! - verdicts that arrive after the reveal are judged the same way as they come in.
 //!
 //! An issuer that never reveals is treated as the cheat it looks like: honest validators'
 //! mismatches are upheld and its provider identity is slashed.
@@ -31,17 +34,17 @@ use crate::staking;
 use crate::supply::{self, BurnReason};
 
 use super::NAME;
-use super::checks::{
-    Check, CheckRole, CheckStatus, SlashRecord, Verdict, append_slash, job_checks,
-};
+use super::checks::{Check, CheckStatus, SlashRecord, Verdict, append_slash, job_checks};
 use super::merkle;
 use super::records::{PoiStatus, job_or_err, read_verifier, write_job, write_verifier};
 
-/// `blake3("poi/canary-id/v1" | issuer | blake3(secret))`: a leaf of `canary_root`.
-pub fn canary_leaf(issuer: &Address, secret: &[u8; 32]) -> [u8; 32] {
+/// `blake3("poi/canary-id/v1" | client | provider | blake3(secret))`: a leaf of
+/// `canary_root`.
+pub fn canary_leaf(client: &Address, provider: &Address, secret: &[u8; 32]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(b"poi/canary-id/v1");
-    h.update(issuer.as_bytes());
+    h.update(client.as_bytes());
+    h.update(provider.as_bytes());
     h.update(blake3::hash(secret).as_bytes());
     *h.finalize().as_bytes()
 }
@@ -94,28 +97,26 @@ pub(crate) fn reveal(
     let root = params
         .canary_root
         .ok_or_else(|| TxError::InvalidMessage("governance has set no canary root".into()))?;
+    let provider = mj.provider.ok_or(TxError::NotPoiJob(id))?;
     merkle::verify(
         leaf_index,
         params.canary_leaves,
         proof,
-        &canary_leaf(&signer, &secret),
+        &canary_leaf(&mj.owner, &provider, &secret),
         &root,
     )
     .map_err(|e| TxError::InvalidMessage(format!("not a canary issuer's secret: {e}")))?;
     let checks = job_checks(ctx.state, id)?;
-    let answered = checks
-        .iter()
-        .all(|c| c.role != CheckRole::Spot || c.status != CheckStatus::Open);
     let ready = match job.status {
         PoiStatus::Verified => true,
-        PoiStatus::Verifying => job.randomness.is_some() && answered,
+        PoiStatus::Verifying => job.randomness.is_some(),
         PoiStatus::Submitted | PoiStatus::Failed => false,
     };
     if !ready {
         return Err(TxError::BadJobState {
             job: id,
-            state: "not yet fully checked, or failed",
-            expected: "every spot check answered, or verified",
+            state: "not yet drawn, or failed",
+            expected: "drawn and verifying, or verified",
         });
     }
     job.canary_revealed = true;
@@ -123,13 +124,8 @@ pub(crate) fn reveal(
     ctx.emit(Event::new(NAME, "canary_revealed").with("job", id));
     let mut lazy = 0u64;
     for check in &checks {
-        match &check.verdict {
-            Some(Verdict::Match { .. }) if check.subject != super::checks::CheckSubject::Eval => {
-                lazy += 1;
-                punish_lazy(ctx, check)?;
-            }
-            Some(v) if v.accuses(None) => reward(ctx, check)?,
-            _ => {}
+        if judge(ctx, check)? {
+            lazy += 1;
         }
     }
     // Accusations under way end: their open re-checks are no longer needed.
@@ -147,6 +143,22 @@ pub(crate) fn reveal(
             .with("lazy", lazy),
     );
     Ok(())
+}
+
+/// Judges a verdict on a revealed canary: a `match` of planted work is punished, an
+/// accusation rewarded. Returns whether the verdict was lazy.
+pub(crate) fn judge(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<bool, TxError> {
+    match &check.verdict {
+        Some(Verdict::Match { .. }) if check.subject != super::checks::CheckSubject::Eval => {
+            punish_lazy(ctx, check)?;
+            Ok(true)
+        }
+        Some(v) if v.accuses(None) => {
+            reward(ctx, check)?;
+            Ok(false)
+        }
+        _ => Ok(false),
+    }
 }
 
 fn punish_lazy(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<(), TxError> {
