@@ -595,6 +595,9 @@ pub(crate) struct DevnetArgs {
     /// Milliseconds between blocks.
     #[arg(long, default_value_t = poi_node::home::BLOCK_INTERVAL_MS_DEFAULT)]
     pub(crate) block_interval_ms: u64,
+    /// Run only the chain: no providers, validators or clients doing AI work.
+    #[arg(long)]
+    pub(crate) no_agents: bool,
 }
 
 #[cfg(test)]

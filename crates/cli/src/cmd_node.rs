@@ -161,7 +161,19 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
         let seed = random_seed()?;
         let beacon = deal_single(&seed)?;
         let mut accounts = Vec::new();
-        for name in DEVNET_NAMES.iter().take(usize::from(args.accounts)) {
+        let agent_names: Vec<&str> = if args.no_agents {
+            Vec::new()
+        } else {
+            crate::devnet::AGENTS
+                .iter()
+                .map(|(name, _)| *name)
+                .collect()
+        };
+        let names = DEVNET_NAMES
+            .iter()
+            .take(usize::from(args.accounts))
+            .chain(agent_names.iter());
+        for name in names {
             let info = match keystore.info(name) {
                 Ok(info) => info,
                 Err(_) => keystore.generate(name, Protection::InsecurePlaintext)?,
@@ -171,11 +183,24 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
                 balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
             });
         }
+        let mut params = devnet_params(args.block_interval_ms);
+        if args.no_agents {
+            crate::devnet::poi_params(&mut params, None);
+        } else {
+            let address = |name: &str| -> anyhow::Result<Address> {
+                Ok(Address(keystore.info(name)?.public_key))
+            };
+            let canary = poi_agents::provider::canary::CanaryConfig {
+                client: address("canary-client")?,
+                secrets: crate::devnet::canary_secrets(&seed),
+            };
+            crate::devnet::poi_params(&mut params, Some((&canary, address("canary-prov")?)));
+        }
         let genesis = Genesis {
             chain_id: DEVNET_CHAIN_ID.into(),
             genesis_time_ms: now_ms(),
             validators: vec![validator_address(&seed)],
-            params: devnet_params(args.block_interval_ms),
+            params,
             accounts,
             beacon: Some(service::genesis_beacon(DEVNET_CHAIN_ID, &beacon)),
             models: Vec::new(),
@@ -217,6 +242,25 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
         "stop with Ctrl-C; resume with: poi node start --home {}",
         home.root().display()
     );
+    let _agents = if args.no_agents {
+        None
+    } else if keystore.info("canary-client").is_err() {
+        println!("agents:    none (this devnet was created with --no-agents)");
+        None
+    } else {
+        println!(
+            "agents:    providers prov-1..3 (honest), cheater (fake-segments=5000), canary-prov; validators val-1..3 (honest), lazy; client, canary-client. State in {}",
+            home.root().join("agents").display()
+        );
+        println!(
+            "           a summary line follows every 5 s; query /jobs?status=settled, /slashes, /models"
+        );
+        Some(crate::devnet::start(
+            &home,
+            &keystore,
+            format!("http://{api_addr}"),
+        )?)
+    };
     let options = RunOptions {
         api_addr: Some(api_addr),
         on_ready: Some(print_ready),

@@ -15,6 +15,7 @@ mod cmd_query;
 mod cmd_stake;
 mod cmd_tx;
 mod cmd_work;
+mod devnet;
 pub mod keystore;
 mod output;
 

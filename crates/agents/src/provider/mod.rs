@@ -8,6 +8,7 @@
 //! `committed` training job whose claim window is open gets its eval score claimed. Work is
 //! done inside the tick, so a tick may take as long as a job trains.
 
+pub mod canary;
 pub mod server;
 pub mod work;
 
@@ -56,6 +57,8 @@ pub struct ProviderConfig {
     pub ask_price: Amount,
     /// Pause between ticks.
     pub poll: Duration,
+    /// Canary issuing, if this provider is half of an issuer pair ([`canary`]).
+    pub canary: Option<canary::CanaryConfig>,
 }
 
 impl ProviderConfig {
@@ -75,6 +78,7 @@ impl ProviderConfig {
             capacity_units_per_block: 1_000,
             ask_price: 1,
             poll: Duration::from_millis(200),
+            canary: None,
         }
     }
 }
@@ -177,7 +181,12 @@ impl Provider {
             .flatten()
             .filter_map(|j| j.as_u64())
             .collect();
-        for id in jobs {
+        // Committed jobs first (claims and canary reveals are due within blocks), then the
+        // rest, which may train for a while.
+        let (committed, rest): (Vec<u64>, Vec<u64>) = jobs
+            .into_iter()
+            .partition(|&id| chain::job(&self.node, id).is_ok_and(|j| j.status == "committed"));
+        for id in committed.into_iter().chain(rest) {
             if let Err(error) = self.work_on(id) {
                 tracing::warn!(job = id, %error, "job not advanced");
             }
@@ -204,8 +213,48 @@ impl Provider {
             "committed" if poi.quality.as_ref().is_some_and(|q| q.awaiting_claim()) => {
                 self.claim_score(poi)
             }
+            "committed" if self.is_canary(&job) => self.maybe_reveal_canary(id),
             _ => Ok(()),
         }
+    }
+
+    /// Whether `job` is one this provider plants errors in: an inference job of its canary
+    /// partner. (Training jobs of the partner are done honestly: a planted model would reach
+    /// the registry.)
+    fn is_canary(&self, job: &JobView) -> bool {
+        job.spec["kind"] == "inference"
+            && self
+                .config
+                .canary
+                .as_ref()
+                .is_some_and(|c| c.client == job.owner)
+    }
+
+    /// Reveals canary `id` as soon as it is drawn: verdicts given before are judged at once
+    /// and later ones as they arrive, and an accusation must not reach its referees' verdict
+    /// first (the planted errors would be upheld against this provider).
+    fn maybe_reveal_canary(&mut self, id: u64) -> Result<()> {
+        let Some(config) = self.config.canary.clone() else {
+            return Ok(());
+        };
+        let view = self.node.get(&format!("/jobs/{id}"))?;
+        let poi = &view["poi"];
+        if poi["canary_revealed"] == true || poi["randomness"].is_null() {
+            return Ok(());
+        }
+        let Some(index) = canary::CanaryLog::read(&self.dir)?.jobs.get(&id).copied() else {
+            return Ok(()); // sealed at random: out of secrets when it committed
+        };
+        let me = self.wallet.address();
+        let msg = PoiMsg::RevealCanary {
+            job: id,
+            secret: config.secrets[index as usize],
+            leaf_index: index,
+            proof: config.proof(&me, index)?,
+        };
+        self.wallet.send(&self.node, Msg::Poi(msg))?;
+        tracing::info!(job = id, leaf = index, "revealed canary");
+        Ok(())
     }
 
     fn compute_and_commit(&mut self, job: &JobView, poi: &PoiJobView) -> Result<()> {
@@ -225,6 +274,12 @@ impl Provider {
             job: id,
             reason: format!("no OS randomness for sealed: {e}"),
         })?;
+        if let (true, Some(config)) = (self.is_canary(job), &self.config.canary)
+            && let Some(index) = canary::CanaryLog::index_for(&self.dir, id, config.secrets.len())?
+        {
+            sealed = canary::seal(id, &config.secrets[index as usize]);
+            tracing::info!(job = id, leaf = index, "sealed a canary");
+        }
         let msg = match &record {
             JobRecord::Training {
                 digests,
@@ -287,7 +342,12 @@ impl Provider {
     /// Computes job `job`; `None` while an inference job's requests have not arrived.
     fn compute(&self, job: &JobView, poi: &PoiJobView) -> Result<Option<JobRecord>> {
         let id = job.id;
-        let behaviour = self.config.behaviour;
+        // A canary gets planted errors: a wrong output for every request.
+        let behaviour = if self.is_canary(job) {
+            ProviderBehaviour::WrongInference
+        } else {
+            self.config.behaviour
+        };
         if poi.is_training() {
             let spec = spec::job_spec(poi)?;
             tracing::info!(job = id, steps = spec.steps, %behaviour, "training");

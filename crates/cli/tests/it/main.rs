@@ -5,6 +5,7 @@ mod acceptance;
 mod commands;
 mod crash;
 mod keys;
+mod mainjob;
 mod market;
 mod stake;
 mod work;
@@ -175,11 +176,22 @@ impl Node {
         Node::devnet_with_interval(home, log_dir, BLOCK_INTERVAL_MS)
     }
 
-    /// [`Node::devnet`] with another block interval (milliseconds).
+    /// [`Node::devnet`] with another block interval (milliseconds): the chain alone
+    /// (`--no-agents`), so a test's jobs and accounts are its own.
     pub(crate) fn devnet_with_interval(home: &Path, log_dir: &Path, interval_ms: &str) -> Node {
+        Node::devnet_with(home, log_dir, interval_ms, &["--no-agents"])
+    }
+
+    /// `poi devnet` with `extra` arguments (the main job when `extra` is empty).
+    pub(crate) fn devnet_with(
+        home: &Path,
+        log_dir: &Path,
+        interval_ms: &str,
+        extra: &[&str],
+    ) -> Node {
         let api_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let p2p_addr = format!("127.0.0.1:{}", free_port());
-        let args = [
+        let mut args = vec![
             "devnet".to_string(),
             "--home".to_string(),
             home.display().to_string(),
@@ -190,6 +202,7 @@ impl Node {
             "--block-interval-ms".to_string(),
             interval_ms.to_string(),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         Node::spawn(&args, home, api_addr, log_dir)
     }
 

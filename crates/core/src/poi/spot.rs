@@ -693,7 +693,8 @@ pub(crate) fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(
         market::settle_verified(ctx, job.id)?;
     }
     job.status = PoiStatus::Verified;
-    if let Some(q) = job.quality.clone() {
+    // A revealed canary's work was planted: it never reaches the registry.
+    if let (Some(q), false) = (job.quality.clone(), job.canary_revealed) {
         register_model(ctx, &mut job, &mj, &q)?;
     }
     write_job(ctx.state, &job);

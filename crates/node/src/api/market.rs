@@ -116,10 +116,18 @@ pub(super) async fn jobs(
     let next = (jobs.len() == limit)
         .then(|| jobs.last().map(|j| j.id))
         .flatten();
+    let mut listed = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let mut value = to_value(job)?;
+        if let Some(summary) = super::poi::job_summary(&state, job.id)? {
+            value["poi"] = summary;
+        }
+        listed.push(value);
+    }
     Ok(Json(json!({
         "height": ledger.tip().height,
         "status": status.map(|s| s.as_str()),
-        "jobs": to_value(&jobs)?,
+        "jobs": listed,
         "next_after": next,
     })))
 }

@@ -51,8 +51,36 @@ pub(super) fn job_poi(state: &dyn StateReader, id: u64) -> Result<Option<Value>,
             }),
         );
         body.insert("check_list".into(), to_value(&checks)?);
+        let disputes = poi::dispute::job_disputes(state, id).map_err(ApiError::internal)?;
+        body.insert("dispute_list".into(), to_value(&disputes)?);
     }
     Ok(Some(body))
+}
+
+/// The PoI summary a job listing carries: verification status, checks, the measured quality
+/// and the registry id (`None` for a job not submitted through PoI).
+pub(super) fn job_summary(state: &dyn StateReader, id: u64) -> Result<Option<Value>, ApiError> {
+    let Some(job) = poi::read_job(state, id).map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    let quality = job.quality.as_ref().map(|q| {
+        json!({
+            "score": q.score,
+            "base_score": q.base_score,
+            "improvement_ppm": q.improvement_ppm,
+            "multiplier_ppm": q.multiplier_ppm,
+        })
+    });
+    Ok(Some(json!({
+        "kind": job.kind.as_str(),
+        "status": job.status.as_str(),
+        "checks": job.checks,
+        "checks_pending": job.checks_pending,
+        "disputes": job.disputes,
+        "quality": quality,
+        "model_id": job.model_id,
+        "canary": job.canary_revealed,
+    })))
 }
 
 /// `GET /validators/{address}`: the verifier record (bond, open checks, credits, strikes,
