@@ -140,6 +140,14 @@ impl TestChain {
 
     /// A chain run by one consensus validator with a dealt beacon key: blocks carry seeds.
     pub(crate) fn start_with_beacon(funded: &[&SigningKey]) -> TestChain {
+        Self::start_with_beacon_params(funded, |_| {})
+    }
+
+    /// [`TestChain::start_with_beacon`] with `tweak` applied to the genesis parameters.
+    pub(crate) fn start_with_beacon_params(
+        funded: &[&SigningKey],
+        tweak: impl FnOnce(&mut Params),
+    ) -> TestChain {
         use poi_node::consensus::{self, ConsensusConfig, beacon};
         use poi_node::service::{LedgerApp, genesis_beacon};
         init_tracing();
@@ -149,6 +157,7 @@ impl TestChain {
             .expect("deal")
             .remove(0);
         let mut genesis = Self::genesis(funded);
+        tweak(&mut genesis.params);
         genesis.beacon = Some(genesis_beacon(CHAIN_ID, &share));
         let ledger = Arc::new(
             Ledger::open(dir.path().join("data"), genesis, Metrics::default()).expect("open"),

@@ -346,3 +346,111 @@ fn contrarian_accusations_are_overturned_and_struck() {
     );
     eprintln!("contrarians accused {accused} checks; all overturned");
 }
+
+#[test]
+fn a_canary_catches_a_lazy_validator_and_slashes_it() {
+    use poi_agents::provider::canary::CanaryConfig;
+    let (prov, owner) = (key(1), key(2));
+    let honest: Vec<_> = (10..13).map(key).collect();
+    let lazy = key(20);
+    let canary = CanaryConfig {
+        client: addr(&owner),
+        secrets: (0u8..4).map(|i| [0xc0 + i; 32]).collect(),
+    };
+    let mut funded = vec![&prov, &owner, &lazy];
+    funded.extend(honest.iter());
+    let root = canary.root(&addr(&prov));
+    let chain = TestChain::start_with_beacon_params(&funded, |p| {
+        p.poi.canary_root = Some(root);
+        p.poi.canary_leaves = 4;
+    });
+    let home = tempfile::tempdir().expect("home");
+    let node = chain.client();
+    let _provider = run_provider(&chain, home.path(), "issuer", prov.clone(), |c| {
+        c.canary = Some(canary.clone());
+    });
+    // Honest validators verify the partner's training job, so a model gets registered; the
+    // issuer trains its partner's jobs honestly (only inference canaries are planted).
+    let validators: Vec<Running> = honest
+        .iter()
+        .enumerate()
+        .map(|(i, k)| run_validator(&chain, home.path(), &format!("v{i}"), k.clone(), |_| {}))
+        .collect();
+    let mut owner = Wallet::new(owner);
+    chain.wait_for("the issuer's registration", || {
+        node.get_opt(&format!("/providers/{}", addr(&prov)))
+            .ok()
+            .flatten()
+    });
+    let trained = submit_training(&chain, &mut owner);
+    let model = chain.wait_for("the registered model", || {
+        let page = node.get("/models").ok()?;
+        page["models"]
+            .as_array()?
+            .iter()
+            .find(|m| m["job"] == trained)?["id"]
+            .as_u64()
+    });
+    // Now only the lazy validator is verifying.
+    drop(validators);
+    let _lazy = run_validator(&chain, home.path(), "lazy", lazy.clone(), |c| {
+        c.behaviour = ValidatorBehaviour::Lazy;
+    });
+    chain.wait_for("the lazy validator's registration", || {
+        node.get_opt(&format!("/validators/{}", addr(&lazy)))
+            .ok()
+            .flatten()
+    });
+    let requests: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            json!({ "features": [0.1 * i as f32, 0.3, -0.2, 0.5] })
+                .to_string()
+                .into_bytes()
+        })
+        .collect();
+    let msg = PoiMsg::SubmitInference {
+        model: "mlp".into(),
+        version: u32::try_from(model).expect("small id"),
+        requests: requests.len() as u64,
+        input_root: work::input_root(&requests).0,
+        units: 1_000,
+        max_price: 10,
+    };
+    let included = owner.send(&node, Msg::Poi(msg)).expect("submitted");
+    let id: u64 = included.status["receipt"]["events"]
+        .as_array()
+        .and_then(|events| {
+            let e = events.iter().find(|e| e["kind"] == "inference_submitted")?;
+            e["attributes"].as_array()?.iter().find(|p| p[0] == "job")?[1]
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .expect("the job id");
+    let endpoint = chain.wait_for("the match", || {
+        let job = node.get(&format!("/jobs/{id}")).ok()?;
+        (job["provider"] == addr(&prov).to_string()).then_some(())?;
+        node.get(&format!("/providers/{}", addr(&prov))).ok()?["endpoint"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    let body = json!({ "requests": requests.iter().map(hex::encode).collect::<Vec<_>>() });
+    node.post_url(&format!("{endpoint}/v1/jobs/{id}/requests"), &body)
+        .expect("requests posted");
+    let slash = chain.wait_for("the lazy validator's slash", || {
+        let page = node.get("/slashes").ok()?;
+        page["slashes"]
+            .as_array()?
+            .iter()
+            .find(|s| s["job"] == id && s["reason"] == "lazy_validator")
+            .cloned()
+    });
+    assert_eq!(slash["account"], addr(&lazy).to_string(), "{slash}");
+    assert_eq!(slash["role"], "validator");
+    let job = node.get(&format!("/jobs/{id}")).expect("job");
+    assert_eq!(job["poi"]["canary_revealed"], true, "{}", job["poi"]);
+    let v = node
+        .get(&format!("/validators/{}", addr(&lazy)))
+        .expect("verifier");
+    assert_eq!(v["jailed"], true, "{v}");
+}
