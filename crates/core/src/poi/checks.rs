@@ -331,17 +331,7 @@ pub fn read_check(
 
 /// Every check of `job`, in order.
 pub fn job_checks(state: &dyn StateReader, job: u64) -> Result<Vec<Check>, StateError> {
-    let prefix = [CHECK_PREFIX, &job.to_be_bytes()].concat();
-    let mut checks = Vec::new();
-    let mut failure = None;
-    state.scan_prefix(&prefix, &mut |key, value| {
-        match state::decode::<Check>(key, value) {
-            Ok(check) => checks.push(check),
-            Err(e) => failure = Some(e),
-        }
-        failure.is_none()
-    })?;
-    failure.map_or(Ok(checks), Err)
+    super::records::decode_all(state, &[CHECK_PREFIX, &job.to_be_bytes()].concat())
 }
 
 /// Up to `limit` slash records with `seq > after` (all if `after` is `None`), in order.

@@ -49,9 +49,7 @@ use crate::token::Amount;
 
 use super::NAME;
 use super::beacon;
-use super::checks::{
-    Check, CheckRole, CheckStatus, CheckSubject, Verdict, job_checks, write_check,
-};
+use super::checks::{Check, CheckRole, CheckStatus, CheckSubject, Verdict, job_checks};
 use super::dissection::{
     Dissection, DissectionParams, Move, Opening, Outcome, Party, Phase, RefereeTask, Status,
 };
@@ -166,17 +164,7 @@ pub fn read_dispute(
 
 /// Every dispute of `job`, in order.
 pub fn job_disputes(state: &dyn StateReader, job: u64) -> Result<Vec<Dispute>, StateError> {
-    let prefix = [DISPUTE_PREFIX, &job.to_be_bytes()].concat();
-    let mut out = Vec::new();
-    let mut failure = None;
-    state.scan_prefix(&prefix, &mut |key, value| {
-        match state::decode::<Dispute>(key, value) {
-            Ok(d) => out.push(d),
-            Err(e) => failure = Some(e),
-        }
-        failure.is_none()
-    })?;
-    failure.map_or(Ok(out), Err)
+    super::records::decode_all(state, &[DISPUTE_PREFIX, &job.to_be_bytes()].concat())
 }
 
 fn dispute_or_err(ctx: &ExecContext<'_, '_>, job: u64, number: u32) -> Result<Dispute, TxError> {
@@ -540,11 +528,7 @@ pub(crate) fn tally(
     };
     for r in &referees {
         if r.status == CheckStatus::Open {
-            spot::release(ctx, r)?;
-            let mut r = r.clone();
-            r.status = CheckStatus::Waived;
-            r.deadline = ctx.block.height;
-            write_check(ctx.state, &r);
+            spot::waive_open(ctx, r)?;
         } else if let (Some(out), Some(v)) = (output(r), r.validator) {
             let winning = if provider_lost {
                 task.claim
@@ -699,11 +683,7 @@ pub(crate) fn refund_open(ctx: &mut ExecContext<'_, '_>, job_id: u64) -> Result<
         for c in job_checks(ctx.state, job_id)? {
             if c.role == (CheckRole::Arbiter { dispute: d.number }) && c.status == CheckStatus::Open
             {
-                spot::release(ctx, &c)?;
-                let mut c = c;
-                c.status = CheckStatus::Waived;
-                c.deadline = ctx.block.height;
-                write_check(ctx.state, &c);
+                spot::waive_open(ctx, &c)?;
             }
         }
         bank::credit(ctx.state, d.challenger, d.bond)?;

@@ -187,6 +187,23 @@ pub struct Verifier {
     pub ordinal: u32,
 }
 
+/// Every record stored under `prefix`, decoded, in key order.
+pub(crate) fn decode_all<T: BorshDeserialize>(
+    state: &dyn StateReader,
+    prefix: &[u8],
+) -> Result<Vec<T>, StateError> {
+    let mut out = Vec::new();
+    let mut failure = None;
+    state.scan_prefix(prefix, &mut |key, value| {
+        match state::decode::<T>(key, value) {
+            Ok(record) => out.push(record),
+            Err(e) => failure = Some(e),
+        }
+        failure.is_none()
+    })?;
+    failure.map_or(Ok(out), Err)
+}
+
 /// Key of job `id`'s PoI record.
 pub fn job_key(id: u64) -> Vec<u8> {
     [JOB_PREFIX, &id.to_be_bytes()].concat()

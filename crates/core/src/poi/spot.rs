@@ -263,6 +263,17 @@ pub(crate) fn assign(
     Ok(())
 }
 
+/// Waives an open check that is no longer needed (its question was decided another way):
+/// its assignment is released and nobody is struck.
+pub(crate) fn waive_open(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<(), TxError> {
+    release(ctx, check)?;
+    let mut check = check.clone();
+    check.status = CheckStatus::Waived;
+    check.deadline = ctx.block.height;
+    write_check(ctx.state, &check);
+    Ok(())
+}
+
 /// Closes an open check's assignment: removes its deadline and frees its verifier's slot.
 pub(crate) fn release(
     ctx: &mut ExecContext<'_, '_>,
@@ -476,11 +487,7 @@ fn tally(ctx: &mut ExecContext<'_, '_>, id: u64, of: u32) -> Result<(), TxError>
     };
     // Decided: the referees still open are no longer needed.
     for r in referees.iter().filter(|r| r.status == CheckStatus::Open) {
-        release(ctx, r)?;
-        let mut r = r.clone();
-        r.status = CheckStatus::Waived;
-        r.deadline = ctx.block.height;
-        write_check(ctx.state, &r);
+        waive_open(ctx, r)?;
     }
     // Referees that voted against the outcome get a strike.
     for r in &referees {
@@ -654,11 +661,7 @@ pub(crate) fn drop_accusation(
     let of = accused.index;
     for r in job_checks(ctx.state, accused.job)? {
         if r.role == (CheckRole::Referee { of }) && r.status == CheckStatus::Open {
-            release(ctx, &r)?;
-            let mut r = r;
-            r.status = CheckStatus::Waived;
-            r.deadline = ctx.block.height;
-            write_check(ctx.state, &r);
+            waive_open(ctx, &r)?;
         }
     }
     let mut accused = accused.clone();
