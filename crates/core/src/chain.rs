@@ -115,6 +115,7 @@ impl Chain {
             Box::new(Staking),
             Box::new(Market),
             Box::new(Poi),
+            Box::new(crate::emission::Emission),
         ];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {
@@ -565,9 +566,25 @@ impl Chain {
             })
     }
 
-    /// The supply breakdown.
+    /// The supply breakdown: the ledger, with what staking, the market and PoI hold and the
+    /// treasury's and reward pool's balances.
     pub fn supply(&self, state: &dyn StateReader) -> Result<Supply, StateError> {
-        supply::read(state, self.locked(state)?)
+        let mut supply = supply::read(state, self.locked(state)?)?;
+        for module in &self.modules {
+            let held = self.held_by(module.as_ref(), state)?;
+            match module.name() {
+                staking::NAME => supply.staked = held,
+                market::NAME => supply.escrowed = held,
+                poi::NAME => supply.bonds = held,
+                _ => {}
+            }
+        }
+        let balance = |who| -> Result<Amount, StateError> {
+            Ok(bank::account(state, &who)?.map_or(0, |a| a.balance))
+        };
+        supply.treasury = balance(bank::treasury())?;
+        supply.reward_pool = balance(crate::emission::pool())?;
+        Ok(supply)
     }
 
     /// Full audit: every module's invariants, and held tokens == genesis + minted - burned.

@@ -23,6 +23,7 @@ pub mod bank;
 pub mod beacon;
 pub mod block;
 pub mod chain;
+pub mod emission;
 pub mod error;
 pub mod event;
 pub mod genesis;

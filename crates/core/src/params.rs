@@ -48,6 +48,9 @@ pub struct Params {
     /// Proof of Intelligence ([`crate::poi`]); defaults when absent from genesis.
     #[serde(default)]
     pub poi: PoiParams,
+    /// Emission (the schedule of new tokens).
+    #[serde(default)]
+    pub emission: crate::emission::EmissionParams,
 }
 
 impl Default for Params {
@@ -61,6 +64,7 @@ impl Default for Params {
             staking: StakingParams::default(),
             market: MarketParams::default(),
             poi: PoiParams::default(),
+            emission: crate::emission::EmissionParams::default(),
         }
     }
 }
@@ -83,6 +87,9 @@ pub enum ParamsError {
     /// A Proof-of-Intelligence parameter is out of range.
     #[error("{0}")]
     Poi(String),
+    /// Invalid emission parameters.
+    #[error("invalid emission parameters: {0}")]
+    Emission(String),
 }
 
 impl Params {
@@ -97,7 +104,8 @@ impl Params {
         }
         self.staking.validate().map_err(ParamsError::Staking)?;
         self.market.validate().map_err(ParamsError::Market)?;
-        self.poi.validate().map_err(ParamsError::Poi)
+        self.poi.validate().map_err(ParamsError::Poi)?;
+        self.emission.validate().map_err(ParamsError::Emission)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

@@ -128,6 +128,22 @@ pub struct Supply {
     /// Tokens free to move: `total` minus tokens locked in module accounts and stakes.
     #[serde(serialize_with = "crate::event::decimal")]
     pub circulating: Amount,
+    /// Bonded and unbonding stake (held by staking).
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub staked: Amount,
+    /// Job escrow and owners' dispute bonds (held by the market).
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub escrowed: Amount,
+    /// Challenge bonds (held by Proof of Intelligence).
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub bonds: Amount,
+    /// The treasury account's balance (part of `circulating`: governance spends it).
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub treasury: Amount,
+    /// The reward pool's balance: emission waiting for the epoch's distribution (part of
+    /// `circulating`).
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub reward_pool: Amount,
 }
 
 fn decimal_map<S: serde::Serializer>(
@@ -184,6 +200,11 @@ pub fn read(state: &dyn StateReader, locked: Amount) -> Result<Supply, StateErro
         burned_by_reason,
         total,
         circulating,
+        staked: 0,
+        escrowed: 0,
+        bonds: 0,
+        treasury: 0,
+        reward_pool: 0,
     })
 }
 

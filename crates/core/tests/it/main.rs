@@ -7,6 +7,7 @@ mod conformance;
 mod determinism;
 mod disputes;
 mod dissection;
+mod emission;
 mod market;
 mod net;
 mod poi;
