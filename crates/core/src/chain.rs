@@ -116,6 +116,7 @@ impl Chain {
             Box::new(Market),
             Box::new(Poi),
             Box::new(crate::emission::Emission),
+            Box::new(crate::rewards::Rewards),
         ];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {

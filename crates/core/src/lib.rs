@@ -33,6 +33,7 @@ pub mod merkle;
 pub mod module;
 pub mod params;
 pub mod poi;
+pub mod rewards;
 pub mod staking;
 pub mod state;
 pub mod supply;

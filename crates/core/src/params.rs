@@ -51,6 +51,9 @@ pub struct Params {
     /// Emission (the schedule of new tokens).
     #[serde(default)]
     pub emission: crate::emission::EmissionParams,
+    /// Epoch rewards (how the reward pool is split).
+    #[serde(default)]
+    pub rewards: crate::rewards::RewardsParams,
 }
 
 impl Default for Params {
@@ -65,6 +68,7 @@ impl Default for Params {
             market: MarketParams::default(),
             poi: PoiParams::default(),
             emission: crate::emission::EmissionParams::default(),
+            rewards: crate::rewards::RewardsParams::default(),
         }
     }
 }
@@ -87,8 +91,8 @@ pub enum ParamsError {
     /// A Proof-of-Intelligence parameter is out of range.
     #[error("{0}")]
     Poi(String),
-    /// Invalid emission parameters.
-    #[error("invalid emission parameters: {0}")]
+    /// Invalid emission or reward parameters.
+    #[error("invalid emission or reward parameters: {0}")]
     Emission(String),
 }
 
@@ -105,7 +109,8 @@ impl Params {
         self.staking.validate().map_err(ParamsError::Staking)?;
         self.market.validate().map_err(ParamsError::Market)?;
         self.poi.validate().map_err(ParamsError::Poi)?;
-        self.emission.validate().map_err(ParamsError::Emission)
+        self.emission.validate().map_err(ParamsError::Emission)?;
+        self.rewards.validate().map_err(ParamsError::Emission)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

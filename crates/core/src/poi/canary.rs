@@ -177,6 +177,12 @@ fn punish_lazy(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<(), TxErr
     let slashed = staking::slash(ctx.state, address, wanted)?;
     v.bond = v.bond.saturating_sub(slashed);
     v.credits_units = v.credits_units.saturating_sub(check.units);
+    crate::rewards::uncredit(
+        ctx,
+        crate::rewards::Class::Validators,
+        address,
+        check.units.into(),
+    )?;
     v.jailed_until = ctx.block.height.saturating_add(ctx.params.poi.jail_blocks);
     write_verifier(ctx.state, &v);
     if slashed > 0 {
@@ -216,6 +222,12 @@ fn reward(ctx: &mut ExecContext<'_, '_>, check: &Check) -> Result<(), TxError> {
     if let Some(mut v) = read_verifier(ctx.state, &address)? {
         v.credits_units = v.credits_units.saturating_add(check.units);
         write_verifier(ctx.state, &v);
+        crate::rewards::credit(
+            ctx,
+            crate::rewards::Class::Validators,
+            address,
+            check.units.into(),
+        )?;
     }
     Ok(())
 }

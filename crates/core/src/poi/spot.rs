@@ -349,6 +349,12 @@ pub(crate) fn attest(
     if let Some(mut v) = release(ctx, &check)? {
         v.credits_units = v.credits_units.saturating_add(check.units);
         write_verifier(ctx.state, &v);
+        crate::rewards::credit(
+            ctx,
+            crate::rewards::Class::Validators,
+            v.address,
+            check.units.into(),
+        )?;
     }
     ctx.emit(
         Event::new(NAME, "attested")
@@ -696,6 +702,7 @@ pub(crate) fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(
         market::settle_verified(ctx, job.id)?;
     }
     job.status = PoiStatus::Verified;
+    credit_verified(ctx, &job, &mj)?;
     // A revealed canary's work was planted: it never reaches the registry.
     if let (Some(q), false) = (job.quality.clone(), job.canary_revealed) {
         register_model(ctx, &mut job, &mj, &q)?;
@@ -706,6 +713,47 @@ pub(crate) fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(
             .with("job", job.id)
             .with("checks", u64::from(job.checks)),
     );
+    Ok(())
+}
+
+/// Reward weights of a verified job: its provider by `units x multiplier x reputation`, and
+/// for inference the served version's developers by `units x bps`. A revealed canary earns
+/// nothing (its work was planted).
+fn credit_verified(
+    ctx: &mut ExecContext<'_, '_>,
+    job: &PoiJob,
+    mj: &market::Job,
+) -> Result<(), TxError> {
+    use crate::rewards::{Class, credit};
+    if job.canary_revealed {
+        return Ok(());
+    }
+    let units = u128::from(mj.units);
+    let multiplier = job.quality.as_ref().map_or(1_000_000, |q| q.multiplier_ppm);
+    if let Some(provider) = mj.provider {
+        let reputation = crate::market::records::read_provider(ctx.state, &provider)?
+            .map_or(0, |p| p.reputation_ppm);
+        let weight = units
+            .saturating_mul(u128::from(multiplier))
+            .saturating_mul(u128::from(reputation));
+        credit(ctx, Class::Providers, provider, weight)?;
+    }
+    if job.kind == PoiKind::Inference
+        && let Some(version) = job
+            .model_id
+            .map(|id| registry::read_model(ctx.state, id))
+            .transpose()?
+            .flatten()
+    {
+        for d in version.developers {
+            credit(
+                ctx,
+                Class::Developers,
+                d.address,
+                units.saturating_mul(u128::from(d.bps)),
+            )?;
+        }
+    }
     Ok(())
 }
 

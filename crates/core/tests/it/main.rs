@@ -12,5 +12,6 @@ mod market;
 mod net;
 mod poi;
 mod quality;
+mod rewards;
 mod spot;
 mod staking;

@@ -90,6 +90,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/validators/{address}", get(poi::validator))
         .route("/validators/{address}/checks", get(poi::validator_checks))
         .route("/slashes", get(poi::slashes))
+        .route("/rewards", get(poi::rewards))
         .route("/beacon", get(poi::beacon))
         .route("/models", get(poi::models))
         .route("/models/{id}", get(poi::model))

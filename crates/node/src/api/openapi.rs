@@ -174,6 +174,20 @@ pub(super) fn spec() -> Value {
                     "400": error_response("bad_address")
                 }
             }},
+            "/rewards": { "get": {
+                "summary": "What an epoch paid: the pool, each class's amount, every account paid, the treasury",
+                "parameters": [
+                    { "name": "epoch", "in": "query", "required": false, "schema": {"type": "integer"}}
+                ],
+                "responses": {
+                    "200": ok_json("EpochRewards", json!({"type": "object", "properties": {
+                        "epoch": {"type": "integer"}, "pool": {"type": "string"},
+                        "classes": {"type": "array"}, "accounts": {"type": "array"},
+                        "treasury": {"type": "string"}}})),
+                    "400": error_response("bad_query"),
+                    "404": error_response("not_found")
+                }
+            }},
             "/slashes": { "get": {
                 "summary": "PoI slash records in sequence order: account, role, reason, job, check, evidence, referees, amount",
                 "parameters": [

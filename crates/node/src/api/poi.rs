@@ -118,6 +118,45 @@ pub(super) async fn validator_checks(
     })))
 }
 
+/// `GET /rewards` query: `epoch`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RewardsQuery {
+    epoch: Option<u64>,
+}
+
+/// `GET /rewards?epoch=N`: what epoch `N` paid each stakeholder class and account, and the
+/// treasury (`epoch` defaults to the last finished one); 404 before it ended.
+pub(super) async fn rewards(
+    State(ledger): Shared,
+    query: Result<Query<RewardsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let state = ledger.snapshot()?;
+    let height = ledger.tip().height;
+    let epoch_blocks = ledger.params()?.rewards.epoch_blocks.max(1);
+    let current = poi_core::rewards::epoch_of(height, epoch_blocks);
+    let epoch = match query.epoch {
+        Some(e) => e,
+        None => current
+            .checked_sub(1)
+            .ok_or_else(|| ApiError::not_found("no epoch has ended yet".to_string()))?,
+    };
+    let Some(record) = poi_core::rewards::read_epoch(&state, epoch).map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::not_found(if epoch >= current {
+            format!("epoch {epoch} has not ended (current epoch {current})")
+        } else {
+            format!("epoch {epoch} paid nothing (no emission or work)")
+        }));
+    };
+    let mut body = to_value(&record)?;
+    body["height"] = json!(height);
+    body["epoch_blocks"] = json!(epoch_blocks);
+    Ok(Json(body))
+}
+
 /// `GET /slashes` query: `after` (a sequence number), `limit`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

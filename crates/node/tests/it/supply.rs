@@ -135,3 +135,36 @@ fn amounts_near_u128_max_stay_exact_and_never_overflow() {
     assert_eq!(burned, all_in.body.fee / 2);
     assert_eq!(amount(&after["total"]), u128::MAX - burned);
 }
+
+#[test]
+fn emission_fills_the_pool_and_get_rewards_shows_each_epoch_paid_exactly() {
+    let mut genesis = crate::genesis();
+    genesis.params.emission.schedule = poi_core::emission::Schedule::HalvingByTime {
+        initial: 1_000,
+        halving_blocks: 100,
+        cap: Amount::MAX,
+    };
+    genesis.params.rewards.epoch_blocks = 3;
+    let node = TestNode::with_genesis(genesis);
+    let (status, body) = node.get("/rewards");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = node.get("/rewards?epoch=x");
+    assert_eq!(status, 400, "{body}");
+    for _ in 0..3 {
+        node.commit_block();
+    }
+    // Heights 1 and 2 minted into the pool; epoch 0 (heights 0-2) ended at height 2 and paid
+    // it all to the treasury (nobody did verified work).
+    let body = node.get_ok("/rewards?epoch=0");
+    assert_eq!(body["pool"], "2000", "{body}");
+    assert_eq!(body["treasury"], "2000", "{body}");
+    assert_eq!(body["accounts"].as_array().map(Vec::len), Some(0));
+    let supply = node.get_ok("/supply");
+    assert_eq!(supply["minted"], "3000", "{supply}");
+    assert_eq!(
+        supply["reward_pool"], "1000",
+        "epoch 1's first block: {supply}"
+    );
+    let (status, body) = node.get("/rewards?epoch=5");
+    assert_eq!(status, 404, "{body}");
+}
