@@ -391,8 +391,14 @@ fn a_canary_catches_a_lazy_validator_and_slashes_it() {
             .find(|m| m["job"] == trained)?["id"]
             .as_u64()
     });
-    // Now only the lazy validator is verifying.
+    // Now only the lazy validator is verifying: the honest ones stop and deregister, so every
+    // check of the canary is drawn to it.
     drop(validators);
+    for k in &honest {
+        Wallet::new(k.clone())
+            .send(&node, Msg::Poi(PoiMsg::DeregisterVerifier))
+            .expect("an idle verifier deregisters");
+    }
     let _lazy = run_validator(&chain, home.path(), "lazy", lazy.clone(), |c| {
         c.behaviour = ValidatorBehaviour::Lazy;
     });
