@@ -547,9 +547,14 @@ fn run_validators(start_at: &[u64], target: u64) -> Vec<Chain> {
             );
             assert_eq!(seed, &seen[0], "validators disagree on seed {view}");
         }
-        shared += u64::from(seen.len() == caches.len());
+        // A late or restarted validator misses the seeds of views it was away for, so count
+        // the rounds at least two validators certified (and agree on, checked above).
+        shared += u64::from(seen.len() >= 2);
     }
-    assert!(shared >= target / 2, "{shared} seeds seen by all");
+    assert!(
+        shared >= target / 2,
+        "{shared} seeds seen by two or more validators"
+    );
     chains
 }
 
