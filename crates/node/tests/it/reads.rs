@@ -22,6 +22,7 @@ const ROUTES: [&str; 23] = [
     "/validators/{address}",
     "/validators/{address}/checks",
     "/slashes",
+    "/rewards",
     "/beacon",
     "/models",
     "/models/{id}",
