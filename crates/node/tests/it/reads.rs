@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 23] = [
+const ROUTES: [&str; 24] = [
     "/health",
     "/status",
     "/txs",
@@ -103,6 +103,7 @@ fn openapi_lists_every_route_and_every_listed_route_exists() {
             "/validators/{address}",
             "/beacon",
             "/models/{id}",
+            "/rewards",
         ];
         let known = status == 200 || (may_be_absent.contains(&route) && status == 404);
         assert!(known, "GET {path}: {status} {text}");
