@@ -544,8 +544,23 @@ pub(crate) enum QueryCmd {
         /// Transaction hash (hex).
         hash: String,
     },
-    /// Supply: genesis, minted, burned, circulating.
+    /// Supply: genesis, minted, burned (by reason), staked, escrowed, treasury, circulating.
     Supply,
+    /// What an epoch paid each stakeholder class and account, with yields.
+    Rewards {
+        /// The epoch (default: the last one that ended).
+        #[arg(long)]
+        epoch: Option<u64>,
+    },
+    /// Usage burns: the current rate and the burn history per epoch.
+    Burn {
+        /// First epoch of the history.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most epochs shown.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Chain parameters.
     Params,
 }

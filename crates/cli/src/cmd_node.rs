@@ -95,7 +95,7 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
         chain_id: args.chain_id,
         genesis_time_ms: now_ms(),
         validators: vec![validator_address(&seed)],
-        params: Params::default(),
+        params: Params::default().with_economics(),
         accounts,
         beacon: Some(genesis_beacon),
         models: Vec::new(),
@@ -124,7 +124,9 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
 /// scaled, a person at a terminal has the same seconds to start a job or send a heartbeat on a
 /// fast devnet.
 fn devnet_params(block_interval_ms: u64) -> Params {
-    let mut params = Params::default();
+    let mut params = Params::default().with_economics();
+    // Epochs of 100 blocks, so a devnet session sees rewards and burns settle.
+    params.rewards.epoch_blocks = 100;
     let scale = (1_000 / block_interval_ms.max(1)).max(1);
     let market = &mut params.market;
     for blocks in [

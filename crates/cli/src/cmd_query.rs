@@ -75,8 +75,92 @@ pub(crate) fn run(global: &Global, cmd: QueryCmd) -> anyhow::Result<()> {
             if global.json {
                 output::json(&supply);
             } else {
-                for field in ["genesis", "minted", "burned", "total", "circulating"] {
+                for field in [
+                    "genesis",
+                    "minted",
+                    "burned",
+                    "total",
+                    "staked",
+                    "escrowed",
+                    "bonds",
+                    "treasury",
+                    "reward_pool",
+                    "circulating",
+                ] {
                     println!("{field:<12} {}", output::amount(&supply[field]));
+                }
+                if let Some(reasons) = supply["burned_by_reason"].as_object() {
+                    for (reason, amount) in reasons {
+                        println!("  burned {reason:<16} {}", output::amount(amount));
+                    }
+                }
+            }
+        }
+        QueryCmd::Rewards { epoch } => {
+            let path = match epoch {
+                Some(e) => format!("/rewards?epoch={e}"),
+                None => "/rewards".to_string(),
+            };
+            let r = api.get(&path)?;
+            if global.json {
+                output::json(&r);
+            } else {
+                println!(
+                    "epoch {} (blocks of {}): pool {} = emission {} + fees {} + other {}",
+                    r["epoch"],
+                    r["epoch_blocks"],
+                    output::amount(&r["pool"]),
+                    output::amount(&r["emission"]),
+                    output::amount(&r["fees"]),
+                    output::amount(&r["other"])
+                );
+                for class in r["classes"].as_array().into_iter().flatten() {
+                    println!("  {:<11} {}", plain(&class[0]), output::amount(&class[1]));
+                }
+                println!("  {:<11} {}", "treasury", output::amount(&r["treasury"]));
+                for y in r["yields"].as_array().into_iter().flatten() {
+                    let per_epoch = y["yield_ppm"]
+                        .as_str()
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .map_or("no stake".to_string(), |ppm| {
+                            format!("{:.4}% of stake", ppm / 1e4)
+                        });
+                    println!(
+                        "  {} {:<11} {} ({per_epoch})",
+                        plain(&y["address"]),
+                        plain(&y["class"]),
+                        output::amount(&y["reward"])
+                    );
+                }
+            }
+        }
+        QueryCmd::Burn { from, limit } => {
+            let b = api.get(&format!("/burn?from={from}&limit={limit}"))?;
+            if global.json {
+                output::json(&b);
+            } else {
+                println!(
+                    "usage burns {}; this epoch: rate {} ppm, demand {}, burned {}",
+                    if b["enabled"] == true { "on" } else { "off" },
+                    b["current"]["rate_ppm"],
+                    output::amount(&b["current"]["demand"]),
+                    output::amount(&b["current"]["burned"])
+                );
+                println!(
+                    "{:>6} {:>20} {:>12} {:>20} {:>20} {:>22} {:>12}",
+                    "epoch", "demand", "rate ppm", "burned", "minted", "net issuance", "next rate"
+                );
+                for e in b["history"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:>6} {:>20} {:>12} {:>20} {:>20} {:>22} {:>12}",
+                        e["epoch"],
+                        plain(&e["demand"]),
+                        e["rate_ppm"],
+                        plain(&e["burned"]),
+                        plain(&e["minted"]),
+                        plain(&e["net_issuance"]),
+                        e["next_rate_ppm"]
+                    );
                 }
             }
         }

@@ -117,6 +117,7 @@ impl Chain {
             Box::new(Poi),
             Box::new(crate::emission::Emission),
             Box::new(crate::rewards::Rewards),
+            Box::new(crate::burn::Burn),
         ];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {

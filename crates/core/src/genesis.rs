@@ -76,6 +76,23 @@ pub struct GenesisModel {
     pub model: String,
     /// Digest of its parameters, 32 bytes hex.
     pub params_digest: String,
+    /// Who is paid royalties when it is served, shares summing to 10,000 bps (none: no
+    /// royalties).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub developers: Vec<GenesisDeveloper>,
+    /// The earlier-listed root version it fine-tunes (its lineage, for royalties).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+}
+
+/// A developer's royalty share of a root version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisDeveloper {
+    /// The developer's address.
+    pub address: Address,
+    /// Share, bps.
+    pub bps: u32,
 }
 
 /// The consensus threshold-VRF group whose seeds PoI draws from (see [`crate::beacon`]).
@@ -193,7 +210,7 @@ impl Genesis {
     }
 
     /// The root model versions, decoded and checked.
-    fn model_records(&self) -> Result<Vec<(String, String, [u8; 32])>, GenesisError> {
+    fn model_records(&self) -> Result<Vec<crate::poi::registry::RootVersion>, GenesisError> {
         let mut names = BTreeSet::new();
         let mut out = Vec::new();
         for m in &self.models {
@@ -216,7 +233,37 @@ impl Genesis {
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| bad("params_digest must be 32 bytes of hex"))?;
-            out.push((m.name.clone(), m.model.clone(), digest));
+            let developers: Vec<crate::poi::registry::DeveloperShare> = m
+                .developers
+                .iter()
+                .map(|d| crate::poi::registry::DeveloperShare {
+                    address: d.address,
+                    bps: d.bps,
+                })
+                .collect();
+            if !developers.is_empty()
+                && developers.iter().map(|d| u64::from(d.bps)).sum::<u64>() != 10_000
+            {
+                return Err(bad("developer shares must sum to 10000 bps"));
+            }
+            let base = match &m.base {
+                None => None,
+                Some(b) => Some(
+                    self.models
+                        .iter()
+                        .take(out.len())
+                        .position(|e| &e.name == b)
+                        .ok_or_else(|| bad("its base must be a root version listed before it"))?
+                        as u64,
+                ),
+            };
+            out.push(crate::poi::registry::RootVersion {
+                name: m.name.clone(),
+                model: m.model.clone(),
+                params_digest: digest,
+                developers,
+                base,
+            });
         }
         Ok(out)
     }

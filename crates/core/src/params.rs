@@ -54,6 +54,9 @@ pub struct Params {
     /// Epoch rewards (how the reward pool is split).
     #[serde(default)]
     pub rewards: crate::rewards::RewardsParams,
+    /// Usage burns and their schedule.
+    #[serde(default)]
+    pub burn: crate::burn::BurnParams,
 }
 
 impl Default for Params {
@@ -69,7 +72,46 @@ impl Default for Params {
             poi: PoiParams::default(),
             emission: crate::emission::EmissionParams::default(),
             rewards: crate::rewards::RewardsParams::default(),
+            burn: crate::burn::BurnParams::default(),
         }
+    }
+}
+
+impl Params {
+    /// The economics poi networks run with (`poi devnet` and `poi node init` start from it):
+    /// the library default leaves every flow off so a chain chooses its economics explicitly.
+    /// - emission halving by issuance, Bitcoin-style: 5 POI a block, halving after every
+    ///   50 million POI, capped at 100 million;
+    /// - 5% of every verified job's payment into the reward pool, 10% as royalties along the
+    ///   served version's lineage (each step back half the weight);
+    /// - usage burns of 100 base units per compute unit and 10,000 per inference request,
+    ///   scaled by quality (0.5x to 2x), at most 30% of a payment, on the predictive schedule
+    ///   aiming to burn half of each epoch's emission (band +-20%).
+    ///
+    /// Burn-and-mint pricing (`burn.tokens_per_credit`) stays off: it needs a price oracle,
+    /// which a young network does not have.
+    pub fn with_economics(mut self) -> Self {
+        const POI: Amount = crate::token::BASE_UNITS_PER_POI;
+        self.emission.schedule = crate::emission::Schedule::HalvingByIssuance {
+            initial: 5 * POI,
+            era_issuance: 50_000_000 * POI,
+            cap: 100_000_000 * POI,
+        };
+        self.rewards.job_fee_bps = 500;
+        self.rewards.royalty_bps = 1_000;
+        self.rewards.lineage_decay_bps = 5_000;
+        self.burn.per_unit = 100;
+        self.burn.per_request = 10_000;
+        self.burn.schedule = crate::burn::BurnSchedule::Predictive {
+            alpha_ppm: 600_000,
+            beta_ppm: 200_000,
+            target_burn_bps: 5_000,
+            band_bps: 2_000,
+            initial_rate_ppm: 1_000_000,
+            rate_min_ppm: 10_000,
+            rate_max_ppm: 100_000_000,
+        };
+        self
     }
 }
 
@@ -91,8 +133,8 @@ pub enum ParamsError {
     /// A Proof-of-Intelligence parameter is out of range.
     #[error("{0}")]
     Poi(String),
-    /// Invalid emission or reward parameters.
-    #[error("invalid emission or reward parameters: {0}")]
+    /// Invalid emission, reward or burn parameters.
+    #[error("invalid emission, reward or burn parameters: {0}")]
     Emission(String),
 }
 
@@ -110,7 +152,8 @@ impl Params {
         self.market.validate().map_err(ParamsError::Market)?;
         self.poi.validate().map_err(ParamsError::Poi)?;
         self.emission.validate().map_err(ParamsError::Emission)?;
-        self.rewards.validate().map_err(ParamsError::Emission)
+        self.rewards.validate().map_err(ParamsError::Emission)?;
+        self.burn.validate().map_err(ParamsError::Emission)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

@@ -48,6 +48,10 @@ pub const PREFIX: &[u8] = b"rewards/";
 pub const WEIGHT_PREFIX: &[u8] = b"rewards/w/";
 /// Prefix of epoch records.
 pub const EPOCH_PREFIX: &[u8] = b"rewards/e/";
+/// Prefix of each epoch's fees paid into the pool.
+pub const FEES_PREFIX: &[u8] = b"rewards/f/";
+/// Emission issued before the current epoch (so the epoch's emission is the difference).
+pub const ISSUED_MARK_KEY: &[u8] = b"rewards/mark";
 
 /// A stakeholder class.
 #[derive(
@@ -98,6 +102,15 @@ pub struct RewardsParams {
     /// Shares, bps, of providers, validators, developers, data providers and the treasury
     /// (summing to 10,000).
     pub shares_bps: [u32; 5],
+    /// Share of every verified job's payment paid into the reward pool, bps (its fees).
+    pub job_fee_bps: u32,
+    /// Share of every verified inference job's payment paid as royalties along the served
+    /// version's lineage, bps ([`crate::payout`]).
+    pub royalty_bps: u32,
+    /// Each step back along the lineage weighs this share of the step before, bps.
+    pub lineage_decay_bps: u32,
+    /// Most versions of a lineage paid royalties.
+    pub lineage_depth_max: u32,
 }
 
 impl Default for RewardsParams {
@@ -105,6 +118,10 @@ impl Default for RewardsParams {
         Self {
             epoch_blocks: 1_000,
             shares_bps: [5_000, 2_000, 1_500, 500, 1_000],
+            job_fee_bps: 0,
+            royalty_bps: 0,
+            lineage_decay_bps: 5_000,
+            lineage_depth_max: 8,
         }
     }
 }
@@ -118,6 +135,14 @@ impl RewardsParams {
         if self.shares_bps.iter().sum::<u32>() != 10_000 {
             return Err("rewards.shares_bps must sum to 10000".into());
         }
+        if self.job_fee_bps.saturating_add(self.royalty_bps) > 10_000
+            || self.lineage_decay_bps > 10_000
+        {
+            return Err(
+                "rewards.job_fee_bps + royalty_bps and lineage_decay_bps must be at most 10000"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -130,6 +155,15 @@ pub struct EpochRewards {
     /// The pool's balance at its end: everything distributed.
     #[serde(serialize_with = "crate::event::decimal")]
     pub pool: Amount,
+    /// The part of the pool the epoch's emission minted.
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub emission: Amount,
+    /// The part of the pool verified jobs paid in fees.
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub fees: Amount,
+    /// The part of the pool sent to it by plain transfers.
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub other: Amount,
     /// Each class's amount (before unweighted classes fell to the treasury).
     pub classes: Vec<(Class, String)>,
     /// Every account paid: address, class, amount (decimal).
@@ -161,6 +195,27 @@ pub fn epoch_of(height: u64, epoch_blocks: u64) -> u64 {
 /// Epoch `n`'s record, once it ended.
 pub fn read_epoch(state: &dyn StateReader, epoch: u64) -> Result<Option<EpochRewards>, StateError> {
     state::read_borsh(state, &epoch_key(epoch))
+}
+
+fn fees_key(epoch: u64) -> Vec<u8> {
+    [FEES_PREFIX, &epoch.to_be_bytes()].concat()
+}
+
+/// Moves `amount` of `from`'s balance into the reward pool as the current epoch's fees.
+pub(crate) fn add_fee(
+    ctx: &mut ExecContext<'_, '_>,
+    from: Address,
+    amount: Amount,
+) -> Result<(), TxError> {
+    bank::transfer(ctx.state, from, crate::emission::pool(), amount)?;
+    let epoch = epoch_of(ctx.block.height, ctx.params.rewards.epoch_blocks);
+    let key = fees_key(epoch);
+    let before: Amount = ctx.state.get_borsh(&key)?.unwrap_or(0);
+    let after = before
+        .checked_add(amount)
+        .ok_or(TxError::Overflow("epoch fees"))?;
+    ctx.state.put_borsh(key, &after);
+    Ok(())
 }
 
 /// Adds `weight` to `who`'s weight in `class` for the current epoch.
@@ -291,6 +346,24 @@ fn distribute(ctx: &mut ExecContext<'_, '_>, epoch: u64) -> Result<(), TxError> 
     for key in keys {
         ctx.state.delete(key);
     }
+    // The pool is emptied every epoch, so it holds this epoch's emission and fees, plus
+    // anything an account sent it by transfer (`other`).
+    let issued = crate::emission::issued(ctx.state)?;
+    let mark: Amount = ctx.state.get_borsh(ISSUED_MARK_KEY)?.unwrap_or(0);
+    let emission = issued
+        .checked_sub(mark)
+        .ok_or(TxError::Overflow("epoch emission"))?;
+    let fees: Amount = ctx.state.get_borsh(&fees_key(epoch))?.unwrap_or(0);
+    ctx.state.delete(fees_key(epoch));
+    ctx.state.put_borsh(ISSUED_MARK_KEY.to_vec(), &issued);
+    let other = emission
+        .checked_add(fees)
+        .and_then(|inflow| pool.checked_sub(inflow))
+        .ok_or_else(|| {
+            StateError(format!(
+                "reward pool {pool} holds less than epoch {epoch}'s emission {emission} plus fees {fees}"
+            ))
+        })?;
     let shares = ctx.params.rewards.shares_bps;
     let mut treasury = pool;
     let mut classes = Vec::new();
@@ -329,6 +402,9 @@ fn distribute(ctx: &mut ExecContext<'_, '_>, epoch: u64) -> Result<(), TxError> 
     let record = EpochRewards {
         epoch,
         pool,
+        emission,
+        fees,
+        other,
         classes,
         accounts,
         treasury,
@@ -390,7 +466,12 @@ impl Module for Rewards {
                             .accounts
                             .iter()
                             .try_fold(r.treasury, |a, (_, _, x)| a.checked_add(x.parse().ok()?));
-                        if paid != Some(r.pool) {
+                        if paid != Some(r.pool)
+                            || r.emission
+                                .checked_add(r.fees)
+                                .and_then(|x| x.checked_add(r.other))
+                                != Some(r.pool)
+                        {
                             failure =
                                 Some(format!("epoch {} paid {paid:?} of {}", r.epoch, r.pool));
                         }

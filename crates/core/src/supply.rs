@@ -35,6 +35,10 @@ pub enum BurnReason {
     Fees,
     /// The burned share of slashed provider collateral (see [`crate::market`]).
     Slash,
+    /// Usage burn of verified training jobs ([`crate::burn`]).
+    UsageTraining,
+    /// Usage burn of verified inference jobs ([`crate::burn`]).
+    UsageInference,
 }
 
 impl BurnReason {
@@ -43,6 +47,8 @@ impl BurnReason {
         match self {
             BurnReason::Fees => "fees",
             BurnReason::Slash => "slash",
+            BurnReason::UsageTraining => "usage_training",
+            BurnReason::UsageInference => "usage_inference",
         }
     }
 }

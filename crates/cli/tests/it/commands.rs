@@ -52,6 +52,8 @@ fn help_of_every_subcommand_exits_0() {
         "query block",
         "query tx",
         "query supply",
+        "query rewards",
+        "query burn",
         "query params",
         "node init",
         "node start",
@@ -124,12 +126,14 @@ fn queries_against_a_stopped_node_fail_with_one_clear_line() {
     let address = stdout_of(poi().args(["keys", "show", "me", "--address", "--home", &home]));
     let address = address.trim_end();
     let hash = "ab".repeat(32);
-    let commands: [&[&str]; 7] = [
+    let commands: [&[&str]; 9] = [
         &["query", "account", address],
         &["query", "account", "me", "--prove"],
         &["query", "block"],
         &["query", "tx", &hash],
         &["query", "supply"],
+        &["query", "rewards"],
+        &["query", "burn"],
         &["query", "params"],
         &[
             "tx", "send", "--from", "me", "--to", address, "--amount", "1",

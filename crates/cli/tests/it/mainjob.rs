@@ -83,4 +83,72 @@ fn the_devnet_verifies_real_work_measures_it_and_slashes_the_cheater() {
     assert_eq!(status, 200, "{model}");
     assert_eq!(model["job"], trained["id"], "{model}");
     eprintln!("main job: all three within {:?}", started.elapsed());
+    the_economics_add_up(&node, started);
+}
+
+fn amount(v: &Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("a decimal amount")
+}
+
+/// Every ended epoch paid out exactly its emission plus the fees verified jobs paid into the
+/// pool, and verified work burned tokens by the usage schedule.
+fn the_economics_add_up(node: &Node, started: Instant) {
+    let mut epoch = 0;
+    let mut with_fees = 0;
+    while started.elapsed() < WITHIN && with_fees == 0 {
+        let (status, r) = node.api.get(&format!("/rewards?epoch={epoch}"));
+        if status == 404 {
+            std::thread::sleep(Duration::from_secs(2));
+            continue;
+        }
+        assert_eq!(status, 200, "{r}");
+        let pool = amount(&r["pool"]);
+        assert_eq!(
+            pool,
+            amount(&r["emission"]) + amount(&r["fees"]),
+            "epoch {epoch}: {r}"
+        );
+        let paid: u128 = r["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .map(|a| amount(&a[2]))
+            .sum::<u128>()
+            + amount(&r["treasury"]);
+        assert_eq!(paid, pool, "epoch {epoch} pays its pool exactly: {r}");
+        if amount(&r["fees"]) > 0 {
+            with_fees += 1;
+            assert!(
+                r["accounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a[1] == "providers"),
+                "{r}"
+            );
+        }
+        epoch += 1;
+    }
+    assert!(with_fees > 0, "no epoch with job fees by epoch {epoch}");
+    let (status, burn) = node.api.get("/burn");
+    assert_eq!(status, 200, "{burn}");
+    let burned: u128 = burn["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| amount(&e["burned"]))
+        .sum();
+    assert!(burned > 0, "{burn}");
+    let (_, supply) = node.api.get("/supply");
+    let usage = ["usage_training", "usage_inference"]
+        .iter()
+        .filter_map(|r| supply["burned_by_reason"][r].as_str())
+        .map(|s| s.parse::<u128>().unwrap())
+        .sum::<u128>();
+    assert!(usage >= burned, "{supply}");
+    eprintln!(
+        "main job: {epoch} epochs paid emission plus fees exactly; {burned} base units burned by usage"
+    );
 }

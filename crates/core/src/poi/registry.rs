@@ -139,20 +139,49 @@ pub fn lineage(state: &dyn StateReader, id: u64) -> Result<Vec<ModelVersion>, St
     Ok(out)
 }
 
-/// The records genesis writes for root versions `(name, model, params_digest)`, ids from 0.
-pub fn genesis_writes(models: &[(String, String, [u8; 32])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// A root version genesis lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootVersion {
+    /// Registry name.
+    pub name: String,
+    /// Market model kind.
+    pub model: String,
+    /// Parameters digest.
+    pub params_digest: [u8; 32],
+    /// Royalty shares (empty or summing to 10,000).
+    pub developers: Vec<DeveloperShare>,
+    /// An earlier root it fine-tunes.
+    pub base: Option<u64>,
+}
+
+impl RootVersion {
+    /// A root without developers or base.
+    pub fn new(name: &str, model: &str, params_digest: [u8; 32]) -> Self {
+        Self {
+            name: name.into(),
+            model: model.into(),
+            params_digest,
+            developers: Vec::new(),
+            base: None,
+        }
+    }
+}
+
+/// The records genesis writes for root versions, ids from 0.
+pub fn genesis_writes(models: &[RootVersion]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut writes = Vec::new();
-    for (id, (name, model, params_digest)) in (0u64..).zip(models) {
+    for (id, root) in (0u64..).zip(models) {
+        let name = &root.name;
         let version = ModelVersion {
             id,
             name: name.clone(),
             version: 1,
-            model: model.clone(),
-            params_digest: *params_digest,
+            model: root.model.clone(),
+            params_digest: root.params_digest,
             job: None,
-            base: None,
+            base: root.base,
             datasets: Vec::new(),
-            developers: Vec::new(),
+            developers: root.developers.clone(),
             provider: None,
             score: 0,
             base_score: 0,

@@ -700,6 +700,7 @@ pub(crate) fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(
     let mj = market::job(ctx.state, job.id)?.ok_or(TxError::UnknownJob(job.id))?;
     if mj.status == JobStatus::Committed && mj.is_held() {
         market::settle_verified(ctx, job.id)?;
+        split_payment(ctx, &job)?;
     }
     job.status = PoiStatus::Verified;
     credit_verified(ctx, &job, &mj)?;
@@ -712,6 +713,50 @@ pub(crate) fn finish(ctx: &mut ExecContext<'_, '_>, mut job: PoiJob) -> Result<(
         Event::new(NAME, "verified")
             .with("job", job.id)
             .with("checks", u64::from(job.checks)),
+    );
+    Ok(())
+}
+
+/// Takes the job fee, royalties and usage burn out of a verified job's payment
+/// ([`crate::payout`]). A revealed canary pays none (its work was planted).
+fn split_payment(ctx: &mut ExecContext<'_, '_>, job: &PoiJob) -> Result<(), TxError> {
+    let settled = market::job(ctx.state, job.id)?.ok_or(TxError::UnknownJob(job.id))?;
+    let Some(provider) = settled.provider else {
+        return Ok(());
+    };
+    if job.canary_revealed || settled.paid == 0 {
+        return Ok(());
+    }
+    let inference = job.kind == PoiKind::Inference;
+    let quality_ppm = if inference {
+        job.model_id
+            .map(|id| registry::read_model(ctx.state, id))
+            .transpose()?
+            .flatten()
+            .map_or(0, |v| v.multiplier_ppm)
+    } else {
+        job.quality.as_ref().map_or(0, |q| q.multiplier_ppm)
+    };
+    let split = crate::payout::split_payment(
+        ctx,
+        &crate::payout::Payment {
+            job: job.id,
+            provider,
+            paid: settled.paid,
+            units: settled.units_delivered,
+            inference,
+            version: job.model_id.filter(|_| inference),
+            quality_ppm,
+        },
+    )?;
+    ctx.emit(
+        Event::new(NAME, "payment_split")
+            .with("job", job.id)
+            .with("paid", settled.paid)
+            .with("fee", split.fee)
+            .with("royalties", split.royalties)
+            .with("burned", split.burned)
+            .with("provider", split.provider),
     );
     Ok(())
 }

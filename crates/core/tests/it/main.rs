@@ -1,6 +1,7 @@
 //! Integration tests of the state machine over the in-memory reference state.
 
 mod beacon;
+mod burn;
 mod canary;
 mod chain;
 mod conformance;

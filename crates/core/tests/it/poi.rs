@@ -43,7 +43,7 @@ impl Net {
     pub(crate) fn new_poi(funded: &[&SigningKey], params: Params) -> Self {
         let mut net = Net::new(funded, params, FEE);
         let mut writes = poi_core::state::WriteSet::new();
-        let root = ("charlm-base".to_owned(), "charlm".to_owned(), [0x11; 32]);
+        let root = poi::registry::RootVersion::new("charlm-base", "charlm", [0x11; 32]);
         for (key, value) in poi::registry::genesis_writes(&[root]) {
             writes.insert(key, Some(value));
         }

@@ -80,3 +80,151 @@ fn an_epoch_pays_providers_and_validators_for_verified_work_exactly() {
     let pool_left = w.net.balance_of(&poi_core::emission::pool());
     assert_eq!(pool_left, 0, "the pool is emptied at the epoch's end");
 }
+
+/// Every economic flow on at once: a verified inference job on a fine-tuned version pays the
+/// reward pool its fee, the developers along the version's lineage their royalties, and
+/// burns its usage; the epoch's pool is exactly its emission plus those fees.
+#[test]
+fn a_verified_inference_pays_its_fee_royalties_along_the_lineage_and_burns_exactly() {
+    use poi_core::market::MarketMsg;
+    use poi_core::poi::PoiMsg;
+    use poi_core::poi::registry::{self, DeveloperShare, RootVersion};
+
+    let mut p = params();
+    p.emission = EmissionParams {
+        schedule: Schedule::HalvingByTime {
+            initial: 1_000_000,
+            halving_blocks: 1_000,
+            cap: Amount::MAX,
+        },
+    };
+    p.rewards.epoch_blocks = EPOCH;
+    p.rewards.job_fee_bps = 500;
+    p.rewards.royalty_bps = 1_000;
+    p.rewards.lineage_decay_bps = 5_000;
+    p.burn.per_unit = 3;
+    p.burn.per_request = 100;
+    let schedule = poi_core::burn::BurnSchedule::Predictive {
+        alpha_ppm: 500_000,
+        beta_ppm: 100_000,
+        target_burn_bps: 5_000,
+        band_bps: 2_000,
+        initial_rate_ppm: 1_000_000,
+        rate_min_ppm: 0,
+        rate_max_ppm: 1_000_000_000_000,
+    };
+    p.burn.schedule = schedule.clone();
+    let mut w = World::new(p.clone());
+    // The registry: a root by developer A, and version 1 fine-tuning it, by B (60%) and C (40%).
+    let (a, b, c) = (
+        poi_core::Address([0xa1; 32]),
+        poi_core::Address([0xb2; 32]),
+        poi_core::Address([0xc3; 32]),
+    );
+    let share = |address, bps| DeveloperShare { address, bps };
+    let mut root = RootVersion::new("charlm-base", "charlm", [0x11; 32]);
+    root.developers = vec![share(a, 10_000)];
+    let mut tuned = RootVersion::new("charlm-tuned", "charlm", [0x22; 32]);
+    tuned.developers = vec![share(b, 6_000), share(c, 4_000)];
+    tuned.base = Some(0);
+    let mut writes = poi_core::state::WriteSet::new();
+    for (k, v) in registry::genesis_writes(&[root, tuned]) {
+        writes.insert(k, Some(v));
+    }
+    w.net.state.apply(&writes);
+
+    let id = 0; // the first job
+    let (user, prov) = (w.user.clone(), w.prov.clone());
+    let submit = PoiMsg::SubmitInference {
+        model: "charlm".into(),
+        version: 1,
+        requests: 16,
+        input_root: [7; 32],
+        units: 1_000,
+        max_price: 10,
+    };
+    assert_eq!(w.net.poi(&user, submit), "ok");
+    assert_eq!(w.net.market(&prov, MarketMsg::StartJob { id }), "ok");
+    let commit = PoiMsg::CommitInference {
+        job: id,
+        output_root: [8; 32],
+        sealed: [9; 32],
+    };
+    assert_eq!(w.net.poi(&prov, commit), "ok");
+    w.until(|net| net.poi_job(id).randomness.is_some());
+    for ch in w.checks(id) {
+        if ch.status == CheckStatus::Open {
+            assert_eq!(w.attest(id, ch.index, matching()), "ok");
+        }
+    }
+    let job = w.net.job(id);
+    assert!(job.paid > 0, "the job settled for the provider");
+    assert!(w.net.height < EPOCH - 1, "it settled within epoch 0");
+
+    let paid = job.paid;
+    let fee = paid * 500 / 10_000;
+    let royalty = paid * 1_000 / 10_000;
+    // Lineage weights: B 10,000 x 6,000, C 10,000 x 4,000, A (the base) 5,000 x 10,000.
+    let weights = [(a, 50_000_000u128), (b, 60_000_000), (c, 40_000_000)];
+    let parts = rewards::split(royalty, &weights).unwrap();
+    for (who, part) in &parts {
+        assert_eq!(w.net.balance_of(who), *part, "royalty of {who}");
+    }
+    assert_eq!(
+        parts.iter().map(|p| p.1).sum::<Amount>(),
+        royalty,
+        "royalties sum to their share exactly"
+    );
+    // The root's multiplier is 0, so the quality modifier sits at its floor (50%).
+    let demand = (3 * u128::from(job.units_delivered) + 100) * 500_000 / 1_000_000;
+    let ledger = poi_core::supply::read(&w.net.state, 0).unwrap();
+    assert_eq!(ledger.burned_by_reason["usage_inference"], demand);
+
+    while w.net.height < EPOCH - 1 {
+        w.net.empty_blocks(1);
+    }
+    let record = rewards::read_epoch(&w.net.state, 0).unwrap().unwrap();
+    assert_eq!(record.fees, fee);
+    assert_eq!(record.emission, 39 * 1_000_000);
+    assert_eq!(record.other, 0);
+    assert_eq!(record.pool, record.emission + record.fees);
+    let paid_out: Amount = record
+        .accounts
+        .iter()
+        .map(|(_, _, x)| x.parse::<Amount>().unwrap())
+        .sum::<Amount>()
+        + record.treasury;
+    assert_eq!(
+        paid_out,
+        record.emission + record.fees,
+        "emission plus fees, exactly"
+    );
+    // The developers' class of the pool follows the same version's shares.
+    let devs: Vec<_> = record
+        .accounts
+        .iter()
+        .filter(|(_, cl, _)| *cl == Class::Developers)
+        .map(|(who, _, _)| *who)
+        .collect();
+    assert_eq!(devs, vec![b, c]);
+    let burn = poi_core::burn::history(&w.net.state, 0, 10).unwrap();
+    assert_eq!(burn.len(), 1);
+    assert_eq!((burn[0].demand, burn[0].burned), (demand, demand));
+    assert_eq!(burn[0].minted, record.emission);
+    // The schedule's first forecast is the demand it saw; next epoch mints 40 blocks' worth,
+    // half of which the new rate aims to burn.
+    assert_eq!(burn[0].forecast, demand);
+    assert_eq!(burn[0].next_emission, 40 * 1_000_000);
+    let expected_rate = (20_000_000u128 * 1_000_000 / demand) as u64;
+    assert_eq!(burn[0].next_rate_ppm, expected_rate);
+    assert_eq!(
+        poi_core::burn::read_state(&w.net.state, &p.burn)
+            .unwrap()
+            .rate_ppm,
+        expected_rate
+    );
+    assert_eq!(
+        poi_core::burn::predictive_rate(&schedule, demand, 40 * 1_000_000),
+        expected_rate
+    );
+}

@@ -91,6 +91,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/validators/{address}/checks", get(poi::validator_checks))
         .route("/slashes", get(poi::slashes))
         .route("/rewards", get(poi::rewards))
+        .route("/burn", get(poi::burn))
         .route("/beacon", get(poi::beacon))
         .route("/models", get(poi::models))
         .route("/models/{id}", get(poi::model))

@@ -174,6 +174,19 @@ pub(super) fn spec() -> Value {
                     "400": error_response("bad_address")
                 }
             }},
+            "/burn": { "get": {
+                "summary": "Usage burns: parameters, the current rate and meters, and each ended epoch's demand, rate, burn, net issuance and forecast",
+                "parameters": [
+                    { "name": "from", "in": "query", "required": false, "schema": {"type": "integer"}},
+                    { "name": "limit", "in": "query", "required": false, "schema": {"type": "integer"}}
+                ],
+                "responses": {
+                    "200": ok_json("Burn", json!({"type": "object", "properties": {
+                        "enabled": {"type": "boolean"}, "params": {"type": "object"},
+                        "current": {"type": "object"}, "history": {"type": "array"}}})),
+                    "400": error_response("bad_query")
+                }
+            }},
             "/rewards": { "get": {
                 "summary": "What an epoch paid: the pool, each class's amount, every account paid, the treasury",
                 "parameters": [
@@ -182,7 +195,10 @@ pub(super) fn spec() -> Value {
                 "responses": {
                     "200": ok_json("EpochRewards", json!({"type": "object", "properties": {
                         "epoch": {"type": "integer"}, "pool": {"type": "string"},
+                        "emission": {"type": "string"}, "fees": {"type": "string"},
+                        "other": {"type": "string"},
                         "classes": {"type": "array"}, "accounts": {"type": "array"},
+                        "yields": {"type": "array"},
                         "treasury": {"type": "string"}}})),
                     "400": error_response("bad_query"),
                     "404": error_response("not_found")

@@ -151,10 +151,70 @@ pub(super) async fn rewards(
             format!("epoch {epoch} paid nothing (no emission or work)")
         }));
     };
+    // Each paid account's yield: the epoch's reward per bonded base unit, ppm.
+    let mut yields = Vec::new();
+    for (address, class, amount) in &record.accounts {
+        let bonded = poi_core::staking::stake(&state, address)
+            .map_err(ApiError::internal)?
+            .bonded;
+        let reward: u128 = amount.parse().unwrap_or(0);
+        let yield_ppm = reward
+            .checked_mul(1_000_000)
+            .and_then(|x| x.checked_div(bonded));
+        yields.push(json!({
+            "address": address,
+            "class": class,
+            "reward": amount,
+            "bonded": bonded.to_string(),
+            "yield_ppm": yield_ppm.map(|y| y.to_string()),
+        }));
+    }
     let mut body = to_value(&record)?;
+    body["yields"] = json!(yields);
     body["height"] = json!(height);
     body["epoch_blocks"] = json!(epoch_blocks);
     Ok(Json(body))
+}
+
+/// `GET /burn` query: `from` (an epoch), `limit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BurnQuery {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Most burn epochs one `GET /burn` returns.
+const BURN_EPOCHS_MAX: usize = 1_000;
+
+/// `GET /burn?from=&limit=`: the burn parameters, the current rate and meters, and the
+/// history of ended epochs (demand, rate, usage burned, minted, all burns, net issuance,
+/// forecast and next rate), oldest first.
+pub(super) async fn burn(
+    State(ledger): Shared,
+    query: Result<Query<BurnQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > BURN_EPOCHS_MAX {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be 1..={BURN_EPOCHS_MAX}"),
+        ));
+    }
+    let state = ledger.snapshot()?;
+    let params = ledger.params()?.burn;
+    let current = poi_core::burn::read_state(&state, &params).map_err(ApiError::internal)?;
+    let history = poi_core::burn::history(&state, query.from.unwrap_or(0), limit)
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "height": ledger.tip().height,
+        "enabled": params.enabled(),
+        "params": to_value(&params)?,
+        "current": to_value(&current)?,
+        "history": to_value(&history)?,
+    })))
 }
 
 /// `GET /slashes` query: `after` (a sequence number), `limit`.

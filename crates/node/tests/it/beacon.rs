@@ -87,6 +87,8 @@ impl Validator {
             name: "charlm-base".into(),
             model: "charlm".into(),
             params_digest: hex::encode([0x11; 32]),
+            developers: vec![],
+            base: None,
         }];
         let ledger = Arc::new(
             Ledger::open(dir.path().join("data"), genesis.clone(), Metrics::default())
