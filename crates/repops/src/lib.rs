@@ -29,3 +29,4 @@ pub mod rng;
 pub mod tensor;
 pub mod trace;
 pub mod train;
+pub mod valuation;
