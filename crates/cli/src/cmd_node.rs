@@ -99,6 +99,7 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
         accounts,
         beacon: Some(genesis_beacon),
         models: Vec::new(),
+        data: Vec::new(),
     };
     let config = NodeConfig {
         api_addr: args.api_addr,
@@ -198,6 +199,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             };
             crate::devnet::poi_params(&mut params, Some((&canary, address("canary-prov")?)));
         }
+        let data_owners: Vec<Address> = accounts.iter().take(3).map(|a| a.address).collect();
         let genesis = Genesis {
             chain_id: DEVNET_CHAIN_ID.into(),
             genesis_time_ms: now_ms(),
@@ -206,6 +208,15 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             accounts,
             beacon: Some(service::genesis_beacon(DEVNET_CHAIN_ID, &beacon)),
             models: Vec::new(),
+            // The funded accounts own the shards of the tabular datasets the clients train on,
+            // in turn, and are paid as data providers by each shard's measured value.
+            data: ["winequality-red", "iris"]
+                .into_iter()
+                .map(|dataset| poi_core::genesis::GenesisData {
+                    dataset: dataset.into(),
+                    owners: data_owners.clone(),
+                })
+                .collect(),
         };
         let defaults = NodeConfig::default();
         let config = NodeConfig {

@@ -48,6 +48,7 @@ fn setup() -> (MemState, Vec<Tx>) {
             .collect(),
         beacon: None,
         models: Vec::new(),
+        data: Vec::new(),
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().expect("genesis state"));

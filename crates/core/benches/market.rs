@@ -110,6 +110,7 @@ fn setup(chain: &Chain) -> (MemState, Params) {
             .collect(),
         beacon: None,
         models: Vec::new(),
+        data: Vec::new(),
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().expect("genesis state"));

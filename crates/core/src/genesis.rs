@@ -64,6 +64,20 @@ pub struct Genesis {
     /// Root model versions the registry starts with (public base models), ids from 0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<GenesisModel>,
+    /// Who contributed the shards of shipped datasets: data providers, paid by measured
+    /// contribution ([`crate::rewards::data`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<GenesisData>,
+}
+
+/// The owners of a shipped dataset's shards: shard `i` belongs to `owners[i % n]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisData {
+    /// A tabular shipped dataset (`iris`, `winequality-red`, `diabetes`).
+    pub dataset: String,
+    /// Its shards' owners.
+    pub owners: Vec<Address>,
 }
 
 /// A root model version listed at genesis.
@@ -151,6 +165,9 @@ pub enum GenesisError {
     /// A bad `[[models]]` entry.
     #[error("invalid genesis model {0}")]
     Model(String),
+    /// A bad `[[data]]` entry.
+    #[error("invalid genesis data entry {0}")]
+    Data(String),
     /// A bad `[beacon]` section.
     #[error("invalid genesis beacon: {0}")]
     Beacon(String),
@@ -300,6 +317,15 @@ impl Genesis {
             );
         }
         for (key, value) in crate::poi::registry::genesis_writes(&self.model_records()?) {
+            writes.insert(key, Some(value));
+        }
+        let mut valued = BTreeSet::new();
+        for d in &self.data {
+            if !valued.insert(d.dataset.as_str()) {
+                return Err(GenesisError::Data(format!("{}: listed twice", d.dataset)));
+            }
+            let (key, value) =
+                crate::rewards::data::value(&d.dataset, &d.owners).map_err(GenesisError::Data)?;
             writes.insert(key, Some(value));
         }
         for account in &self.accounts {

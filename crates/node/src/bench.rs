@@ -185,6 +185,7 @@ pub fn run_ledger_bench(
             .collect(),
         beacon: None,
         models: Vec::new(),
+        data: Vec::new(),
     };
     let store = Store::open(&dir.join("bench.redb"))?;
     let writes = genesis

@@ -340,6 +340,7 @@ mod tests {
             accounts: vec![],
             beacon: None,
             models: Vec::new(),
+            data: Vec::new(),
         }
     }
 

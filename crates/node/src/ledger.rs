@@ -1091,6 +1091,7 @@ mod tests {
                 .collect(),
             beacon: None,
             models: Vec::new(),
+            data: Vec::new(),
         }
     }
 

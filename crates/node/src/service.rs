@@ -348,6 +348,7 @@ mod tests {
             accounts: vec![],
             beacon: None,
             models: Vec::new(),
+            data: Vec::new(),
         };
         let error = check_genesis_beacon(&genesis, &key)
             .unwrap_err()

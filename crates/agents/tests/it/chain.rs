@@ -108,6 +108,7 @@ impl TestChain {
                 .collect(),
             beacon: None,
             models: Vec::new(),
+            data: Vec::new(),
         }
     }
 

@@ -783,6 +783,9 @@ fn credit_verified(
             .saturating_mul(u128::from(reputation));
         credit(ctx, Class::Providers, provider, weight)?;
     }
+    if let market::JobSpec::Training { datasets, .. } = &mj.spec {
+        crate::rewards::data::credit_job(ctx, datasets, mj.units, multiplier)?;
+    }
     if job.kind == PoiKind::Inference
         && let Some(version) = job
             .model_id

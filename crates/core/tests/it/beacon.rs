@@ -248,6 +248,7 @@ fn genesis_beacon_is_validated_and_written() {
             seed_namespace: hex::encode(SEED_NAMESPACE),
         }),
         models: Vec::new(),
+        data: Vec::new(),
     };
     let text = genesis.to_toml();
     assert!(text.contains("[beacon]"), "{text}");

@@ -35,6 +35,7 @@ pub(crate) fn genesis_state(funded: &[(&SigningKey, u128)]) -> MemState {
             .collect(),
         beacon: None,
         models: Vec::new(),
+        data: Vec::new(),
     };
     let mut state = MemState::default();
     state.apply(&genesis.state().unwrap());

@@ -1512,6 +1512,7 @@ fn market_params_validate_and_round_trip_through_genesis_toml() {
         accounts: Vec::new(),
         beacon: None,
         models: Vec::new(),
+        data: Vec::new(),
     };
     let text = genesis.to_toml();
     assert!(text.contains("[params.market]"), "{text}");

@@ -228,3 +228,83 @@ fn a_verified_inference_pays_its_fee_royalties_along_the_lineage_and_burns_exact
         expected_rate
     );
 }
+
+/// Data providers are paid by measured contribution: genesis values the iris shards of three
+/// owners by exact KNN-Shapley, a verified training job on iris credits the data class
+/// `units x multiplier`, split by those values, and the epoch pays the class out exactly.
+#[test]
+fn a_verified_training_job_pays_its_data_owners_by_shapley_value() {
+    use poi_core::poi::checks::{CheckSubject, Verdict};
+    use poi_core::rewards::data;
+
+    let mut p = params();
+    p.emission = EmissionParams {
+        schedule: Schedule::HalvingByTime {
+            initial: 1_000_000,
+            halving_blocks: 1_000,
+            cap: Amount::MAX,
+        },
+    };
+    p.rewards.epoch_blocks = EPOCH;
+    let mut w = World::new(p.clone());
+    let owners = [
+        poi_core::Address([0xd1; 32]),
+        poi_core::Address([0xd2; 32]),
+        poi_core::Address([0xd3; 32]),
+    ];
+    let (k, v) = data::value("iris", &owners).expect("iris is valued");
+    let mut writes = poi_core::state::WriteSet::new();
+    writes.insert(k, Some(v));
+    w.net.state.apply(&writes);
+    let valuation = data::read(&w.net.state, "iris").unwrap().unwrap();
+    let total: i128 = valuation
+        .owners
+        .iter()
+        .map(|o| o.value.parse::<i128>().unwrap())
+        .sum();
+    assert_eq!(
+        total.to_string(),
+        valuation.utility,
+        "values sum to the utility"
+    );
+    assert!(valuation.owners.iter().all(|o| o.weight > 0));
+
+    let run = crate::poi::tiny_run(12);
+    let id = w.committed_training(&run);
+    for c in w.checks(id) {
+        if c.status == CheckStatus::Open && c.subject != CheckSubject::Eval {
+            assert_eq!(w.attest(id, c.index, matching()), "ok");
+        }
+    }
+    w.reveal_and_claim(id, 700_000);
+    let eval = w.eval_check(id);
+    let verdict = Verdict::Scores {
+        score: 700_000,
+        base_score: 1_000_000,
+    };
+    assert_eq!(w.attest(id, eval.index, verdict), "ok");
+    let job = w.net.poi_job(id);
+    let multiplier = job.quality.unwrap().multiplier_ppm;
+    assert!(w.net.height < EPOCH - 1, "verified within epoch 0");
+    while w.net.height < EPOCH - 1 {
+        w.net.empty_blocks(1);
+    }
+    let record = rewards::read_epoch(&w.net.state, 0).unwrap().unwrap();
+    let weights: Vec<_> = valuation
+        .owners
+        .iter()
+        .map(|o| (o.address, o.weight))
+        .collect();
+    let units = u128::from(w.net.job(id).units);
+    let credited = rewards::split(units * u128::from(multiplier), &weights).unwrap();
+    let class = record.pool * Amount::from(p.rewards.shares_bps[3]) / 10_000;
+    let expected = rewards::split(class, &credited).unwrap();
+    let paid: Vec<_> = record
+        .accounts
+        .iter()
+        .filter(|(_, c, _)| *c == Class::Data)
+        .map(|(who, _, a)| (*who, a.parse::<Amount>().unwrap()))
+        .collect();
+    assert_eq!(paid, expected, "each owner its share of the data class");
+    assert_eq!(paid.iter().map(|p| p.1).sum::<Amount>(), class);
+}

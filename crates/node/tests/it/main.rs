@@ -95,6 +95,7 @@ pub(crate) fn genesis_with(accounts: Vec<(Address, Amount)>) -> Genesis {
             .collect(),
         beacon: None,
         models: Vec::new(),
+        data: Vec::new(),
     }
 }
 

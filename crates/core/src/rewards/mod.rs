@@ -8,14 +8,17 @@
 //! - **validators**, for every verdict they are credited units for (correct checking, not stake;
 //!   a lazy verdict caught by a canary is taken back with [`uncredit`]);
 //! - **developers**, when an inference job on their model version is verified: `units x bps` of
-//!   their share of the version.
+//!   their share of the version;
+//! - **data providers**, when a training job on a dataset whose owners genesis named is
+//!   verified: `units x multiplier_ppm`, split by the owners' measured contribution
+//!   ([`data`]).
 //!
 //! At the end of the epoch's last block the pool's balance `P` is split by
 //! `shares_bps` (providers, validators, developers, data providers, treasury): class `c` gets
 //! `floor(P x share_c / 10,000)` and the treasury the rest. Within a class each account gets its
 //! weight's share by the largest-remainder method (floors first, then one base unit each to
 //! the largest fractional remainders, ties to the lower address), so the parts sum to the
-//! class amount exactly. A class without weight (no data valuation yet) goes to the treasury.
+//! class amount exactly. A class without weight goes to the treasury.
 //! The transfers leave the pool, the epoch's [`EpochRewards`] is recorded and its weights are
 //! deleted.
 //!
@@ -26,6 +29,8 @@
 //! # Invariants
 //! Every recorded epoch's accounts plus its treasury part sum to its pool exactly, and its
 //! class amounts plus what went to the treasury do too.
+
+pub mod data;
 
 use std::collections::BTreeMap;
 
