@@ -46,8 +46,26 @@ pub(crate) fn line(node: &NodeClient, started: Instant) -> poi_agents::Result<St
         .as_array()
         .map_or(0, Vec::len);
     let supply = node.get("/supply")?;
+    // The last ended epoch's payout, once one ended (404 before).
+    let epoch = node.get_opt("/rewards")?.map_or_else(
+        || "no epoch ended".to_string(),
+        |r| {
+            format!(
+                "epoch {} paid {} ({} emission + {} fees) to {} accounts",
+                r["epoch"],
+                format_poi(amount(&r["pool"])),
+                format_poi(amount(&r["emission"])),
+                format_poi(amount(&r["fees"])),
+                r["accounts"].as_array().map_or(0, Vec::len)
+            )
+        },
+    );
+    let usage_burned = ["usage_training", "usage_inference"]
+        .iter()
+        .map(|r| amount(&supply["burned_by_reason"][r]))
+        .sum::<Amount>();
     Ok(format!(
-        "[{:>4}s] height {} | jobs: {} queued, {} running, {} committed, {} settled, {} failed | verified: {} training, {} inference | slashes: {} [{}] | models: {} | circulating {}, burned {}",
+        "[{:>4}s] height {} | jobs: {} queued, {} running, {} committed, {} settled, {} failed | verified: {} training, {} inference | slashes: {} [{}] | models: {} | {} | minted {}, burned {} (usage {}), circulating {}",
         started.elapsed().as_secs(),
         market["height"],
         count("queued") + count("matched"),
@@ -60,8 +78,11 @@ pub(crate) fn line(node: &NodeClient, started: Instant) -> poi_agents::Result<St
         slash_list.len(),
         slash_list.join(", "),
         models,
-        format_poi(amount(&supply["circulating"])),
+        epoch,
+        format_poi(amount(&supply["minted"])),
         format_poi(amount(&supply["burned"])),
+        format_poi(usage_burned),
+        format_poi(amount(&supply["circulating"])),
     ))
 }
 

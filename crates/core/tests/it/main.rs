@@ -11,6 +11,7 @@ mod dissection;
 mod emission;
 mod market;
 mod net;
+mod payout;
 mod poi;
 mod quality;
 mod rewards;

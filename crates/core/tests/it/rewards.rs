@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use poi_core::emission::{EmissionParams, Schedule};
+use poi_core::market::MarketMsg;
+use poi_core::poi::PoiMsg;
 use poi_core::poi::checks::CheckStatus;
+use poi_core::poi::registry::{self, DeveloperShare, RootVersion};
 use poi_core::rewards::{self, Class};
 use poi_core::token::Amount;
 
@@ -13,8 +16,9 @@ use crate::spot::{World, matching, params};
 
 const EPOCH: u64 = 40;
 
-#[test]
-fn an_epoch_pays_providers_and_validators_for_verified_work_exactly() {
+/// The spot-check test parameters with 1,000,000 base units of emission a block and epochs of
+/// [`EPOCH`] blocks.
+fn emitting_params() -> poi_core::params::Params {
     let mut p = params();
     p.emission = EmissionParams {
         schedule: Schedule::HalvingByTime {
@@ -24,6 +28,62 @@ fn an_epoch_pays_providers_and_validators_for_verified_work_exactly() {
         },
     };
     p.rewards.epoch_blocks = EPOCH;
+    p
+}
+
+/// Replaces the registry with a root (id 0) by `root` and a fine-tune of it (id 1) by `tuned`.
+pub(crate) fn lineage_registry(
+    w: &mut World,
+    root: Vec<DeveloperShare>,
+    tuned: Vec<DeveloperShare>,
+) {
+    let mut base = RootVersion::new("charlm-base", "charlm", [0x11; 32]);
+    base.developers = root;
+    let mut fine_tune = RootVersion::new("charlm-tuned", "charlm", [0x22; 32]);
+    fine_tune.developers = tuned;
+    fine_tune.base = Some(0);
+    let mut writes = poi_core::state::WriteSet::new();
+    for (k, v) in registry::genesis_writes(&[base, fine_tune]) {
+        writes.insert(k, Some(v));
+    }
+    w.net.state.apply(&writes);
+}
+
+/// Runs the first job, an inference on the fine-tune (id 1), until every check matched and it
+/// settled; returns the provider's balance just before the attestation that settled it.
+pub(crate) fn verify_inference_on_tuned(w: &mut World) -> Amount {
+    let (user, prov) = (w.user.clone(), w.prov.clone());
+    let submit = PoiMsg::SubmitInference {
+        model: "charlm".into(),
+        version: 1,
+        requests: 16,
+        input_root: [7; 32],
+        units: 1_000,
+        max_price: 10,
+    };
+    assert_eq!(w.net.poi(&user, submit), "ok");
+    assert_eq!(w.net.market(&prov, MarketMsg::StartJob { id: 0 }), "ok");
+    let commit = PoiMsg::CommitInference {
+        job: 0,
+        output_root: [8; 32],
+        sealed: [9; 32],
+    };
+    assert_eq!(w.net.poi(&prov, commit), "ok");
+    w.until(|net| net.poi_job(0).randomness.is_some());
+    let mut before = 0;
+    for ch in w.checks(0) {
+        if ch.status == CheckStatus::Open {
+            before = w.net.balance_of(&addr(&prov));
+            assert_eq!(w.attest(0, ch.index, matching()), "ok");
+        }
+    }
+    assert!(w.net.job(0).paid > 0, "the job settled for the provider");
+    before
+}
+
+#[test]
+fn an_epoch_pays_providers_and_validators_for_verified_work_exactly() {
+    let p = emitting_params();
     let mut w = World::new(p.clone());
     let id = w.committed_inference();
     for c in w.checks(id) {
@@ -86,19 +146,7 @@ fn an_epoch_pays_providers_and_validators_for_verified_work_exactly() {
 /// burns its usage; the epoch's pool is exactly its emission plus those fees.
 #[test]
 fn a_verified_inference_pays_its_fee_royalties_along_the_lineage_and_burns_exactly() {
-    use poi_core::market::MarketMsg;
-    use poi_core::poi::PoiMsg;
-    use poi_core::poi::registry::{self, DeveloperShare, RootVersion};
-
-    let mut p = params();
-    p.emission = EmissionParams {
-        schedule: Schedule::HalvingByTime {
-            initial: 1_000_000,
-            halving_blocks: 1_000,
-            cap: Amount::MAX,
-        },
-    };
-    p.rewards.epoch_blocks = EPOCH;
+    let mut p = emitting_params();
     p.rewards.job_fee_bps = 500;
     p.rewards.royalty_bps = 1_000;
     p.rewards.lineage_decay_bps = 5_000;
@@ -122,43 +170,13 @@ fn a_verified_inference_pays_its_fee_royalties_along_the_lineage_and_burns_exact
         poi_core::Address([0xc3; 32]),
     );
     let share = |address, bps| DeveloperShare { address, bps };
-    let mut root = RootVersion::new("charlm-base", "charlm", [0x11; 32]);
-    root.developers = vec![share(a, 10_000)];
-    let mut tuned = RootVersion::new("charlm-tuned", "charlm", [0x22; 32]);
-    tuned.developers = vec![share(b, 6_000), share(c, 4_000)];
-    tuned.base = Some(0);
-    let mut writes = poi_core::state::WriteSet::new();
-    for (k, v) in registry::genesis_writes(&[root, tuned]) {
-        writes.insert(k, Some(v));
-    }
-    w.net.state.apply(&writes);
-
-    let id = 0; // the first job
-    let (user, prov) = (w.user.clone(), w.prov.clone());
-    let submit = PoiMsg::SubmitInference {
-        model: "charlm".into(),
-        version: 1,
-        requests: 16,
-        input_root: [7; 32],
-        units: 1_000,
-        max_price: 10,
-    };
-    assert_eq!(w.net.poi(&user, submit), "ok");
-    assert_eq!(w.net.market(&prov, MarketMsg::StartJob { id }), "ok");
-    let commit = PoiMsg::CommitInference {
-        job: id,
-        output_root: [8; 32],
-        sealed: [9; 32],
-    };
-    assert_eq!(w.net.poi(&prov, commit), "ok");
-    w.until(|net| net.poi_job(id).randomness.is_some());
-    for ch in w.checks(id) {
-        if ch.status == CheckStatus::Open {
-            assert_eq!(w.attest(id, ch.index, matching()), "ok");
-        }
-    }
-    let job = w.net.job(id);
-    assert!(job.paid > 0, "the job settled for the provider");
+    lineage_registry(
+        &mut w,
+        vec![share(a, 10_000)],
+        vec![share(b, 6_000), share(c, 4_000)],
+    );
+    verify_inference_on_tuned(&mut w);
+    let job = w.net.job(0);
     assert!(w.net.height < EPOCH - 1, "it settled within epoch 0");
 
     let paid = job.paid;
@@ -237,15 +255,7 @@ fn a_verified_training_job_pays_its_data_owners_by_shapley_value() {
     use poi_core::poi::checks::{CheckSubject, Verdict};
     use poi_core::rewards::data;
 
-    let mut p = params();
-    p.emission = EmissionParams {
-        schedule: Schedule::HalvingByTime {
-            initial: 1_000_000,
-            halving_blocks: 1_000,
-            cap: Amount::MAX,
-        },
-    };
-    p.rewards.epoch_blocks = EPOCH;
+    let p = emitting_params();
     let mut w = World::new(p.clone());
     let owners = [
         poi_core::Address([0xd1; 32]),
