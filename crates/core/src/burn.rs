@@ -548,6 +548,30 @@ mod tests {
     }
 
     #[test]
+    fn demand_prices_credits_and_scales_with_clamped_quality() {
+        let mut p = BurnParams {
+            per_unit: 2,
+            per_request: 10,
+            ..BurnParams::default()
+        };
+        // 2 x 100 + 10 for inference, at quality 1.0.
+        assert_eq!(p.demand(100, true, 1_000_000), Some(210));
+        assert_eq!(p.demand(100, false, 1_000_000), Some(200));
+        // Quality is clamped to [0.5, 2.0]: a useless model burns half, a great one double.
+        assert_eq!(p.demand(100, false, 0), Some(100));
+        assert_eq!(p.demand(100, false, 9_000_000), Some(400));
+        // Burn-and-mint: the base is in credits, converted at the oracle price.
+        p.tokens_per_credit = Some(1_000);
+        assert_eq!(p.demand(100, false, 1_000_000), Some(200_000));
+        p.per_unit = u128::MAX;
+        assert_eq!(
+            p.demand(2, false, 1_000_000),
+            None,
+            "overflow is refused, not wrapped"
+        );
+    }
+
+    #[test]
     fn mul_ppm_is_floor_and_wide() {
         assert_eq!(mul_ppm(999, 1_000), 0);
         assert_eq!(mul_ppm(1_000_000, 1), 1);

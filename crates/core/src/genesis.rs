@@ -70,7 +70,8 @@ pub struct Genesis {
     pub data: Vec<GenesisData>,
 }
 
-/// The owners of a shipped dataset's shards: shard `i` belongs to `owners[i % n]`.
+/// The owners of a shipped dataset: its records in order, cut into one contiguous shard per
+/// owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisData {

@@ -1,7 +1,7 @@
 //! Data providers' reward weights, by measured contribution (exact KNN-Shapley).
 //!
-//! Owns `rewards/d/<dataset name>` -> [`DataValuation`]. Genesis may name who contributed
-//! each shard of a shipped dataset (`[[data]]`: shard `i` belongs to `owners[i % n]`); the
+//! Owns `rewards/d/<dataset name>` -> [`DataValuation`]. Genesis may name who contributed a
+//! shipped dataset (`[[data]]`: its records cut into one contiguous shard per listed owner); the
 //! chain then values every owner's shards once, at genesis, with
 //! [`poi_repops::valuation::knn_shapley`]: exact Shapley values of a K-nearest-neighbour
 //! classifier's accuracy on the dataset's eval split, on hash-quantized features, in fixed
@@ -82,18 +82,20 @@ pub fn all(state: &dyn StateReader) -> Result<Vec<DataValuation>, StateError> {
     failure.map_or(Ok(out), Err)
 }
 
-/// Values `dataset`'s shards as contributed by `owners` (shard `i` by `owners[i % n]`): the
-/// genesis record, or why it cannot be made.
+/// Values `dataset` as contributed by `owners`: its records in order, cut into `n` contiguous
+/// shards of `ceil(records / n)`, shard `j` by `owners[j]` (an owner listed twice holds two
+/// shards). Returns the genesis record, or why it cannot be made.
 pub fn value(dataset: &str, owners: &[Address]) -> Result<(Vec<u8>, Vec<u8>), String> {
     if owners.is_empty() {
         return Err(format!("{dataset}: no owners"));
     }
     let shipped = shipped_dataset(dataset).map_err(|e| e.to_string())?;
-    let shards = (0..shipped.manifest().shards.len())
-        .map(|i| {
-            let records = shipped.shard_records(i).unwrap_or_default().to_vec();
-            (ProviderId(owners[i % owners.len()].0), records)
-        })
+    let records: Vec<_> = shipped.records().cloned().collect();
+    let chunk = records.len().div_ceil(owners.len()).max(1);
+    let shards = records
+        .chunks(chunk)
+        .zip(owners)
+        .map(|(part, owner)| (ProviderId(owner.0), part.to_vec()))
         .collect();
     let rebuilt =
         dataset_from_shards(dataset, *shipped.schema(), shards).map_err(|e| e.to_string())?;
@@ -150,4 +152,30 @@ pub(crate) fn credit_job(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tabular_shipped_datasets_with_owners_are_valued() {
+        let a = Address([1; 32]);
+        assert!(value("iris", &[]).unwrap_err().contains("no owners"));
+        assert!(value("nope", &[a]).is_err());
+        assert!(
+            value("liber-primus", &[a]).is_err(),
+            "text has no KNN value"
+        );
+        let (key, bytes) = value("iris", &[a, Address([2; 32])]).unwrap();
+        assert!(key.starts_with(DATA_PREFIX));
+        let v: DataValuation = borsh::from_slice(&bytes).unwrap();
+        let sum: i128 = v
+            .owners
+            .iter()
+            .map(|o| o.value.parse::<i128>().unwrap())
+            .sum();
+        assert_eq!(sum.to_string(), v.utility);
+        assert_eq!(v.owners.len(), 2);
+    }
 }

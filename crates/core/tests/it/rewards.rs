@@ -315,6 +315,7 @@ fn a_verified_training_job_pays_its_data_owners_by_shapley_value() {
         .filter(|(_, c, _)| *c == Class::Data)
         .map(|(who, _, a)| (*who, a.parse::<Amount>().unwrap()))
         .collect();
+    assert_eq!(paid.len(), 3, "all three owners contributed value");
     assert_eq!(paid, expected, "each owner its share of the data class");
     assert_eq!(paid.iter().map(|p| p.1).sum::<Amount>(), class);
 }
