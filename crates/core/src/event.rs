@@ -157,6 +157,14 @@ pub fn hex32<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::E
     s.serialize_str(&hex::encode(bytes))
 }
 
+/// Serialises an optional 32 bytes as lowercase hex, or null.
+pub fn hex32_opt<S: serde::Serializer>(value: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(bytes) => s.serialize_str(&hex::encode(bytes)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Serialises an amount as a decimal string (JSON numbers cannot hold u128 exactly).
 pub fn decimal<S: serde::Serializer>(amount: &Amount, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(amount)

@@ -208,7 +208,7 @@ pub struct Job {
     /// Height of the commit.
     pub committed_height: u64,
     /// Merkle root of the result (training step digests, or the output).
-    #[serde(serialize_with = "hex32_opt")]
+    #[serde(serialize_with = "crate::event::hex32_opt")]
     pub result_root: Option<[u8; 32]>,
     /// Units the provider says it delivered (`<= units`).
     pub units_delivered: u64,
@@ -242,13 +242,6 @@ impl Job {
 }
 
 /// Serialises an optional 32-byte value as hex or `null`.
-fn hex32_opt<S: serde::Serializer>(value: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(bytes) => s.serialize_str(&hex::encode(bytes)),
-        None => s.serialize_none(),
-    }
-}
-
 /// A compute provider.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct Provider {

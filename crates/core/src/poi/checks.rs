@@ -246,18 +246,29 @@ pub fn parse_check_key(key: &[u8]) -> Option<(u64, u32)> {
 
 /// Key of a check deadline.
 pub fn deadline_key(height: u64, job: u64, index: u32) -> Vec<u8> {
-    [
-        CHECK_DEADLINE_PREFIX,
-        &height.to_be_bytes(),
-        &job.to_be_bytes(),
-        &index.to_be_bytes(),
-    ]
-    .concat()
+    timed_key(CHECK_DEADLINE_PREFIX, height, job, index)
 }
 
 /// `(height, job, index)` of a deadline key.
 pub fn parse_deadline_key(key: &[u8]) -> Option<(u64, u64, u32)> {
-    let rest = key.strip_prefix(CHECK_DEADLINE_PREFIX)?;
+    parse_timed_key(CHECK_DEADLINE_PREFIX, key)
+}
+
+/// A deadline index key: `prefix`, then the height, the job and a per-job number, big-endian
+/// so a prefix scan walks deadlines in height order.
+pub(crate) fn timed_key(prefix: &[u8], height: u64, job: u64, number: u32) -> Vec<u8> {
+    [
+        prefix,
+        &height.to_be_bytes(),
+        &job.to_be_bytes(),
+        &number.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// `(height, job, number)` of a [`timed_key`] under `prefix`.
+pub(crate) fn parse_timed_key(prefix: &[u8], key: &[u8]) -> Option<(u64, u64, u32)> {
+    let rest = key.strip_prefix(prefix)?;
     if rest.len() != 20 {
         return None;
     }

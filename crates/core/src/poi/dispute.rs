@@ -107,7 +107,7 @@ pub struct Dispute {
     /// The game.
     pub game: Dissection,
     /// The provider's trace root for the disputed step, once posted.
-    #[serde(serialize_with = "hex32_opt")]
+    #[serde(serialize_with = "crate::event::hex32_opt")]
     pub trace_root: Option<[u8; 32]>,
     /// Where it is.
     pub status: DisputeStatus,
@@ -117,13 +117,6 @@ pub struct Dispute {
     pub moves: Vec<(u64, Move)>,
 }
 
-fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(b) => s.serialize_some(&hex::encode(b)),
-        None => s.serialize_none(),
-    }
-}
-
 /// Key of dispute `number` of `job`.
 pub fn dispute_key(job: u64, number: u32) -> Vec<u8> {
     [DISPUTE_PREFIX, &job.to_be_bytes(), &number.to_be_bytes()].concat()
@@ -131,26 +124,12 @@ pub fn dispute_key(job: u64, number: u32) -> Vec<u8> {
 
 /// Key of a move deadline.
 pub fn dispute_deadline_key(height: u64, job: u64, number: u32) -> Vec<u8> {
-    [
-        DISPUTE_DEADLINE_PREFIX,
-        &height.to_be_bytes(),
-        &job.to_be_bytes(),
-        &number.to_be_bytes(),
-    ]
-    .concat()
+    super::checks::timed_key(DISPUTE_DEADLINE_PREFIX, height, job, number)
 }
 
 /// `(height, job, number)` of a move deadline key.
 pub fn parse_dispute_deadline(key: &[u8]) -> Option<(u64, u64, u32)> {
-    let rest = key.strip_prefix(DISPUTE_DEADLINE_PREFIX)?;
-    if rest.len() != 20 {
-        return None;
-    }
-    Some((
-        u64::from_be_bytes(rest[..8].try_into().ok()?),
-        u64::from_be_bytes(rest[8..16].try_into().ok()?),
-        u32::from_be_bytes(rest[16..].try_into().ok()?),
-    ))
+    super::checks::parse_timed_key(DISPUTE_DEADLINE_PREFIX, key)
 }
 
 /// Reads dispute `number` of `job`.
@@ -435,40 +414,18 @@ pub(crate) fn draw_referees(
     d.referee_target = None;
     write(ctx, Some(&before), &d);
     let mut job = job_or_err(ctx.state, job_id)?;
-    let mut excluded = vec![d.challenger];
     let units = (market::job(ctx.state, job_id)?
         .ok_or(TxError::UnknownJob(job_id))?
         .units
         / job.steps.max(1))
     .max(1);
-    for _ in 0..ctx.params.poi.referees {
-        let index = job.checks;
-        job.checks = job
-            .checks
-            .checked_add(1)
-            .ok_or(TxError::Overflow("checks"))?;
-        write_job(ctx.state, &job);
-        let check = Check {
-            job: job_id,
-            index,
-            subject: CheckSubject::Op {
-                step: task.step,
-                op: task.op,
-            },
-            role: CheckRole::Arbiter { dispute: number },
-            validator: None,
-            deadline: 0,
-            attempts: 0,
-            status: CheckStatus::Open,
-            verdict: None,
-            referee_target: None,
-            units,
-        };
-        spot::assign(ctx, &job, check, &randomness, &excluded)?;
-        if let Some(v) = super::checks::check_or_err(ctx.state, job_id, index)?.validator {
-            excluded.push(v);
-        }
-    }
+    let subject = CheckSubject::Op {
+        step: task.step,
+        op: task.op,
+    };
+    let role = CheckRole::Arbiter { dispute: number };
+    let excluded = vec![d.challenger];
+    spot::draw_checks(ctx, &mut job, subject, role, units, &randomness, excluded)?;
     ctx.emit(
         Event::new(NAME, "dispute_referees_drawn")
             .with("job", job_id)

@@ -139,7 +139,7 @@ pub struct PoiJob {
     /// (none on a chain without a beacon).
     pub draw_target: Option<(u64, u64)>,
     /// The drawn seed's randomness ([`crate::beacon::BeaconSeed::randomness`]), once drawn.
-    #[serde(serialize_with = "hex32_opt")]
+    #[serde(serialize_with = "crate::event::hex32_opt")]
     pub randomness: Option<[u8; 32]>,
     /// Checks created so far (spot checks, then referee re-checks): `poi/c/<job>/0..checks`.
     pub checks: u32,
@@ -156,13 +156,6 @@ pub struct PoiJob {
     pub disputes: u32,
     /// Disputes still open (they block settlement).
     pub disputes_open: u32,
-}
-
-fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(bytes) => s.serialize_some(&hex::encode(bytes)),
-        None => s.serialize_none(),
-    }
 }
 
 /// A registered verifier: bonded stake locked with [`crate::staking::lock`] behind the spot

@@ -424,37 +424,61 @@ pub(crate) fn draw_referees(
     accused.status = CheckStatus::Refereed;
     accused.referee_target = None;
     write_check(ctx.state, &accused);
-    let mut excluded: Vec<Address> = accused.validator.into_iter().collect();
+    let excluded: Vec<Address> = accused.validator.into_iter().collect();
+    let role = CheckRole::Referee { of };
+    draw_checks(
+        ctx,
+        &mut job,
+        accused.subject,
+        role,
+        accused.units,
+        &randomness,
+        excluded,
+    )?;
+    ctx.emit(
+        Event::new(NAME, "referees_drawn")
+            .with("job", id)
+            .with("check", u64::from(of)),
+    );
+    Ok(())
+}
+
+/// Draws `params.poi.referees` new checks of `job` on `subject` in `role`, each assigned by
+/// `randomness` to a verifier outside `excluded` and the ones drawn before it.
+pub(crate) fn draw_checks(
+    ctx: &mut ExecContext<'_, '_>,
+    job: &mut PoiJob,
+    subject: CheckSubject,
+    role: CheckRole,
+    units: u64,
+    randomness: &[u8; 32],
+    mut excluded: Vec<Address>,
+) -> Result<(), TxError> {
     for _ in 0..ctx.params.poi.referees {
         let index = job.checks;
         job.checks = job
             .checks
             .checked_add(1)
             .ok_or(TxError::Overflow("checks"))?;
-        write_job(ctx.state, &job);
+        write_job(ctx.state, job);
         let check = Check {
-            job: id,
+            job: job.id,
             index,
-            subject: accused.subject,
-            role: CheckRole::Referee { of },
+            subject,
+            role,
             validator: None,
             deadline: 0,
             attempts: 0,
             status: CheckStatus::Open,
             verdict: None,
             referee_target: None,
-            units: accused.units,
+            units,
         };
-        assign(ctx, &job, check, &randomness, &excluded)?;
-        if let Some(v) = check_or_err(ctx.state, id, index)?.validator {
+        assign(ctx, job, check, randomness, &excluded)?;
+        if let Some(v) = check_or_err(ctx.state, job.id, index)?.validator {
             excluded.push(v);
         }
     }
-    ctx.emit(
-        Event::new(NAME, "referees_drawn")
-            .with("job", id)
-            .with("check", u64::from(of)),
-    );
     Ok(())
 }
 
