@@ -80,3 +80,71 @@ fn the_supply_breakdown_shows_stake_and_the_treasury() {
     assert!(supply.treasury > 0);
     assert_eq!(supply.circulating, supply.total - supply.staked);
 }
+
+mod long_runs {
+    use poi_core::bank::BankMsg;
+    use poi_core::emission::{self, EmissionParams, Schedule};
+    use poi_core::params::Params;
+    use poi_core::rewards;
+    use poi_core::staking::StakingMsg;
+    use poi_core::token::Amount;
+    use poi_core::tx::Msg;
+    use proptest::prelude::*;
+
+    use crate::chain::{addr, key};
+    use crate::net::{Net, START};
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 16,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x59),
+            ..ProptestConfig::default()
+        })]
+        /// Long random runs on the chain, across halving boundaries and epochs: every block is
+        /// audited (held == genesis + minted - burned), the emission counter equals what the
+        /// ledger minted, and every epoch paid exactly its pool, so what was minted is what
+        /// the epochs paid out plus what the pool holds now.
+        #[test]
+        fn supply_stays_exact_across_halvings_and_epochs(
+            initial in 1u128..100_000,
+            era in 1u128..400_000,
+            by_time in any::<bool>(),
+            epoch_blocks in 3u64..15,
+            moves in proptest::collection::vec((0u8..3, 0u128..5_000), 40..120),
+        ) {
+            let schedule = if by_time {
+                Schedule::HalvingByTime { initial, halving_blocks: 7, cap: 4 * era }
+            } else {
+                Schedule::HalvingByIssuance { initial, era_issuance: era, cap: 4 * era }
+            };
+            let mut params = Params { emission: EmissionParams { schedule }, ..Params::default() };
+            params.rewards.epoch_blocks = epoch_blocks;
+            let (a, b) = (key(1), key(2));
+            let mut net = Net::new(&[&a, &b], params, 1_000_000);
+            for (kind, amount) in moves {
+                let msg = match kind {
+                    0 => Msg::Bank(BankMsg::Transfer { to: addr(&b), amount }),
+                    1 => Msg::Staking(StakingMsg::Bond { amount }),
+                    _ => {
+                        net.empty_blocks(1);
+                        continue;
+                    }
+                };
+                let tx = net.tx(&a, msg);
+                net.block(vec![tx]);
+            }
+            let supply = net.chain.audit(&net.state).unwrap();
+            prop_assert_eq!(emission::issued(&net.state).unwrap(), supply.minted);
+            prop_assert!(supply.minted <= 4 * era);
+            prop_assert_eq!(supply.total, START * 2 + supply.minted - supply.burned);
+            let mut paid: Amount = 0;
+            for epoch in 0..=rewards::epoch_of(net.height, epoch_blocks) {
+                if let Some(r) = rewards::read_epoch(&net.state, epoch).unwrap() {
+                    prop_assert_eq!(r.emission + r.fees + r.other, r.pool);
+                    paid += r.pool;
+                }
+            }
+            prop_assert_eq!(paid + supply.reward_pool, supply.minted);
+        }
+    }
+}
