@@ -181,21 +181,23 @@ impl Provider {
             .flatten()
             .filter_map(|j| j.as_u64())
             .collect();
-        // Committed jobs first (claims and canary reveals are due within blocks), then the
-        // rest, which may train for a while.
-        let (committed, rest): (Vec<u64>, Vec<u64>) = jobs
+        // Each job is read once. Committed jobs go first (claims and canary reveals are due
+        // within blocks), then the rest, which may train for a while.
+        let mut fetched: Vec<(u64, Result<chain::JobView>)> = jobs
             .into_iter()
-            .partition(|&id| chain::job(&self.node, id).is_ok_and(|j| j.status == "committed"));
-        for id in committed.into_iter().chain(rest) {
-            if let Err(error) = self.work_on(id) {
+            .map(|id| (id, chain::job(&self.node, id)))
+            .collect();
+        fetched.sort_by_key(|(_, job)| !job.as_ref().is_ok_and(|j| j.status == "committed"));
+        for (id, job) in fetched {
+            if let Err(error) = job.and_then(|job| self.work_on(job)) {
                 tracing::warn!(job = id, %error, "job not advanced");
             }
         }
         Ok(())
     }
 
-    fn work_on(&mut self, id: u64) -> Result<()> {
-        let job = chain::job(&self.node, id)?;
+    fn work_on(&mut self, job: chain::JobView) -> Result<()> {
+        let id = job.id;
         let Some(poi) = &job.poi else {
             return Ok(()); // a bare market job: nothing PoI can do with it
         };
