@@ -210,7 +210,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             models: Vec::new(),
             // The funded accounts own the shards of the tabular datasets the clients train on,
             // in turn, and are paid as data providers by each shard's measured value.
-            data: ["winequality-red", "iris"]
+            data: ["winequality", "iris"]
                 .into_iter()
                 .map(|dataset| poi_core::genesis::GenesisData {
                     dataset: dataset.into(),

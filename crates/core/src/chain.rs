@@ -118,6 +118,7 @@ impl Chain {
             Box::new(crate::emission::Emission),
             Box::new(crate::rewards::Rewards),
             Box::new(crate::burn::Burn),
+            Box::new(crate::governance::Governance),
         ];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {
@@ -289,6 +290,7 @@ impl Chain {
             Msg::Staking(msg) => staking::handle(ctx, tx.body.signer, msg)?,
             Msg::Market(msg) => market::handle(ctx, tx.body.signer, msg)?,
             Msg::Poi(msg) => poi::handle(ctx, tx.body.signer, msg)?,
+            Msg::Gov(msg) => crate::governance::handle(ctx, tx.body.signer, msg)?,
         }
         if ctx.events.len() > TX_EVENTS_MAX as usize {
             return Err(TxError::InvalidMessage(format!(

@@ -362,6 +362,25 @@ pub enum TxError {
         /// Its state.
         state: &'static str,
     },
+    /// No such proposal.
+    #[error("unknown proposal {0}")]
+    UnknownProposal(u64),
+    /// The proposal is not open for votes.
+    #[error("proposal {0} is not open for votes")]
+    VotingClosed(u64),
+    /// The voter had no bonded stake before the proposal and no delegators.
+    #[error(
+        "{account} has no voting power on proposal {proposal}: weight is the stake bonded before its submission"
+    )]
+    NoVotingPower {
+        /// The voter.
+        account: Address,
+        /// The proposal.
+        proposal: u64,
+    },
+    /// A parameter change outside what governance may set.
+    #[error("parameter change refused: {0}")]
+    ParamOutOfRange(String),
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -417,6 +436,10 @@ impl TxError {
             TxError::VerifierBondTooLow { .. } => "verifier_bond_too_low",
             TxError::VerifierBusy { .. } => "verifier_busy",
             TxError::UnknownCheck { .. } => "unknown_check",
+            TxError::UnknownProposal(_) => "unknown_proposal",
+            TxError::VotingClosed(_) => "voting_closed",
+            TxError::NoVotingPower { .. } => "no_voting_power",
+            TxError::ParamOutOfRange(_) => "param_out_of_range",
             TxError::NotAssignedVerifier { .. } => "not_assigned_verifier",
             TxError::CheckClosed { .. } => "check_closed",
             TxError::State(_) => "internal",

@@ -28,6 +28,7 @@ pub mod emission;
 pub mod error;
 pub mod event;
 pub mod genesis;
+pub mod governance;
 pub mod limits;
 pub mod market;
 pub mod merkle;

@@ -57,6 +57,9 @@ pub struct Params {
     /// Usage burns and their schedule.
     #[serde(default)]
     pub burn: crate::burn::BurnParams,
+    /// Governance: deposits, periods, quorum, threshold and veto.
+    #[serde(default)]
+    pub governance: crate::governance::GovParams,
 }
 
 impl Default for Params {
@@ -73,6 +76,7 @@ impl Default for Params {
             emission: crate::emission::EmissionParams::default(),
             rewards: crate::rewards::RewardsParams::default(),
             burn: crate::burn::BurnParams::default(),
+            governance: crate::governance::GovParams::default(),
         }
     }
 }
@@ -153,7 +157,8 @@ impl Params {
         self.poi.validate().map_err(ParamsError::Poi)?;
         self.emission.validate().map_err(ParamsError::Emission)?;
         self.rewards.validate().map_err(ParamsError::Emission)?;
-        self.burn.validate().map_err(ParamsError::Emission)
+        self.burn.validate().map_err(ParamsError::Emission)?;
+        self.governance.validate().map_err(ParamsError::Emission)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

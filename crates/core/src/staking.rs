@@ -10,6 +10,11 @@
 //! waits out [`StakingParams::unbonding_blocks`], so that stake answerable for past behaviour
 //! (a provider's jobs, a validator's votes) cannot leave before a fault can be proven.
 //!
+//! Every bond and unbond also writes a checkpoint `stk/h/<address><height>` of the account's
+//! bonded stake, so [`bonded_before`] answers what an account had bonded before any height
+//! (voting weight is fixed at a proposal's submission); `stk/total` is the sum of all bonded
+//! stake.
+//!
 //! Other modules lock and unlock stake through [`lock`] and [`unlock`] (the market locks a
 //! provider's collateral and a user's tier stake while they back active jobs), and take locked
 //! stake away for a proven fault with [`slash`].
@@ -31,6 +36,11 @@ pub const NAME: &str = "staking";
 pub const PREFIX: &[u8] = b"stk/";
 /// Prefix of stake records.
 pub const STAKE_PREFIX: &[u8] = b"stk/s/";
+/// Prefix of bonded-stake checkpoints: `stk/h/<address><height u64>` -> the account's bonded
+/// stake after a bond or unbond at that height (governance weighs votes by them).
+pub const CHECKPOINT_PREFIX: &[u8] = b"stk/h/";
+/// Total bonded stake of all accounts.
+pub const TOTAL_KEY: &[u8] = b"stk/total";
 /// Most tiers the thresholds may define.
 pub const TIERS_MAX: usize = 8;
 
@@ -168,7 +178,58 @@ pub fn tier(
     Ok(params.tier(stake(state, address)?.bonded))
 }
 
+/// Total bonded stake.
+pub fn total_bonded(state: &dyn StateReader) -> Result<Amount, StateError> {
+    Ok(state::read_borsh(state, TOTAL_KEY)?.unwrap_or(0))
+}
+
+/// What `address` had bonded at the end of height `height - 1` (0 before its first bond).
+pub fn bonded_before(
+    state: &dyn StateReader,
+    address: &Address,
+    height: u64,
+) -> Result<Amount, StateError> {
+    let prefix = [CHECKPOINT_PREFIX, address.as_bytes()].concat();
+    let mut bonded = 0;
+    let mut failure = None;
+    state.scan_prefix(&prefix, &mut |key, value| {
+        let at = key[prefix.len()..]
+            .try_into()
+            .map(u64::from_be_bytes)
+            .unwrap_or(u64::MAX);
+        if at >= height {
+            return false;
+        }
+        match state::decode::<Amount>(key, value) {
+            Ok(v) => bonded = v,
+            Err(e) => failure = Some(e),
+        }
+        failure.is_none()
+    })?;
+    failure.map_or(Ok(bonded), Err)
+}
+
+fn checkpoint(state: &mut Overlay<'_>, address: &Address, height: u64, bonded: Amount) {
+    let key = [CHECKPOINT_PREFIX, address.as_bytes(), &height.to_be_bytes()].concat();
+    state.put_borsh(key, &bonded);
+}
+
 fn write(state: &mut Overlay<'_>, address: &Address, stake: &Stake) {
+    let before = state
+        .get_borsh::<Stake>(&stake_key(address))
+        .ok()
+        .flatten()
+        .map_or(0, |s| s.bonded);
+    if before != stake.bonded {
+        let total = state
+            .get_borsh::<Amount>(TOTAL_KEY)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        // Bonded stake is bounded by the supply, so neither side can overflow.
+        let total = total.saturating_add(stake.bonded).saturating_sub(before);
+        state.put_borsh(TOTAL_KEY.to_vec(), &total);
+    }
     if stake.bonded == 0 && stake.unbonding.is_empty() {
         state.delete(stake_key(address));
     } else {
@@ -241,6 +302,7 @@ pub fn handle(
             bank::debit(ctx.state, signer, amount)?;
             record.bonded = error::add(record.bonded, amount, "bonded stake")?;
             write(ctx.state, &signer, &record);
+            checkpoint(ctx.state, &signer, ctx.block.height, record.bonded);
             ctx.emit(
                 Event::new(NAME, "bond")
                     .with("staker", signer)
@@ -283,6 +345,7 @@ pub fn handle(
                 release_height,
             });
             write(ctx.state, &signer, &record);
+            checkpoint(ctx.state, &signer, ctx.block.height, record.bonded);
             ctx.emit(
                 Event::new(NAME, "unbond")
                     .with("staker", signer)
@@ -360,7 +423,23 @@ impl Module for Staking {
                 problem.is_none()
             })
             .map_err(|e| e.to_string())?;
-        problem.map_or(Ok(()), Err)
+        if let Some(problem) = problem {
+            return Err(problem);
+        }
+        let mut sum: Amount = 0;
+        state
+            .scan_prefix(STAKE_PREFIX, &mut |key, value| {
+                if let Ok(s) = state::decode::<Stake>(key, value) {
+                    sum = sum.saturating_add(s.bonded);
+                }
+                true
+            })
+            .map_err(|e| e.to_string())?;
+        let total = total_bonded(state).map_err(|e| e.to_string())?;
+        if sum != total {
+            return Err(format!("stk/total is {total}, bonded stake sums to {sum}"));
+        }
+        Ok(())
     }
 }
 

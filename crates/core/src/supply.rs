@@ -39,6 +39,8 @@ pub enum BurnReason {
     UsageTraining,
     /// Usage burn of verified inference jobs ([`crate::burn`]).
     UsageInference,
+    /// Deposits of proposals that missed quorum or were vetoed ([`crate::governance`]).
+    GovernanceDeposit,
 }
 
 impl BurnReason {
@@ -49,6 +51,7 @@ impl BurnReason {
             BurnReason::Slash => "slash",
             BurnReason::UsageTraining => "usage_training",
             BurnReason::UsageInference => "usage_inference",
+            BurnReason::GovernanceDeposit => "governance_deposit",
         }
     }
 }

@@ -47,6 +47,8 @@ pub enum Msg {
     /// A Proof-of-Intelligence message (PoI jobs and their commitments). Appended last, so the
     /// encodings of the earlier variants are unchanged.
     Poi(PoiMsg),
+    /// A governance message (proposals, votes, delegation). Appended last.
+    Gov(crate::governance::GovMsg),
 }
 
 /// The signed part of a transaction.

@@ -59,8 +59,11 @@ pub struct DataValuation {
     pub owners: Vec<DataOwner>,
 }
 
+/// Valuations are keyed by the shipped dataset's canonical name, so `winequality` (the
+/// market's spelling) and `winequality-red` find the same record.
 fn key(dataset: &str) -> Vec<u8> {
-    [DATA_PREFIX, dataset.as_bytes()].concat()
+    let canonical = poi_repops::train::resolve_dataset(dataset).unwrap_or(dataset);
+    [DATA_PREFIX, canonical.as_bytes()].concat()
 }
 
 /// The valuation of `dataset`, if genesis named its owners.
@@ -89,7 +92,8 @@ pub fn value(dataset: &str, owners: &[Address]) -> Result<(Vec<u8>, Vec<u8>), St
     if owners.is_empty() {
         return Err(format!("{dataset}: no owners"));
     }
-    let shipped = shipped_dataset(dataset).map_err(|e| e.to_string())?;
+    let canonical = poi_repops::train::resolve_dataset(dataset).map_err(|e| e.to_string())?;
+    let shipped = shipped_dataset(canonical).map_err(|e| e.to_string())?;
     let records: Vec<_> = shipped.records().cloned().collect();
     let chunk = records.len().div_ceil(owners.len()).max(1);
     let shards = records
@@ -98,7 +102,7 @@ pub fn value(dataset: &str, owners: &[Address]) -> Result<(Vec<u8>, Vec<u8>), St
         .map(|(part, owner)| (ProviderId(owner.0), part.to_vec()))
         .collect();
     let rebuilt =
-        dataset_from_shards(dataset, *shipped.schema(), shards).map_err(|e| e.to_string())?;
+        dataset_from_shards(canonical, *shipped.schema(), shards).map_err(|e| e.to_string())?;
     let v = knn_shapley(&rebuilt, &ValuationParams::default()).map_err(|e| e.to_string())?;
     let owners = v
         .providers
@@ -115,7 +119,7 @@ pub fn value(dataset: &str, owners: &[Address]) -> Result<(Vec<u8>, Vec<u8>), St
         })
         .collect();
     let record = DataValuation {
-        dataset: dataset.to_string(),
+        dataset: canonical.to_string(),
         utility: v.utility.to_string(),
         eval_points: v.eval_points,
         owners,

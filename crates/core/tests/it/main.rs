@@ -9,6 +9,7 @@ mod determinism;
 mod disputes;
 mod dissection;
 mod emission;
+mod governance;
 mod market;
 mod net;
 mod payout;
