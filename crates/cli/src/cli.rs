@@ -51,6 +51,9 @@ pub(crate) enum Command {
     /// Bond, unbond and withdraw stake; show an account's stake and tier.
     #[command(subcommand)]
     Stake(StakeCmd),
+    /// Governance: propose parameter changes, treasury grants or text; vote; delegate.
+    #[command(subcommand)]
+    Gov(GovCmd),
     /// Offer compute: register as a provider, send heartbeats, show a provider's state.
     #[command(subcommand)]
     Provider(ProviderCmd),
@@ -293,6 +296,54 @@ pub(crate) struct TxOptions {
     /// Seconds to wait for the transaction to be committed.
     #[arg(long, default_value_t = 30)]
     pub(crate) timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GovCmd {
+    /// Submit a proposal with a deposit (default: `governance.deposit_min`).
+    Propose {
+        /// A parameter change PATH=VALUE (repeatable), e.g. rewards.royalty_bps=500.
+        #[arg(long)]
+        param: Vec<String>,
+        /// Treasury grant recipient (address or key name).
+        #[arg(long)]
+        grant_to: Option<String>,
+        /// Treasury grant amount: base units or POI (1.5poi).
+        #[arg(long)]
+        grant_amount: Option<String>,
+        /// A text (signal) proposal.
+        #[arg(long)]
+        text: Option<String>,
+        /// Deposit: base units or POI.
+        #[arg(long)]
+        deposit: Option<String>,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Vote yes, no, abstain or veto on a proposal (can be changed until voting ends).
+    Vote {
+        /// Proposal id.
+        proposal: u64,
+        /// yes, no, abstain or veto.
+        option: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Delegate your voting weight to an address or key name (`none` to stop).
+    Delegate {
+        /// Delegate address, key name, or `none`.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// A proposal: status, tally, turnout and the height of each step.
+    Show {
+        /// Proposal id.
+        proposal: u64,
+    },
+    /// Every proposal.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

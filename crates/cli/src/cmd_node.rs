@@ -126,8 +126,12 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
 /// fast devnet.
 fn devnet_params(block_interval_ms: u64) -> Params {
     let mut params = Params::default().with_economics();
-    // Epochs of 100 blocks, so a devnet session sees rewards and burns settle.
+    // Epochs of 100 blocks, so a devnet session sees rewards and burns settle, and votes
+    // of 40 blocks with the shortest timelock, so a proposal executes within a minute.
     params.rewards.epoch_blocks = 100;
+    params.governance.voting_blocks = 40;
+    params.governance.timelock_blocks = poi_core::governance::TIMELOCK_MIN_BLOCKS;
+    params.governance.extension_blocks = 10;
     let scale = (1_000 / block_interval_ms.max(1)).max(1);
     let market = &mut params.market;
     for blocks in [

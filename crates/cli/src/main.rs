@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod cmd_agents;
 mod cmd_bench;
+mod cmd_gov;
 mod cmd_keys;
 mod cmd_market;
 mod cmd_node;
@@ -57,6 +58,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Tx(cmd) => cmd_tx::run(&global, cmd),
         cli::Command::Query(cmd) => cmd_query::run(&global, cmd),
         cli::Command::Stake(cmd) => cmd_stake::run(&global, cmd),
+        cli::Command::Gov(cmd) => cmd_gov::run(&global, cmd),
         cli::Command::Provider(cmd) => cmd_market::run_provider(&global, cmd),
         cli::Command::Validator(cmd) => cmd_agents::run_validator(&global, cmd),
         cli::Command::Job(cmd) => cmd_market::run_job(&global, cmd),

@@ -5,6 +5,8 @@
 //! `finalize`); the [`api`] serves it over HTTP; [`service::run`] runs all three in one process.
 //!
 //! Stability: ALPHA.
+// The OpenAPI document is one `json!` literal, deeper than the default macro recursion limit.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod bench;

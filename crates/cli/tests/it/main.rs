@@ -4,6 +4,7 @@
 mod acceptance;
 mod commands;
 mod crash;
+mod gov;
 mod keys;
 mod mainjob;
 mod market;

@@ -5,6 +5,7 @@
 //! [`poi_core::TxError::code`]. Amounts are decimal strings of base units; hashes and roots are
 //! lowercase hex. The full description is served at `GET /openapi.json`.
 
+mod gov;
 mod handlers;
 mod market;
 mod openapi;
@@ -92,6 +93,8 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/slashes", get(poi::slashes))
         .route("/rewards", get(poi::rewards))
         .route("/burn", get(poi::burn))
+        .route("/proposals", get(gov::proposals))
+        .route("/proposals/{id}", get(gov::proposal))
         .route("/beacon", get(poi::beacon))
         .route("/models", get(poi::models))
         .route("/models/{id}", get(poi::model))

@@ -174,6 +174,32 @@ pub(super) fn spec() -> Value {
                     "400": error_response("bad_address")
                 }
             }},
+            "/proposals": { "get": {
+                "summary": "Governance proposals in id order",
+                "parameters": [
+                    { "name": "from", "in": "query", "required": false, "schema": {"type": "integer"}},
+                    { "name": "limit", "in": "query", "required": false, "schema": {"type": "integer"}}
+                ],
+                "responses": {
+                    "200": ok_json("Proposals", json!({"type": "object", "properties": {
+                        "proposals": {"type": "array"}}})),
+                    "400": error_response("bad_query")
+                }
+            }},
+            "/proposals/{id}": { "get": {
+                "summary": "A proposal: payload and hash, status, each step's height, votes, tally (live while voting) and turnout",
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}
+                ],
+                "responses": {
+                    "200": ok_json("Proposal", json!({"type": "object", "properties": {
+                        "id": {"type": "integer"}, "status": {"type": "string"},
+                        "tally": {"type": "object"}, "turnout_bps": {"type": "integer"},
+                        "steps": {"type": "array"}, "votes": {"type": "array"}}})),
+                    "400": error_response("bad_id"),
+                    "404": error_response("not_found")
+                }
+            }},
             "/burn": { "get": {
                 "summary": "Usage burns: parameters, the current rate and meters, and each ended epoch's demand, rate, burn, net issuance and forecast",
                 "parameters": [

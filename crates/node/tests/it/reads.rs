@@ -8,7 +8,9 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 25] = [
+const ROUTES: [&str; 27] = [
+    "/proposals",
+    "/proposals/{id}",
     "/burn",
     "/health",
     "/status",
@@ -98,6 +100,7 @@ fn openapi_lists_every_route_and_every_listed_route_exists() {
         let (status, text) = node.get_text(&path);
         // A transaction, provider or job that does not exist is a typed 404, not a missing route.
         let may_be_absent = [
+            "/proposals/{id}",
             "/txs/{hash}",
             "/providers/{address}",
             "/jobs/{id}",
