@@ -580,11 +580,12 @@ fn conclude(ctx: &mut ExecContext<'_, '_>, mut p: Proposal) -> Result<(), TxErro
         write(ctx, &p);
         return Ok(());
     }
-    p.turnout_bps = Some(if p.bonded == 0 {
-        0
-    } else {
-        u64::try_from(turnout.saturating_mul(10_000) / p.bonded).unwrap_or(u64::MAX)
-    });
+    p.turnout_bps = Some(
+        turnout
+            .saturating_mul(10_000)
+            .checked_div(p.bonded)
+            .map_or(0, |bps| u64::try_from(bps).unwrap_or(u64::MAX)),
+    );
     let non_abstain = t.yes.saturating_add(t.no).saturating_add(t.veto);
     let (status, burn) = if !quorum {
         (ProposalStatus::NoQuorum, true)

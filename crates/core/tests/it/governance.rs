@@ -381,7 +381,7 @@ proptest! {
         let mut cast: Vec<Option<VoteOption>> = vec![None; 6];
         for (i, v) in votes.iter().enumerate() {
             if let Some(v) = v {
-                let has_delegators = delegated.iter().any(|d| *d == Some(i));
+                let has_delegators = delegated.contains(&Some(i));
                 let code = vote(&mut net, &k[i], id, option(*v));
                 prop_assert_eq!(code == "ok", stakes[i] > 0 || has_delegators);
                 if code == "ok" {

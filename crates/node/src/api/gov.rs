@@ -67,11 +67,11 @@ pub(super) async fn proposal(State(ledger): Shared, Path(id): Path<String>) -> A
         Some(t) => t.clone(),
         None => governance::tally(&state, &p).map_err(ApiError::internal)?,
     };
-    let turnout_bps = if p.bonded == 0 {
-        0
-    } else {
-        tally.turnout().saturating_mul(10_000) / p.bonded
-    };
+    let turnout_bps = tally
+        .turnout()
+        .saturating_mul(10_000)
+        .checked_div(p.bonded)
+        .unwrap_or(0);
     let mut body = to_value(&p)?;
     body["live"] = json!(p.status == ProposalStatus::Voting);
     body["tally"] = to_value(&tally)?;
