@@ -314,6 +314,12 @@ pub(crate) enum GovCmd {
         /// A text (signal) proposal.
         #[arg(long)]
         text: Option<String>,
+        /// Make this registry version the default its name serves (`GET /models`).
+        #[arg(long)]
+        promote: Option<u64>,
+        /// Retire this registry version: no new inference job may use it.
+        #[arg(long)]
+        retire: Option<u64>,
         /// Deposit: base units or POI.
         #[arg(long)]
         deposit: Option<String>,

@@ -17,10 +17,27 @@ pub(crate) fn run(global: &Global, cmd: GovCmd) -> anyhow::Result<()> {
             grant_to,
             grant_amount,
             text,
+            promote,
+            retire,
             deposit,
             tx,
         } => {
-            let payload = payload(global, param, grant_to, grant_amount, text)?;
+            let payload = match (promote, retire) {
+                (Some(version), None)
+                    if param.is_empty() && grant_to.is_none() && text.is_none() =>
+                {
+                    Payload::PromoteModel { version }
+                }
+                (None, Some(version))
+                    if param.is_empty() && grant_to.is_none() && text.is_none() =>
+                {
+                    Payload::RetireModel { version }
+                }
+                (None, None) => payload(global, param, grant_to, grant_amount, text)?,
+                _ => bail!(
+                    "a proposal does one thing: --promote, --retire, --param, a grant or --text"
+                ),
+            };
             let deposit = match deposit {
                 Some(d) => parse_amount(&d)?,
                 None => {
@@ -145,6 +162,10 @@ fn summary(payload: &Value) -> String {
             })
             .collect();
         format!("set {}", parts.join(", "))
+    } else if let Some(v) = payload["promote_model"]["version"].as_u64() {
+        format!("promote model version {v}")
+    } else if let Some(v) = payload["retire_model"]["version"].as_u64() {
+        format!("retire model version {v}")
     } else if payload["treasury_grant"].is_object() {
         format!(
             "grant {} to {}",

@@ -139,6 +139,16 @@ pub enum Payload {
     },
     /// A signal: no effect but its record.
     Text(String),
+    /// Make a registered model version the default its name serves.
+    PromoteModel {
+        /// Registry id.
+        version: u64,
+    },
+    /// Retire a model version: no new inference job may use it.
+    RetireModel {
+        /// Registry id.
+        version: u64,
+    },
 }
 
 impl Payload {
@@ -439,6 +449,14 @@ fn check_payload(ctx: &ExecContext<'_, '_>, payload: &Payload) -> Result<(), TxE
             TxError::InvalidMessage(format!("a text proposal has 1..={TEXT_BYTES_MAX} bytes")),
         ),
         Payload::Text(_) => Ok(()),
+        Payload::PromoteModel { version } | Payload::RetireModel { version } => {
+            match crate::poi::registry::read_model(ctx.state, *version)? {
+                Some(_) => Ok(()),
+                None => Err(TxError::InvalidMessage(format!(
+                    "model version {version} is not registered"
+                ))),
+            }
+        }
     }
 }
 
@@ -691,6 +709,8 @@ fn run_payload(ctx: &mut ExecContext<'_, '_>, payload: &Payload) -> Result<(), S
             bank::transfer(ctx.state, bank::treasury(), *to, *amount).map_err(|e| e.to_string())
         }
         Payload::Text(_) => Ok(()),
+        Payload::PromoteModel { version } => crate::poi::registry::promote(ctx, *version),
+        Payload::RetireModel { version } => crate::poi::registry::retire(ctx, *version),
     }
 }
 

@@ -129,21 +129,38 @@ pub(crate) fn submit_inference(
             i.requests
         )));
     }
-    let version = registry::read_model(ctx.state, u64::from(i.version))?.ok_or_else(|| {
+    // A name's default version: `model` names the registry name.
+    let (id, named_default) = if i.version == registry::DEFAULT_VERSION {
+        let id = registry::default_version(ctx.state, i.model)?.ok_or_else(|| {
+            TxError::InvalidMessage(format!(
+                "`{}` has no default version (no such name, or its versions are retired)",
+                i.model
+            ))
+        })?;
+        (id, true)
+    } else {
+        (u64::from(i.version), false)
+    };
+    let version = registry::read_model(ctx.state, id)?.ok_or_else(|| {
         TxError::InvalidMessage(format!(
-            "model version {} is not in the registry (GET /models lists it)",
-            i.version
+            "model version {id} is not in the registry (GET /models lists it)"
         ))
     })?;
-    if version.model != i.model {
+    if registry::is_retired(ctx.state, id)? {
+        return Err(TxError::InvalidMessage(format!(
+            "model version {id} was retired by governance"
+        )));
+    }
+    let version_id = u32::try_from(id).map_err(|_| TxError::Overflow("model version id"))?;
+    if !named_default && version.model != i.model {
         return Err(TxError::InvalidMessage(format!(
             "registry version {} is a {} model, not {}",
             i.version, version.model, i.model
         )));
     }
     let market_spec = JobSpec::Inference {
-        model: i.model.to_owned(),
-        version: i.version,
+        model: version.model.clone(),
+        version: version_id,
         input_hash: i.input_root,
     };
     let id = market::submit_for_poi(ctx, signer, market_spec, i.units, i.max_price)?;
@@ -163,7 +180,7 @@ pub(crate) fn submit_inference(
             checks: 0,
             checks_pending: 0,
             quality: None,
-            model_id: Some(u64::from(i.version)),
+            model_id: Some(id),
             canary_revealed: false,
             disputes: 0,
             disputes_open: 0,

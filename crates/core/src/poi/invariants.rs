@@ -51,6 +51,7 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     let mut disputes: Vec<Dispute> = Vec::new();
     let mut dispute_deadlines: BTreeSet<(u64, u64, u32)> = BTreeSet::new();
     let mut names: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut promoted: Vec<u64> = Vec::new();
     let mut model_count: Option<u64> = None;
     let mut seeds: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut failure: Option<String> = None;
@@ -106,6 +107,15 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
                 match state::decode::<u64>(key, value) {
                     Ok(id) => names.push((key.to_vec(), id)),
                     Err(e) => failure = Some(e.to_string()),
+                }
+            } else if key.starts_with(registry::DEFAULT_PREFIX) {
+                match state::decode::<u64>(key, value) {
+                    Ok(id) => promoted.push(id),
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            } else if key.starts_with(registry::RETIRED_PREFIX) {
+                if key.len() != registry::RETIRED_PREFIX.len() + 8 || !value.is_empty() {
+                    failure = Some(format!("bad retired model key {}", hex::encode(key)));
                 }
             } else if key == MODEL_COUNT_KEY {
                 match state::decode::<u64>(key, value) {
@@ -183,6 +193,12 @@ pub(crate) fn check(state: &dyn StateReader) -> Check {
     check_beacon(beacon.as_ref(), &jobs, &checks, &targets, &seeds)?;
     check_checks(&jobs, &checks, &deadlines, &verifiers)?;
     check_registry(&jobs, &models, &names, model_count)?;
+    if let Some(id) = promoted
+        .iter()
+        .find(|id| !models.iter().any(|m| m.id == **id))
+    {
+        return Err(format!("promoted model version {id} is not registered"));
+    }
     check_disputes(&jobs, &checks, &disputes, &dispute_deadlines, &targets)?;
     let open: Vec<(Address, u64, u32)> = checks
         .iter()

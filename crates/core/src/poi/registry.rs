@@ -29,6 +29,69 @@ pub const MODEL_PREFIX: &[u8] = b"poi/m/";
 pub const MODEL_NAME_PREFIX: &[u8] = b"poi/mn/";
 /// Key of the next model id.
 pub const MODEL_COUNT_KEY: &[u8] = b"poi/mc";
+/// Prefix of promoted versions: `poi/md/<name>` -> the id its name serves by default.
+pub const DEFAULT_PREFIX: &[u8] = b"poi/md/";
+/// Prefix of retired versions: `poi/mr/<id>` -> `()`; a retired version serves no new job.
+pub const RETIRED_PREFIX: &[u8] = b"poi/mr/";
+/// The `version` of an inference submission that asks for a name's default version (the
+/// `model` field then names the registry name, `mlp-iris`).
+pub const DEFAULT_VERSION: u32 = u32::MAX;
+
+/// Whether version `id` was retired by governance.
+pub fn is_retired(state: &dyn StateReader, id: u64) -> Result<bool, StateError> {
+    Ok(state
+        .get(&[RETIRED_PREFIX, &id.to_be_bytes()].concat())?
+        .is_some())
+}
+
+/// The version `name` serves by default: the one governance promoted, else its first version
+/// (none if the name is unknown or that version is retired).
+pub fn default_version(state: &dyn StateReader, name: &str) -> Result<Option<u64>, StateError> {
+    let promoted: Option<u64> =
+        state::read_borsh(state, &[DEFAULT_PREFIX, name.as_bytes()].concat())?;
+    let id = match promoted {
+        Some(id) => Some(id),
+        None => state::read_borsh(state, &name_key(name, 1))?,
+    };
+    match id {
+        Some(id) if !is_retired(state, id)? => Ok(Some(id)),
+        _ => Ok(None),
+    }
+}
+
+/// Makes version `id` its name's default (governance).
+pub(crate) fn promote(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), String> {
+    let m = read_model(ctx.state, id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("model version {id} is not registered"))?;
+    if is_retired(ctx.state, id).map_err(|e| e.to_string())? {
+        return Err(format!("model version {id} is retired"));
+    }
+    ctx.state
+        .put_borsh([DEFAULT_PREFIX, m.name.as_bytes()].concat(), &id);
+    ctx.emit(
+        Event::new(NAME, "model_promoted")
+            .with("model", id)
+            .with("name", m.name),
+    );
+    Ok(())
+}
+
+/// Retires version `id` (governance): no new inference job may name it, and a name that
+/// defaulted to it falls back to its first version.
+pub(crate) fn retire(ctx: &mut ExecContext<'_, '_>, id: u64) -> Result<(), String> {
+    let m = read_model(ctx.state, id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("model version {id} is not registered"))?;
+    ctx.state
+        .put_borsh([RETIRED_PREFIX, &id.to_be_bytes()].concat(), &());
+    let key = [DEFAULT_PREFIX, m.name.as_bytes()].concat();
+    if state::read_borsh::<u64>(ctx.state, &key).ok().flatten() == Some(id) {
+        ctx.state.delete(key);
+    }
+    ctx.emit(Event::new(NAME, "model_retired").with("model", id));
+    Ok(())
+}
 
 /// A developer's share of a version's royalties, bps of 10,000.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]

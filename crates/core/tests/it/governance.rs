@@ -402,3 +402,152 @@ proptest! {
         prop_assert!(t.turnout() <= bonded);
     }
 }
+
+mod models {
+    use poi_core::governance::{GovMsg, Payload, ProposalStatus, VoteOption, read_proposal};
+    use poi_core::market::MarketMsg;
+    use poi_core::poi::PoiMsg;
+    use poi_core::poi::checks::CheckStatus;
+    use poi_core::poi::registry::{
+        self, DEFAULT_VERSION, DeveloperShare, ModelVersion, RootVersion,
+    };
+    use poi_core::staking::StakingMsg;
+    use poi_core::tx::Msg;
+
+    use crate::spot::{World, matching, params};
+
+    fn default_inference(name: &str) -> PoiMsg {
+        PoiMsg::SubmitInference {
+            model: name.into(),
+            version: DEFAULT_VERSION,
+            requests: 16,
+            input_root: [7; 32],
+            units: 1_000,
+            max_price: 10,
+        }
+    }
+
+    /// Submits `msg` as job `id`, commits and verifies it; returns the version it served.
+    fn serve(w: &mut World, id: u64, msg: PoiMsg) -> u64 {
+        let (user, prov) = (w.user.clone(), w.prov.clone());
+        assert_eq!(w.net.poi(&user, msg), "ok");
+        assert_eq!(w.net.market(&prov, MarketMsg::StartJob { id }), "ok");
+        let commit = PoiMsg::CommitInference {
+            job: id,
+            output_root: [8; 32],
+            sealed: [9; 32],
+        };
+        assert_eq!(w.net.poi(&prov, commit), "ok");
+        w.until(|net| net.poi_job(id).randomness.is_some());
+        for c in w.checks(id) {
+            if c.status == CheckStatus::Open {
+                assert_eq!(w.attest(id, c.index, matching()), "ok");
+            }
+        }
+        assert!(w.net.job(id).paid > 0);
+        w.net.poi_job(id).model_id.expect("a version")
+    }
+
+    /// Proposes `payload`, votes it through with the user's stake and runs to its execution.
+    fn govern(w: &mut World, payload: Payload) {
+        let user = w.user.clone();
+        let id = poi_core::governance::proposals(&w.net.state, 0, 100)
+            .unwrap()
+            .len() as u64;
+        let submit = Msg::Gov(GovMsg::Submit {
+            payload,
+            deposit: 1_000,
+        });
+        assert_eq!(w.net.send(&user, submit), "ok");
+        let vote = Msg::Gov(GovMsg::Vote {
+            proposal: id,
+            option: VoteOption::Yes,
+        });
+        assert_eq!(w.net.send(&user, vote), "ok");
+        w.until(|net| {
+            let status = read_proposal(&net.state, id).unwrap().unwrap().status;
+            !matches!(status, ProposalStatus::Voting | ProposalStatus::Passed)
+        });
+        let p = read_proposal(&w.net.state, id).unwrap().unwrap();
+        assert_eq!(p.status, ProposalStatus::Executed, "{p:?}");
+    }
+
+    #[test]
+    fn promotion_changes_the_version_served_and_royalties_follow_and_retirement_stops_it() {
+        let mut p = params();
+        p.governance.deposit_min = 1_000;
+        p.governance.voting_blocks = 10;
+        p.governance.timelock_blocks = 10;
+        p.governance.extension_blocks = 0;
+        p.rewards.royalty_bps = 1_000;
+        let mut w = World::new(p);
+        let user = w.user.clone();
+        // Most of the bonded stake, so the user's vote alone meets quorum.
+        let bond = Msg::Staking(StakingMsg::Bond {
+            amount: 10_000_000_000_000,
+        });
+        assert_eq!(w.net.send(&user, bond), "ok");
+        // charlm-base v1 (id 0) by A; v2 (id 1) fine-tunes it, by B.
+        let (a, b) = (poi_core::Address([0xa1; 32]), poi_core::Address([0xb2; 32]));
+        let mut root = RootVersion::new("charlm-base", "charlm", [0x11; 32]);
+        root.developers = vec![DeveloperShare {
+            address: a,
+            bps: 10_000,
+        }];
+        let mut writes = poi_core::state::WriteSet::new();
+        for (k, v) in registry::genesis_writes(&[root]) {
+            writes.insert(k, Some(v));
+        }
+        let mut v2: ModelVersion = registry::read_model(&w.net.state, 0).unwrap().unwrap();
+        v2.id = 1;
+        v2.version = 2;
+        v2.base = Some(0);
+        v2.params_digest = [0x22; 32];
+        v2.developers = vec![DeveloperShare {
+            address: b,
+            bps: 10_000,
+        }];
+        writes.insert(registry::model_key(1), Some(borsh::to_vec(&v2).unwrap()));
+        writes.insert(
+            registry::name_key("charlm-base", 2),
+            Some(borsh::to_vec(&1u64).unwrap()),
+        );
+        writes.insert(
+            registry::MODEL_COUNT_KEY.to_vec(),
+            Some(borsh::to_vec(&2u64).unwrap()),
+        );
+        w.net.state.apply(&writes);
+
+        // Before any promotion the name serves its first version: royalties to A only.
+        assert_eq!(serve(&mut w, 0, default_inference("charlm-base")), 0);
+        assert!(w.net.balance_of(&a) > 0);
+        assert_eq!(w.net.balance_of(&b), 0);
+
+        govern(&mut w, Payload::PromoteModel { version: 1 });
+        let a_before = w.net.balance_of(&a);
+        assert_eq!(serve(&mut w, 1, default_inference("charlm-base")), 1);
+        assert!(
+            w.net.balance_of(&b) > 0,
+            "the promoted version's developer is paid"
+        );
+        assert!(
+            w.net.balance_of(&a) > a_before,
+            "and its base's, along the lineage"
+        );
+
+        govern(&mut w, Payload::RetireModel { version: 1 });
+        assert_eq!(
+            registry::default_version(&w.net.state, "charlm-base").unwrap(),
+            Some(0)
+        );
+        let mut named = default_inference("charlm");
+        if let PoiMsg::SubmitInference { version, .. } = &mut named {
+            *version = 1;
+        }
+        assert_eq!(
+            w.net.poi(&user, named),
+            "invalid_message",
+            "a retired version serves nothing"
+        );
+    }
+}
