@@ -11,8 +11,10 @@
 //!
 //! Votes (yes, no, abstain, veto) can change until the voting period ends. At its end the
 //! tally decides, with Cosmos x/gov's rules and defaults (all governable):
-//! - turnout below `quorum_bps` of the bonded stake at submission: `no_quorum`, deposit burned;
-//! - veto above `veto_bps` of the turnout: `vetoed`, deposit burned;
+//! - turnout below `quorum_bps` of the bonded stake at submission: `no_quorum`, deposit
+//!   refunded (burned with `burn_no_quorum`);
+//! - veto above `veto_bps` of the turnout: `vetoed`, deposit burned (refunded without
+//!   `burn_vetoed`);
 //! - yes above `threshold_bps` of the non-abstain votes: `passed`, deposit refunded;
 //! - otherwise `rejected`, deposit refunded.
 //!
@@ -87,6 +89,10 @@ pub struct GovParams {
     pub threshold_bps: u32,
     /// Veto that fails and burns a proposal, bps of the turnout.
     pub veto_bps: u32,
+    /// Whether a vetoed proposal's deposit is burned (else refunded).
+    pub burn_vetoed: bool,
+    /// Whether the deposit of a proposal that missed quorum is burned (else refunded).
+    pub burn_no_quorum: bool,
 }
 
 impl Default for GovParams {
@@ -101,6 +107,8 @@ impl Default for GovParams {
             quorum_bps: 3_340,
             threshold_bps: 5_000,
             veto_bps: 3_340,
+            burn_vetoed: true,
+            burn_no_quorum: false,
         }
     }
 }
@@ -606,9 +614,9 @@ fn conclude(ctx: &mut ExecContext<'_, '_>, mut p: Proposal) -> Result<(), TxErro
     );
     let non_abstain = t.yes.saturating_add(t.no).saturating_add(t.veto);
     let (status, burn) = if !quorum {
-        (ProposalStatus::NoQuorum, true)
+        (ProposalStatus::NoQuorum, params.burn_no_quorum)
     } else if t.veto.saturating_mul(10_000) > turnout.saturating_mul(params.veto_bps.into()) {
-        (ProposalStatus::Vetoed, true)
+        (ProposalStatus::Vetoed, params.burn_vetoed)
     } else if t.yes.saturating_mul(10_000) > non_abstain.saturating_mul(params.threshold_bps.into())
     {
         (ProposalStatus::Passed, false)

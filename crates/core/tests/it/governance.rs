@@ -168,7 +168,12 @@ fn a_parameter_change_passes_and_takes_effect_at_the_next_epoch_boundary() {
 
 #[test]
 fn missing_quorum_or_a_veto_fails_and_burns_the_deposit_and_a_rejection_refunds_it() {
-    let (mut net, k) = net();
+    let ks = keys();
+    let refs: Vec<&SigningKey> = ks.iter().collect();
+    let mut p = params();
+    p.governance.burn_no_quorum = true;
+    let mut net = Net::new(&refs, p, 1_000_000);
+    let k = ks;
     bond(&mut net, &k[0], 100);
     bond(&mut net, &k[1], 100);
     bond(&mut net, &k[2], 1_000);
