@@ -5,6 +5,11 @@
 //! submission; [`apply`] writes a change into a copy of the parameters, which the caller then
 //! validates as a whole ([`Params::validate`]), so no combination of changes can break an
 //! invariant (shares summing past 100%, a quorum above 100%).
+//!
+//! The epoch length is not governable: epochs are numbered `height / epoch_blocks`, so
+//! changing it would renumber them and collide with recorded epochs. Nor is the referee
+//! count: accusations already drawn are decided by a majority of the count they were drawn
+//! with.
 
 use crate::params::Params;
 
@@ -25,7 +30,6 @@ const TABLE: &[Governable] = &[
     g("fee_treasury_bps", 0, 10_000),
     g("min_fee_base", 0, 1_000_000_000),
     g("min_fee_per_byte", 0, 1_000_000),
-    g("rewards.epoch_blocks", 10, 1_000_000),
     g("rewards.job_fee_bps", 0, 5_000),
     g("rewards.royalty_bps", 0, 5_000),
     g("rewards.lineage_decay_bps", 0, 10_000),
@@ -35,7 +39,6 @@ const TABLE: &[Governable] = &[
     g("burn.payment_max_bps", 0, 10_000),
     g("poi.check_bps", 1, 10_000),
     g("poi.infer_check_bps", 1, 10_000),
-    g("poi.referees", 1, 15),
     g("market.provider_jobs_max", 1, 1_000),
     g("market.dispute_blocks", 10, 1_000_000),
     g("governance.deposit_min", 1, 1_000_000_000_000_000_000),
@@ -87,7 +90,6 @@ pub fn apply(params: &mut Params, path: &str, value: &str) -> Result<(), String>
         "fee_treasury_bps" => params.fee_treasury_bps = narrow(path, v)?,
         "min_fee_base" => params.min_fee_base = v,
         "min_fee_per_byte" => params.min_fee_per_byte = v,
-        "rewards.epoch_blocks" => params.rewards.epoch_blocks = narrow(path, v)?,
         "rewards.job_fee_bps" => params.rewards.job_fee_bps = narrow(path, v)?,
         "rewards.royalty_bps" => params.rewards.royalty_bps = narrow(path, v)?,
         "rewards.lineage_decay_bps" => params.rewards.lineage_decay_bps = narrow(path, v)?,
@@ -97,7 +99,6 @@ pub fn apply(params: &mut Params, path: &str, value: &str) -> Result<(), String>
         "burn.payment_max_bps" => params.burn.payment_max_bps = narrow(path, v)?,
         "poi.check_bps" => params.poi.check_bps = narrow(path, v)?,
         "poi.infer_check_bps" => params.poi.infer_check_bps = narrow(path, v)?,
-        "poi.referees" => params.poi.referees = narrow(path, v)?,
         "market.provider_jobs_max" => params.market.provider_jobs_max = narrow(path, v)?,
         "market.dispute_blocks" => params.market.dispute_blocks = narrow(path, v)?,
         "governance.deposit_min" => params.governance.deposit_min = v,
