@@ -1,8 +1,13 @@
 //! Emission: the new tokens each block creates, by a schedule genesis chooses.
 //!
-//! Owns `emission/issued` (borsh `u128`): the cumulative issuance. At the end of every block
-//! it mints [`block_emission`] into the reward pool account ([`pool`]), from which the epoch
-//! rewards of issue 6 pay the stakeholders. Supply accounting is the supply module's: every
+//! Owns `emission/issued` (borsh `u128`): the cumulative issuance. Every block earns
+//! [`block_emission`], and the module mints what an epoch's blocks earned at the end of the
+//! epoch's last block, into the reward pool account ([`pool`]) from which the epoch rewards pay
+//! the stakeholders. Minting per epoch rather than per block gives the same amounts, block by
+//! block in order (so eras and caps fall exactly as they would), and keeps a block without
+//! transactions free of writes: after a crash, consensus may ask a restarted node to build on
+//! a block it notarized but did not finalize, which the node can do only with an empty child
+//! that changes nothing (see `crates/node/src/ledger.rs`, `empty_child`). Supply accounting is the supply module's: every
 //! minted base unit is recorded there, so `issued` always equals what this module minted.
 //!
 //! # Schedules ([`Schedule`], `params.emission.schedule`)
@@ -177,10 +182,24 @@ impl Module for Emission {
         PREFIX
     }
 
-    /// Mints the block's emission into the reward pool.
+    /// At an epoch's last block, mints what the epoch's blocks earned into the reward pool.
     fn end_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
+        let e = ctx.params.rewards.epoch_blocks.max(1);
+        let height = ctx.block.height;
+        if !(height + 1).is_multiple_of(e) {
+            return Ok(());
+        }
         let before = issued(ctx.state)?;
-        let amount = block_emission(&ctx.params.emission.schedule, ctx.block.height, before);
+        // Genesis (height 0) is no block and earns nothing.
+        let first = (height + 1 - e).max(1);
+        let mut running = before;
+        for h in first..=height {
+            let earned = block_emission(&ctx.params.emission.schedule, h, running);
+            running = running
+                .checked_add(earned)
+                .ok_or(TxError::Overflow("issued"))?;
+        }
+        let amount = running - before;
         if amount == 0 {
             return Ok(());
         }

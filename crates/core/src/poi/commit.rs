@@ -180,7 +180,7 @@ pub(crate) fn submit_inference(
             checks: 0,
             checks_pending: 0,
             quality: None,
-            model_id: Some(id),
+            model_id: Some(u64::from(version_id)),
             canary_revealed: false,
             disputes: 0,
             disputes_open: 0,

@@ -10,11 +10,15 @@ use poi_core::tx::Msg;
 use crate::chain::key;
 use crate::net::{Net, START};
 
+/// Epochs of this many blocks in these tests.
+const EPOCH: u64 = 4;
+
 fn net(schedule: Schedule) -> Net {
-    let params = Params {
+    let mut params = Params {
         emission: EmissionParams { schedule },
         ..Params::default()
     };
+    params.rewards.epoch_blocks = EPOCH;
     Net::new(&[&key(1)], params, 1_000_000)
 }
 
@@ -25,18 +29,36 @@ fn blocks_mint_the_schedule_into_the_reward_pool_and_halve_on_time() {
         halving_blocks: 5,
         cap: 1_000_000,
     });
-    let mut expected = 0u128;
-    for h in 1..=12u64 {
+    // Every block earns its emission; an epoch's last block mints what its blocks earned.
+    let (mut earned, mut minted) = (0u128, 0u128);
+    for h in 1..=11u64 {
+        let before = net.state.clone();
         net.empty_blocks(1);
-        expected += 1_000 >> (h / 5);
+        earned += 1_000 >> (h / 5);
+        if (h + 1) % EPOCH == 0 {
+            minted = earned;
+        } else {
+            assert_eq!(
+                net.state, before,
+                "an empty block mid-epoch writes nothing (height {h})"
+            );
+        }
         let supply = net.chain.audit(&net.state).unwrap();
-        assert_eq!(supply.minted, expected, "height {h}");
-        assert_eq!(supply.reward_pool, expected);
-        assert_eq!(emission::issued(&net.state).unwrap(), expected);
-        assert_eq!(supply.total, START + expected);
+        assert_eq!(supply.minted, minted, "height {h}");
+        assert_eq!(supply.reward_pool + paid_out(&net), minted);
+        assert_eq!(emission::issued(&net.state).unwrap(), minted);
+        assert_eq!(supply.total, START + minted);
     }
-    // 4 blocks at 1,000 (heights 1-4), 5 at 500, 3 at 250.
-    assert_eq!(expected, 4 * 1_000 + 5 * 500 + 3 * 250);
+    // 4 blocks at 1,000 (heights 1-4), 5 at 500, 2 at 250.
+    assert_eq!(minted, 4 * 1_000 + 5 * 500 + 2 * 250);
+}
+
+/// What the ended epochs paid out of the pool.
+fn paid_out(net: &Net) -> u128 {
+    (0..=net.height / EPOCH)
+        .filter_map(|e| poi_core::rewards::read_epoch(&net.state, e).unwrap())
+        .map(|r| r.pool)
+        .sum()
 }
 
 #[test]
