@@ -523,20 +523,27 @@ mod models {
         );
         w.net.state.apply(&writes);
 
+        // Naming version 1 serves it (job 0 records version 1, not its own id).
+        let mut explicit = default_inference("charlm");
+        if let PoiMsg::SubmitInference { version, .. } = &mut explicit {
+            *version = 1;
+        }
+        assert_eq!(serve(&mut w, 0, explicit.clone()), 1);
         // Before any promotion the name serves its first version: royalties to A only.
-        assert_eq!(serve(&mut w, 0, default_inference("charlm-base")), 0);
-        assert!(w.net.balance_of(&a) > 0);
-        assert_eq!(w.net.balance_of(&b), 0);
+        let (a0, b0) = (w.net.balance_of(&a), w.net.balance_of(&b));
+        assert_eq!(serve(&mut w, 1, default_inference("charlm-base")), 0);
+        assert!(w.net.balance_of(&a) > a0);
+        assert_eq!(w.net.balance_of(&b), b0);
 
         govern(&mut w, Payload::PromoteModel { version: 1 });
-        let a_before = w.net.balance_of(&a);
-        assert_eq!(serve(&mut w, 1, default_inference("charlm-base")), 1);
+        let (a1, b1) = (w.net.balance_of(&a), w.net.balance_of(&b));
+        assert_eq!(serve(&mut w, 2, default_inference("charlm-base")), 1);
         assert!(
-            w.net.balance_of(&b) > 0,
+            w.net.balance_of(&b) > b1,
             "the promoted version's developer is paid"
         );
         assert!(
-            w.net.balance_of(&a) > a_before,
+            w.net.balance_of(&a) > a1,
             "and its base's, along the lineage"
         );
 
@@ -545,12 +552,8 @@ mod models {
             registry::default_version(&w.net.state, "charlm-base").unwrap(),
             Some(0)
         );
-        let mut named = default_inference("charlm");
-        if let PoiMsg::SubmitInference { version, .. } = &mut named {
-            *version = 1;
-        }
         assert_eq!(
-            w.net.poi(&user, named),
+            w.net.poi(&user, explicit),
             "invalid_message",
             "a retired version serves nothing"
         );
