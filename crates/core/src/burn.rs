@@ -480,12 +480,12 @@ impl Module for Burn {
     /// At an epoch's last block (after emission and rewards), records the epoch and sets the
     /// next rate. A chain without usage burns keeps no records.
     fn end_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
-        let e = ctx.params.rewards.epoch_blocks.max(1);
-        let height = ctx.block.height;
-        if !ctx.params.burn.enabled() || !(height + 1).is_multiple_of(e) {
-            return Ok(());
+        let ending =
+            crate::rewards::ending_epoch(ctx.block.height, ctx.params.rewards.epoch_blocks);
+        match ending {
+            Some(epoch) if ctx.params.burn.enabled() => end_epoch(ctx, epoch),
+            _ => Ok(()),
         }
-        end_epoch(ctx, crate::rewards::epoch_of(height, e))
     }
 
     /// Meters and records hold no tokens.

@@ -186,7 +186,7 @@ impl Module for Emission {
     fn end_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
         let e = ctx.params.rewards.epoch_blocks.max(1);
         let height = ctx.block.height;
-        if !(height + 1).is_multiple_of(e) {
+        if crate::rewards::ending_epoch(height, e).is_none() {
             return Ok(());
         }
         let before = issued(ctx.state)?;

@@ -661,7 +661,7 @@ fn execute(ctx: &mut ExecContext<'_, '_>, mut p: Proposal) -> Result<(), TxError
     let height = ctx.block.height;
     if let Payload::ParamChange(_) = p.payload {
         let e = ctx.params.rewards.epoch_blocks.max(1);
-        if !(height + 1).is_multiple_of(e) {
+        if crate::rewards::ending_epoch(height, e).is_none() {
             // Parameter changes wait for the end of the epoch.
             let boundary = (height / e + 1) * e - 1;
             ctx.state.put_borsh(timer_key(boundary, p.id), &());

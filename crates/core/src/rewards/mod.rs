@@ -197,6 +197,13 @@ pub fn epoch_of(height: u64, epoch_blocks: u64) -> u64 {
     height / epoch_blocks.max(1)
 }
 
+/// The epoch whose last block is `height`, or `None` mid-epoch: the one test of "an epoch
+/// ends here" the end-of-epoch work of emission, rewards, burns and governance shares.
+pub fn ending_epoch(height: u64, epoch_blocks: u64) -> Option<u64> {
+    let e = epoch_blocks.max(1);
+    (height + 1).is_multiple_of(e).then(|| epoch_of(height, e))
+}
+
 /// Epoch `n`'s record, once it ended.
 pub fn read_epoch(state: &dyn StateReader, epoch: u64) -> Result<Option<EpochRewards>, StateError> {
     state::read_borsh(state, &epoch_key(epoch))
@@ -433,12 +440,9 @@ impl Module for Rewards {
 
     /// At an epoch's last block, pays out the pool.
     fn end_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
-        let e = ctx.params.rewards.epoch_blocks.max(1);
-        let height = ctx.block.height;
-        if !(height + 1).is_multiple_of(e) {
+        let Some(epoch) = ending_epoch(ctx.block.height, ctx.params.rewards.epoch_blocks) else {
             return Ok(());
-        }
-        let epoch = epoch_of(height, e);
+        };
         let pool = bank::account(ctx.state, &crate::emission::pool())?.map_or(0, |a| a.balance);
         let has_weights = {
             let prefix = [WEIGHT_PREFIX, &epoch.to_be_bytes()].concat();
