@@ -71,6 +71,9 @@ pub(crate) enum Command {
     Node(NodeCmd),
     /// Start a single-validator local chain with funded test accounts; runs until Ctrl-C.
     Devnet(DevnetArgs),
+    /// Start a network of N validator processes on loopback with one shared genesis; runs
+    /// until Ctrl-C. Each validator is a `poi node start` child process with its own home.
+    Localnet(LocalnetArgs),
     /// Measure this machine.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -222,6 +225,22 @@ pub(crate) enum BenchCmd {
         /// Signatures for the raw verification rates.
         #[arg(long, default_value_t = 20_000)]
         signatures: u32,
+    },
+    /// Finality latency and signed-transfer throughput of N validator processes on
+    /// loopback, for each N given, in one run.
+    Network {
+        /// Validator counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,4")]
+        validators: Vec<usize>,
+        /// Transfers sent one at a time for the latency.
+        #[arg(long, default_value_t = 30)]
+        latency_samples: usize,
+        /// Transfers in the throughput burst.
+        #[arg(long, default_value_t = 2_000)]
+        burst: usize,
+        /// Milliseconds between blocks.
+        #[arg(long, default_value_t = 100)]
+        block_interval_ms: u64,
     },
 }
 
@@ -651,6 +670,23 @@ pub(crate) struct InitArgs {
     /// Fund an account at genesis: ADDRESS=AMOUNT (repeatable), e.g. poi1...=1000poi.
     #[arg(long, value_name = "ADDRESS=AMOUNT")]
     pub(crate) fund: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LocalnetArgs {
+    /// Validators to run (2..=16), each a separate process.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=16))]
+    pub(crate) validators: u8,
+    /// First loopback port: validator i serves its API on BASE+2i and p2p on BASE+2i+1.
+    /// 0 picks free ports. Fixed once the localnet exists.
+    #[arg(long, default_value_t = 7400)]
+    pub(crate) base_port: u16,
+    /// Funded test accounts to create (0..=26).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=26))]
+    pub(crate) accounts: u8,
+    /// Milliseconds between blocks.
+    #[arg(long, default_value_t = poi_node::home::BLOCK_INTERVAL_MS_DEFAULT)]
+    pub(crate) block_interval_ms: u64,
 }
 
 #[derive(Debug, Args)]

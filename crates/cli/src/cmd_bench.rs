@@ -8,6 +8,49 @@ use crate::output;
 
 pub(crate) fn run(global: &Global, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Network {
+            validators,
+            latency_samples,
+            burst,
+            block_interval_ms,
+        } => {
+            anyhow::ensure!(
+                latency_samples > 0 && burst > 0,
+                "--latency-samples and --burst must be positive"
+            );
+            let runs = crate::cmd_bench_network::run(
+                &validators,
+                latency_samples,
+                burst,
+                block_interval_ms,
+                |step| eprintln!("bench: {step}"),
+            )?;
+            if global.json {
+                output::json(&serde_json::to_value(&runs)?);
+                return Ok(());
+            }
+            println!(
+                "network: validator processes on loopback, {block_interval_ms} ms block interval"
+            );
+            println!("  validators  latency p50   latency p90   transfers/s");
+            for run in &runs {
+                println!(
+                    "  {:>10}  {:>8.0} ms   {:>8.0} ms   {:>11.0}",
+                    run.validators, run.latency_p50_ms, run.latency_p90_ms, run.tps
+                );
+            }
+            if let (Some(first), Some(last)) = (runs.first(), runs.last())
+                && runs.len() > 1
+            {
+                println!(
+                    "  {} vs {} validators: latency x{:.2}, throughput x{:.2}",
+                    last.validators,
+                    first.validators,
+                    last.latency_p50_ms / first.latency_p50_ms,
+                    last.tps / first.tps
+                );
+            }
+        }
         BenchCmd::Ledger {
             blocks,
             txs_per_block,

@@ -14,7 +14,7 @@ use crate::client::home;
 use crate::keystore::{Keystore, Protection};
 
 /// Names of devnet test accounts, in creation order.
-const DEVNET_NAMES: [&str; 26] = [
+pub(crate) const DEVNET_NAMES: [&str; 26] = [
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
     "niaj", "olivia", "peggy", "quentin", "rupert", "sybil", "trent", "ursula", "victor", "walter",
     "xavier", "yolanda", "zoe", "arthur", "beth",
@@ -24,21 +24,21 @@ const DEVNET_NAMES: [&str; 26] = [
 const DEVNET_CHAIN_ID: &str = "poi-devnet";
 
 /// POI each devnet account starts with.
-const DEVNET_BALANCE_POI: u128 = 1_000_000;
+pub(crate) const DEVNET_BALANCE_POI: u128 = 1_000_000;
 
-fn random_seed() -> anyhow::Result<[u8; 32]> {
+pub(crate) fn random_seed() -> anyhow::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     Ok(seed)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn validator_address(seed: &[u8; 32]) -> Address {
+pub(crate) fn validator_address(seed: &[u8; 32]) -> Address {
     Address(poi_node::consensus::validator_public_key(seed))
 }
 
@@ -105,6 +105,7 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
         api_addr: args.api_addr,
         p2p_addr: args.p2p_addr,
         block_interval_ms: args.block_interval_ms,
+        peers: Vec::new(),
     };
     home.init(&config, &genesis, seed, &beacon)?;
     println!(
@@ -124,7 +125,7 @@ fn init(home: &Home, args: InitArgs) -> anyhow::Result<()> {
 /// interval. Those timeouts are counted in blocks and their defaults assume one-second blocks;
 /// scaled, a person at a terminal has the same seconds to start a job or send a heartbeat on a
 /// fast devnet.
-fn devnet_params(block_interval_ms: u64) -> Params {
+pub(crate) fn devnet_params(block_interval_ms: u64) -> Params {
     let mut params = Params::default().with_economics();
     // Epochs of 100 blocks, so a devnet session sees rewards and burns settle, and votes
     // of 40 blocks with the shortest timelock, so a proposal executes within a minute.
@@ -227,6 +228,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             api_addr: args.api_addr.unwrap_or(defaults.api_addr),
             p2p_addr: args.p2p_addr.unwrap_or(defaults.p2p_addr),
             block_interval_ms: args.block_interval_ms,
+            peers: Vec::new(),
         };
         home.init(&config, &genesis, seed, &beacon)?;
         println!("created a devnet in {}", home.root().display());
@@ -295,11 +297,13 @@ fn print_ready(info: &ReadyInfo) {
     );
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,poi_node=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: `poi localnet` writes validator logs to files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -8,8 +8,10 @@ mod cli;
 mod client;
 mod cmd_agents;
 mod cmd_bench;
+mod cmd_bench_network;
 mod cmd_gov;
 mod cmd_keys;
+mod cmd_localnet;
 mod cmd_market;
 mod cmd_node;
 mod cmd_query;
@@ -65,6 +67,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Market(cmd) => cmd_market::run_market(&global, cmd),
         cli::Command::Node(cmd) => cmd_node::run_node(&global, cmd),
         cli::Command::Devnet(cmd) => cmd_node::run_devnet(&global, cmd),
+        cli::Command::Localnet(cmd) => cmd_localnet::run(&global, cmd),
         cli::Command::Bench(cmd) => cmd_bench::run(&global, cmd),
         cli::Command::Work(cmd) => cmd_work::run(&global, cmd),
     }

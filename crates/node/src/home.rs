@@ -52,6 +52,35 @@ pub struct NodeConfig {
     pub p2p_addr: SocketAddr,
     /// Minimum time between proposals, in milliseconds.
     pub block_interval_ms: u64,
+    /// Where the other validators of genesis listen: one `[[peers]]` entry per validator
+    /// except this one. Empty on a one-validator chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// One `[[peers]]` entry of `config.toml`: another validator's consensus key and p2p address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The validator's ed25519 public key, 64 hex characters (its genesis address as hex).
+    pub public_key: String,
+    /// Its p2p address.
+    pub p2p_addr: SocketAddr,
+}
+
+impl PeerConfig {
+    /// The decoded public key.
+    pub fn key(&self) -> Result<[u8; 32]> {
+        hex::decode(self.public_key.trim())
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| {
+                NodeError::Config(format!(
+                    "peer public_key {:?} is not 64 hex characters",
+                    self.public_key
+                ))
+            })
+    }
 }
 
 impl Default for NodeConfig {
@@ -60,6 +89,7 @@ impl Default for NodeConfig {
             api_addr: API_ADDR_DEFAULT.parse().expect("valid default"),
             p2p_addr: P2P_ADDR_DEFAULT.parse().expect("valid default"),
             block_interval_ms: BLOCK_INTERVAL_MS_DEFAULT,
+            peers: Vec::new(),
         }
     }
 }
@@ -77,6 +107,15 @@ impl NodeConfig {
                 "block_interval_ms = {} is below the minimum {BLOCK_INTERVAL_MS_MIN}",
                 self.block_interval_ms
             )));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for peer in &self.peers {
+            if !keys.insert(peer.key()?) {
+                return Err(NodeError::Config(format!(
+                    "peer {} is listed twice in [[peers]]",
+                    peer.public_key
+                )));
+            }
         }
         Ok(())
     }

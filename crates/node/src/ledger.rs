@@ -43,6 +43,7 @@ use crate::error::{NodeError, Result};
 use crate::events::ChainEvent;
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
+use crate::network::NetworkStatus;
 
 /// Most a proposer's clock may run ahead of ours before we refuse its block.
 pub const CLOCK_DRIFT_MAX_MS: u64 = 10_000;
@@ -111,6 +112,8 @@ pub struct Ledger {
     signatures: SignaturePool,
     /// Signature checks of received blocks, started on arrival: `(height, result)`.
     prechecks: Mutex<BTreeMap<BlockHash, (u64, mpsc::Receiver<Prechecks>)>>,
+    /// Node-local network observations (`GET /network`).
+    network: Arc<NetworkStatus>,
 }
 
 /// What a background commit hands back for acknowledging the block.
@@ -175,6 +178,7 @@ impl Ledger {
             signatures: SignaturePool::new()
                 .map_err(|e| NodeError::io("start the signature pool", &data_dir, e))?,
             prechecks: Mutex::new(BTreeMap::new()),
+            network: Arc::default(),
         })
     }
 
@@ -234,6 +238,11 @@ impl Ledger {
     /// Metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Node-local network observations, filled in by the consensus service.
+    pub fn network(&self) -> &Arc<NetworkStatus> {
+        &self.network
     }
 
     /// The committed tip.

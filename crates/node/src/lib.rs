@@ -19,5 +19,6 @@ pub mod home;
 pub mod ledger;
 pub mod mempool;
 pub mod metrics;
+pub mod network;
 pub mod service;
 pub mod signatures;

@@ -12,10 +12,11 @@ use poi_core::Address;
 use poi_store::Committed;
 
 use crate::consensus::{
-    self, Application, BeaconKey, BlockDigest, ConsensusConfig, SeedCache, Shutdown,
+    self, Application, BeaconKey, BlockDigest, BlockRequester, ConsensusConfig, SeedCache,
+    Shutdown, Validator,
 };
 use crate::error::{NodeError, Result};
-use crate::home::Home;
+use crate::home::{Home, NodeConfig};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 
@@ -24,6 +25,9 @@ use crate::metrics::Metrics;
 /// the consensus leader timeout, so a proposal is still made in time.
 pub const PARENT_WAIT_MAX: Duration = Duration::from_millis(300);
 
+/// How long a catching-up node waits for a requested block before asking the next peer.
+pub const BLOCK_FETCH_RETRY: Duration = Duration::from_millis(500);
+
 /// Consensus' view of the ledger.
 #[derive(Clone)]
 pub struct LedgerApp {
@@ -31,17 +35,20 @@ pub struct LedgerApp {
     proposer: Address,
     genesis: BlockDigest,
     seeds: SeedCache,
+    blocks: BlockRequester,
     shutdown: Shutdown,
     halted: Arc<Mutex<Option<String>>>,
 }
 
 impl LedgerApp {
     /// Wraps `ledger`; `proposer` is this validator's address; `seeds` is the consensus
-    /// driver's seed cache ([`consensus::NodeContext::seeds`]), which proposals draw from.
+    /// driver's seed cache ([`consensus::NodeContext::seeds`]), which proposals draw from;
+    /// `blocks` asks peers for finalized blocks this node missed.
     pub fn new(
         ledger: Arc<Ledger>,
         proposer: Address,
         seeds: SeedCache,
+        blocks: BlockRequester,
         shutdown: Shutdown,
     ) -> Result<Self> {
         let genesis = ledger
@@ -54,6 +61,7 @@ impl LedgerApp {
             proposer,
             genesis,
             seeds,
+            blocks,
             shutdown,
             halted: Arc::new(Mutex::new(None)),
         })
@@ -87,6 +95,66 @@ impl LedgerApp {
         tokio::time::timeout(PARENT_WAIT_MAX, wait)
             .await
             .unwrap_or(false)
+    }
+
+    /// Whether `parent` is unknown to the store: this node has not committed it (it is
+    /// behind), as opposed to a parent that was committed and then built past.
+    fn behind(&self, parent: BlockDigest) -> bool {
+        self.ledger
+            .store()
+            .height_by_block_hash(&parent)
+            .ok()
+            .flatten()
+            .is_none()
+    }
+
+    /// Commits finalized block `digest`, fetching from peers any ancestors this node lacks
+    /// (it was down or its links were not up). Returns once the commit has started, or
+    /// `Err` on a fault; gives up quietly on shutdown.
+    async fn commit_fetching(&self, digest: BlockDigest) -> Result<()> {
+        let network = Arc::clone(self.ledger.network());
+        let mut fetched = 0u64;
+        let mut requested: Option<(BlockDigest, tokio::time::Instant)> = None;
+        loop {
+            let ledger = Arc::clone(&self.ledger);
+            let attempt =
+                tokio::task::spawn_blocking(move || ledger.finalize_in_background(&digest))
+                    .await
+                    .map_err(|e| NodeError::Halt(format!("commit panicked: {e}")))?;
+            let missing = match attempt {
+                Ok(()) => {
+                    if fetched > 0 {
+                        network.synced_blocks(fetched);
+                        network.set_syncing(false);
+                        tracing::info!(blocks = fetched, "caught up with fetched blocks");
+                    }
+                    return Ok(());
+                }
+                Err(NodeError::UnknownBlock(hash)) => parse_digest(&hash)?,
+                Err(error) => return Err(error),
+            };
+            if self.shutdown.is_triggered() {
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            let due = match requested {
+                Some((hash, at)) => hash != missing || now >= at + BLOCK_FETCH_RETRY,
+                None => true,
+            };
+            if due {
+                if requested.is_none_or(|(hash, _)| hash != missing) {
+                    fetched += 1;
+                }
+                network.set_syncing(true);
+                network.requested_block();
+                if !self.blocks.request(missing) {
+                    tracing::debug!("block request queue full; retrying");
+                }
+                requested = Some((missing, now));
+            }
+            // Requests are answered within milliseconds on a healthy link.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     fn halt(&self, reason: String) {
@@ -145,6 +213,11 @@ impl Application for LedgerApp {
                     // The block's bytes have not arrived yet; consensus cancels us if it gives up.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+                Ok(Err(NodeError::NotOnTip { .. })) if self.behind(parent) => {
+                    // We are catching up (the parent is neither committed nor built on our
+                    // head yet): not a verdict; wait for the commits.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 Ok(Err(NodeError::Halt(reason))) => {
                     self.halt(reason);
                     return false;
@@ -172,15 +245,13 @@ impl Application for LedgerApp {
     }
 
     async fn finalized(&self, digest: BlockDigest) {
-        let ledger = Arc::clone(&self.ledger);
-        match tokio::task::spawn_blocking(move || ledger.finalize_in_background(&digest)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(NodeError::Halt(reason))) => return self.halt(reason),
-            Ok(Err(error)) => {
+        match self.commit_fetching(digest).await {
+            Ok(()) => {}
+            Err(NodeError::Halt(reason)) => return self.halt(reason),
+            Err(error) => {
                 tracing::error!(%error, block = %hex::encode(digest), "cannot commit finalized block");
                 return;
             }
-            Err(error) => return self.halt(format!("commit panicked: {error}")),
         }
         // The commit runs on its own thread while consensus moves on (the next block executes
         // over it); acknowledge it once durable. A failed commit is a storage fault: stop.
@@ -235,19 +306,23 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             "this node's key {proposer} is not a validator in genesis.toml"
         )));
     }
-    let mut consensus_cfg = ConsensusConfig::single(
-        home.consensus_dir(),
-        seed,
-        beacon,
-        config.p2p_addr,
-        genesis.chain_id.as_bytes().to_vec(),
-    );
-    consensus_cfg.block_interval = config.block_interval();
+    let consensus_cfg = consensus_config(home, &config, &genesis, seed, beacon)?;
+    let peer_views: Vec<crate::network::PeerView> = consensus_cfg
+        .validators
+        .iter()
+        .map(|v| crate::network::PeerView {
+            public_key: hex::encode(v.public_key),
+            p2p_addr: v.address,
+            this_node: v.public_key == public,
+        })
+        .collect();
+    let listen = consensus_cfg.listen;
     let data_dir = home.data_dir();
     let halted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let halted_in = Arc::clone(&halted);
     let result = consensus::run(consensus_cfg, move |node| async move {
         let ledger = Arc::new(Ledger::open(data_dir, genesis.clone(), Metrics::default())?);
+        ledger.network().configure(public, listen, peer_views);
         let listener = tokio::net::TcpListener::bind(config.api_addr)
             .await
             .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.api_addr)))?;
@@ -260,6 +335,7 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             Arc::clone(&ledger),
             proposer,
             node.seeds.clone(),
+            node.blocks.clone(),
             shutdown.clone(),
         )?;
         let app_halted = Arc::clone(&app.halted);
@@ -293,6 +369,76 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
         return Err(NodeError::Halt(reason));
     }
     result.map_err(|e| NodeError::Consensus(e.to_string()))
+}
+
+/// The consensus config of the node in `home`: one validator when genesis names one, else
+/// every genesis validator at the address `config.toml`'s `[[peers]]` gives it (this node at
+/// its own `p2p_addr`).
+pub fn consensus_config(
+    home: &Home,
+    config: &NodeConfig,
+    genesis: &poi_core::genesis::Genesis,
+    seed: [u8; 32],
+    beacon: BeaconKey,
+) -> Result<ConsensusConfig> {
+    let public = consensus::validator_public_key(&seed);
+    let namespace = genesis.chain_id.as_bytes().to_vec();
+    let mut cfg = if genesis.validators.len() == 1 {
+        ConsensusConfig::single(
+            home.consensus_dir(),
+            seed,
+            beacon,
+            config.p2p_addr,
+            namespace,
+        )
+    } else {
+        let mut validators = Vec::with_capacity(genesis.validators.len());
+        for validator in &genesis.validators {
+            let key = validator.0;
+            let address = if key == public {
+                config.p2p_addr
+            } else {
+                let mut entry = None;
+                for peer in &config.peers {
+                    if peer.key()? == key {
+                        entry = Some(peer.p2p_addr);
+                    }
+                }
+                entry.ok_or_else(|| {
+                    NodeError::Config(format!(
+                        "{} has no [[peers]] entry for genesis validator {} (public_key = \"{}\")",
+                        home.config_path().display(),
+                        validator,
+                        hex::encode(key)
+                    ))
+                })?
+            };
+            validators.push(Validator {
+                public_key: key,
+                address,
+            });
+        }
+        ConsensusConfig::new(
+            home.consensus_dir(),
+            seed,
+            beacon,
+            config.p2p_addr,
+            validators,
+            namespace,
+        )
+    };
+    cfg.block_interval = config.block_interval();
+    cfg.validate()
+        .map_err(|e| NodeError::Config(format!("consensus: {e}")))?;
+    Ok(cfg)
+}
+
+/// Decodes a hex block digest from an error message.
+fn parse_digest(hex_digest: &str) -> Result<BlockDigest> {
+    hex::decode(hex_digest)
+        .ok()
+        .and_then(|bytes| <BlockDigest>::try_from(bytes).ok())
+        .ok_or_else(|| NodeError::Corrupt(format!("bad block digest {hex_digest:?}")))
 }
 
 /// The `[beacon]` of a genesis for a chain whose beacon key is `beacon` and whose chain id is

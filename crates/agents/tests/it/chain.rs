@@ -184,6 +184,7 @@ impl TestChain {
                     served,
                     addr(&key(PROPOSER)),
                     node.seeds.clone(),
+                    node.blocks.clone(),
                     node.shutdown.clone(),
                 )?;
                 let _ = started.send(node.shutdown.clone());

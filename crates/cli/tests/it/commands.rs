@@ -58,12 +58,34 @@ fn help_of_every_subcommand_exits_0() {
         "node init",
         "node start",
         "devnet",
+        "localnet",
+        "bench network",
     ] {
         assert!(
             checked.iter().any(|c| c == leaf),
             "{leaf} not reached: {checked:?}"
         );
     }
+}
+
+#[test]
+fn localnet_refuses_a_home_of_another_size_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A one-validator home where node0 would be: not a localnet of 3.
+    let node0 = dir.path().join("node0");
+    stdout_of(poi().args(["node", "init", "--home"]).arg(&node0));
+    let output = poi()
+        .args(["localnet", "--validators", "3", "--home"])
+        .arg(dir.path())
+        .output()
+        .expect("run poi");
+    let line = crate::one_error_line(&output);
+    assert!(line.contains("holds a localnet of 1 validators"), "{line}");
+    let usage = poi()
+        .args(["localnet", "--validators", "1"])
+        .output()
+        .expect("run poi");
+    assert_eq!(usage.status.code(), Some(2), "one validator is the devnet");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod commands;
 mod crash;
 mod gov;
 mod keys;
+mod localnet;
 mod mainjob;
 mod market;
 mod stake;

@@ -298,6 +298,16 @@ pub(super) async fn supply(State(ledger): Shared) -> ApiResult {
     Ok(Json(body))
 }
 
+pub(super) async fn network(State(ledger): Shared) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let snapshot = ledger.network().snapshot();
+    let mut body = serde_json::to_value(&snapshot).map_err(ApiError::internal)?;
+    let tip = ledger.tip();
+    body["height"] = json!(tip.height);
+    body["block_hash"] = json!(hex::encode(tip.block_hash));
+    Ok(Json(body))
+}
+
 pub(super) async fn params(State(ledger): Shared) -> ApiResult {
     ledger.metrics().http_requests.inc();
     let params = ledger.params()?;

@@ -102,6 +102,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/blocks/{id}", get(handlers::block))
         .route("/supply", get(handlers::supply))
         .route("/params", get(handlers::params))
+        .route("/network", get(handlers::network))
         .route("/events", get(handlers::events))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(openapi::document))

@@ -297,6 +297,16 @@ pub(super) fn spec() -> Value {
                     "burned": {"type": "string"}, "burned_by_reason": {"type": "object"},
                     "total": {"type": "string"}, "circulating": {"type": "string"}}}))
             }}},
+            "/network": { "get": { "summary": "This node's network: the validators it dials, block sync progress", "responses": {
+                "200": ok_json("Network", json!({"type": "object", "properties": {
+                    "public_key": {"type": "string"}, "listen": {"type": ["string", "null"]},
+                    "peers": {"type": "array", "items": {"type": "object", "properties": {
+                        "public_key": {"type": "string"}, "p2p_addr": {"type": "string"},
+                        "this_node": {"type": "boolean"}}}},
+                    "syncing": {"type": "boolean"}, "block_requests": {"type": "integer"},
+                    "blocks_synced": {"type": "integer"}, "height": {"type": "integer"},
+                    "block_hash": {"type": "string"}}}))
+            }}},
             "/params": { "get": { "summary": "Chain parameters",
                 "responses": { "200": ok_json("Params", any.clone()) }}},
             "/events": { "get": { "summary": "Server-sent events: one `block` event per committed block with its receipts",

@@ -112,6 +112,7 @@ impl Validator {
                     served,
                     addr(&validator()),
                     node.seeds.clone(),
+                    node.blocks.clone(),
                     node.shutdown.clone(),
                 )?;
                 let _ = started.send((node.seeds.clone(), node.shutdown.clone()));

@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 27] = [
+const ROUTES: [&str; 28] = [
+    "/network",
     "/proposals",
     "/proposals/{id}",
     "/burn",

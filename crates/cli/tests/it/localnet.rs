@@ -1,0 +1,226 @@
+//! `poi localnet --validators 4`: four real validator processes on loopback. They agree on
+//! every block; after SIGKILL of one the other three keep finalizing; restarted, it fetches
+//! the blocks it missed and agrees with the rest again.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use poi_core::Address;
+use poi_core::bank::BankMsg;
+use poi_core::params::Params;
+use poi_core::tx::{Msg, TxBody};
+
+use crate::{Api, Node, POI, devnet_key};
+
+/// How long the network may take to reach a height (four debug-built processes on 2 cores).
+const PROGRESS_DEADLINE: Duration = Duration::from_secs(90);
+
+/// The running `poi localnet` supervisor; SIGTERM on drop (its validators follow it).
+struct Localnet {
+    child: Child,
+    stdout: PathBuf,
+}
+
+impl Drop for Localnet {
+    fn drop(&mut self) {
+        signal(self.child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits");
+    // SAFETY: kill(2) on a pid has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// One validator as `poi localnet` printed it.
+struct Printed {
+    api: SocketAddr,
+    pid: u32,
+}
+
+impl Localnet {
+    fn start(home: &Path, log_dir: &Path) -> (Localnet, Vec<Printed>) {
+        let stdout = log_dir.join("localnet.out");
+        let out = std::fs::File::create(&stdout).expect("log");
+        let child = Command::new(POI)
+            .args(["localnet", "--validators", "4", "--base-port", "0"])
+            .args(["--accounts", "2", "--block-interval-ms", "100", "--home"])
+            .arg(home)
+            .env_remove("POI_HOME")
+            .env("POI_LOG", "warn,poi_node=info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn poi localnet");
+        let net = Localnet { child, stdout };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&net.stdout).unwrap_or_default();
+            let printed: Vec<Printed> = text.lines().filter_map(parse_node_line).collect();
+            if printed.len() == 4 {
+                return (net, printed);
+            }
+            assert!(Instant::now() < deadline, "localnet printed:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Parses `node 2:    API http://127.0.0.1:1234  p2p ...  pid 99  log ...`.
+fn parse_node_line(line: &str) -> Option<Printed> {
+    let rest = line.strip_prefix("node ")?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let api = words.iter().position(|w| *w == "API")?;
+    let pid = words.iter().position(|w| *w == "pid")?;
+    Some(Printed {
+        api: words.get(api + 1)?.strip_prefix("http://")?.parse().ok()?,
+        pid: words.get(pid + 1)?.parse().ok()?,
+    })
+}
+
+fn height(api: &Api) -> Option<u64> {
+    match api.try_get("/blocks/latest") {
+        Ok((200, block)) => block["height"].as_u64(),
+        _ => None,
+    }
+}
+
+/// Waits until every API in `apis` reports at least `target`.
+#[track_caller]
+fn wait_all(apis: &[&Api], target: u64, what: &str, log: &Path) {
+    let deadline = Instant::now() + PROGRESS_DEADLINE;
+    loop {
+        let heights: Vec<Option<u64>> = apis.iter().map(|api| height(api)).collect();
+        if heights.iter().all(|h| h.is_some_and(|h| h >= target)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: heights {heights:?} never all reached {target}; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The block hash and state root each API reports at `height`; asserts they all agree.
+#[track_caller]
+fn assert_agree(apis: &[&Api], height: u64) -> String {
+    let blocks: Vec<(String, String)> = apis
+        .iter()
+        .map(|api| {
+            let block = api.get_ok(&format!("/blocks/{height}"));
+            (
+                block["hash"].as_str().expect("hash").to_owned(),
+                block["state_root"].as_str().expect("root").to_owned(),
+            )
+        })
+        .collect();
+    for block in &blocks {
+        assert_eq!(block, &blocks[0], "validators disagree at height {height}");
+    }
+    blocks[0].0.clone()
+}
+
+#[test]
+fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("net");
+    let (net, printed) = Localnet::start(&home, dir.path());
+    let apis: Vec<Api> = printed.iter().map(|p| Api::new(p.api)).collect();
+    let all: Vec<&Api> = apis.iter().collect();
+    wait_all(&all, 5, "start", &net.stdout);
+    assert_agree(&all, 5);
+    // Every validator serves the same set and its own view of the network.
+    let network = apis[1].get_ok("/network");
+    assert_eq!(
+        network["peers"].as_array().expect("peers").len(),
+        4,
+        "{network}"
+    );
+
+    // A transfer sent to one validator is committed on all.
+    let node0 = home.join("node0");
+    let alice = devnet_key(&node0, "alice");
+    let bob = Address(devnet_key(&node0, "bob").verifying_key().to_bytes());
+    let mut body = TxBody {
+        chain_id: "poi-localnet".into(),
+        signer: Address::from_public_key(&alice.verifying_key()),
+        nonce: 0,
+        fee: 0,
+        msg: Msg::Bank(BankMsg::Transfer {
+            to: bob,
+            amount: 12_345,
+        }),
+    };
+    let params: Params = serde_json::from_value(apis[0].get_ok("/params")).expect("params");
+    body.fee = params.min_fee(body.clone().sign(&alice).encoded_len());
+    let tx = body.sign(&alice);
+    let (status, answer) = apis[0].submit(&tx);
+    assert_eq!(status, 202, "{answer}");
+    let hash = hex::encode(tx.hash());
+    let deadline = Instant::now() + PROGRESS_DEADLINE;
+    let committed_at = loop {
+        // Validator 3 never saw the submission: 404 until the block carrying it lands there.
+        let (_, status) = apis[3].get(&format!("/txs/{hash}"));
+        if status["status"] == "committed" {
+            break status["height"].as_u64().expect("height");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transfer never committed: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    wait_all(&all, committed_at, "transfer", &net.stdout);
+    assert_agree(&all, committed_at);
+
+    // SIGKILL validator 2: the other three keep finalizing.
+    signal(printed[2].pid, libc::SIGKILL);
+    let survivors: Vec<&Api> = [0, 1, 3].iter().map(|&i| &apis[i]).collect();
+    let at_kill = survivors
+        .iter()
+        .filter_map(|api| height(api))
+        .max()
+        .unwrap_or(0);
+    wait_all(&survivors, at_kill + 10, "after the kill", &net.stdout);
+    let killed_height = height(&apis[2]);
+    assert!(
+        killed_height.is_none(),
+        "the killed validator still answers"
+    );
+
+    // Restarted, it fetches what it missed and agrees with the rest.
+    let ahead = survivors
+        .iter()
+        .filter_map(|api| height(api))
+        .max()
+        .unwrap_or(0);
+    let restarted = Node::start(&home.join("node2"), dir.path());
+    let everyone: Vec<&Api> = vec![&apis[0], &apis[1], &restarted.api, &apis[3]];
+    wait_all(&everyone, ahead + 5, "after the restart", &net.stdout);
+    assert_agree(&everyone, ahead);
+    assert_agree(&everyone, ahead + 5);
+    let synced = restarted.api.get_ok("/network");
+    assert!(
+        synced["blocks_synced"].as_u64().expect("blocks_synced") > 0,
+        "the restarted validator fetched no blocks: {synced}"
+    );
+    drop(restarted);
+    drop(net);
+}

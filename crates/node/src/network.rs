@@ -1,0 +1,99 @@
+//! What this node knows about its network: the validators it dials and how its block sync
+//! is going. Served on `GET /network`.
+//!
+//! Owns: [`NetworkStatus`], node-local observations (never consensus state: two nodes may
+//! report different numbers). Invariant: every counter only grows within a run, and
+//! `syncing` is true exactly while a finalized block is being committed whose ancestors had
+//! to be fetched from peers.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Shared, lock-protected network observations of one node.
+#[derive(Debug, Default)]
+pub struct NetworkStatus {
+    inner: Mutex<Snapshot>,
+}
+
+/// One validator of the consensus set as this node dials it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerView {
+    /// Its ed25519 public key, hex.
+    pub public_key: String,
+    /// The p2p address this node dials.
+    pub p2p_addr: SocketAddr,
+    /// Whether this entry is this node itself.
+    pub this_node: bool,
+}
+
+/// A copy of everything [`NetworkStatus`] holds, as `GET /network` serves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// This node's validator key, hex (empty before consensus is configured).
+    pub public_key: String,
+    /// The p2p address this node listens on.
+    pub listen: Option<SocketAddr>,
+    /// The consensus validator set this node runs with, this node included.
+    pub peers: Vec<PeerView>,
+    /// Whether the node is fetching finalized blocks it missed.
+    pub syncing: bool,
+    /// Blocks requested from peers since start.
+    pub block_requests: u64,
+    /// Finalized blocks committed after fetching them from peers, since start.
+    pub blocks_synced: u64,
+}
+
+impl NetworkStatus {
+    /// Records the validator set and this node's identity once consensus is configured.
+    pub fn configure(&self, public_key: [u8; 32], listen: SocketAddr, peers: Vec<PeerView>) {
+        let mut inner = self.lock();
+        inner.public_key = hex::encode(public_key);
+        inner.listen = Some(listen);
+        inner.peers = peers;
+    }
+
+    /// Marks the start or end of a catch-up.
+    pub fn set_syncing(&self, syncing: bool) {
+        self.lock().syncing = syncing;
+    }
+
+    /// Counts one block request sent to a peer.
+    pub fn requested_block(&self) {
+        let mut inner = self.lock();
+        inner.block_requests = inner.block_requests.saturating_add(1);
+    }
+
+    /// Counts `blocks` finalized blocks committed after a fetch.
+    pub fn synced_blocks(&self, blocks: u64) {
+        let mut inner = self.lock();
+        inner.blocks_synced = inner.blocks_synced.saturating_add(blocks);
+    }
+
+    /// A copy of the current observations.
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_grow() {
+        let status = NetworkStatus::default();
+        status.requested_block();
+        status.requested_block();
+        status.synced_blocks(3);
+        let snapshot = status.snapshot();
+        assert_eq!(snapshot.block_requests, 2);
+        assert_eq!(snapshot.blocks_synced, 3);
+        assert!(!snapshot.syncing);
+    }
+}
