@@ -184,9 +184,30 @@ fn measure(
         expected[i % burst_senders.len()] += 1;
     }
     let started = Instant::now();
-    for tx in &txs {
-        submit(tx)?;
-    }
+    // One submitting thread per validator, so the burst is not serialised behind N APIs.
+    let bodies: Vec<serde_json::Value> = txs
+        .iter()
+        .map(|tx| json!({ "tx": hex::encode(tx.encode()) }))
+        .collect();
+    let accepted: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = apis
+            .iter()
+            .map(|api| {
+                let bodies = &bodies;
+                scope.spawn(move || {
+                    bodies
+                        .iter()
+                        .filter(|b| api.post("/txs", b).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    anyhow::ensure!(
+        accepted.iter().any(|&n| n == bodies.len()),
+        "no validator accepted the whole burst (accepted: {accepted:?})"
+    );
     wait_until("the burst commits", || {
         for (key, want) in burst_senders.iter().zip(&expected) {
             let address = Address::from_public_key(&key.verifying_key());

@@ -87,6 +87,14 @@ pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
             balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
         });
     }
+    // Validators hold funds too: to bond collateral, and to pay the fee of the evidence
+    // transactions their nodes submit.
+    for seed in &seeds {
+        accounts.push(GenesisAccount {
+            address: validator_address(seed),
+            balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
+        });
+    }
     let mut params = devnet_params(args.block_interval_ms);
     crate::devnet::poi_params(&mut params, None);
     let genesis = Genesis {
