@@ -1,9 +1,9 @@
 //! Fault evidence: conflicting votes a validator signed, as the engine saw them.
 //!
-//! Owns: [`Fault`] and [`FaultKind`] (what [`Application::fault`] receives), the conversion from
-//! simplex's fault activities ([`fault_of`]), the per-run de-duplication ([`FaultLog`]) and
-//! [`verify_fault`], the check anyone holding only the genesis participant set and public
-//! polynomial can run on [`Fault::encoded`].
+//! Owns: [`Fault`] and [`FaultKind`] (what [`Application::fault`](super::Application::fault)
+//! receives), the conversion from simplex's fault activities (`fault_of`), the per-run
+//! de-duplication (`FaultLog`) and [`verify_fault`], the check anyone holding only the genesis
+//! participant set and public polynomial can run on [`Fault::encoded`].
 //!
 //! Invariants:
 //! - a [`Fault`] reaches the application only after both of its votes verified against the
@@ -70,9 +70,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-/// Most (view, kind, offender) triples a [`FaultLog`] remembers; the lowest views are
-/// forgotten first (the engine only reports votes within its small view window, so an old
-/// view is not reported again).
+/// Most (view, kind, offender) triples the driver remembers to deliver each fault once; the
+/// lowest views are forgotten first (the engine only reports votes within its small view
+/// window, so an old view is not reported again).
 pub const FAULTS_REMEMBERED_MAX: usize = 4_096;
 
 /// Which voting rule the offender broke.

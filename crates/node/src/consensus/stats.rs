@@ -6,7 +6,7 @@
 //! keeps them only while the same [`VoteStats`] handle is reused.
 //!
 //! Invariants:
-//! - only members of the validator set the driver installed ([`VoteStats::install`]) are
+//! - only members of the validator set the driver installed (`VoteStats::install`) are
 //!   tracked; anything about another key is ignored, so the record is bounded by the set;
 //! - every update holds the lock for a few field writes and never awaits, so the consensus
 //!   reporter may call it inline without blocking the engine.
