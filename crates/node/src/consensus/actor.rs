@@ -11,14 +11,20 @@
 //! - [`Application::finalized`] runs in one task, one call at a time, with strictly increasing
 //!   views within a run; finalizations that arrive while a call is in progress are coalesced
 //!   into the newest one. On a runtime stop the newest finalization is still delivered (and an
-//!   in-flight call may complete, for up to [`FINALIZER_DRAIN_MAX`]) before the actor exits.
+//!   in-flight call may complete, for up to [`FINALIZER_DRAIN_MAX`]) before the actor exits;
+//! - a reported fault is verified in its own task (signature checks never run in the actor
+//!   loop) and reaches [`Application::fault`] only if valid and first of its (kind, offender,
+//!   view) in this run ([`FaultLog`]);
+//! - every block-channel message stamps its sender's `last_block_message` in [`VoteStats`].
 
 use super::{
     Application, Digest,
-    beacon::SeedCache,
+    beacon::{BeaconScheme, SeedCache},
     config::MAILBOX_SIZE,
+    fault::{Fault, FaultLog, check_fault, key_bytes},
     fetch::{self, BlockRequests},
     ingress::{Mailbox, Message},
+    stats::VoteStats,
 };
 use commonware_actor::mailbox::{self, Receiver as MailboxReceiver};
 use commonware_consensus::{
@@ -29,8 +35,15 @@ use commonware_cryptography::ed25519::PublicKey;
 use commonware_macros::{select, select_loop};
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Handle, Metrics, Spawner};
-use commonware_utils::channel::{oneshot, watch};
-use std::time::{Duration, SystemTime};
+use commonware_utils::{
+    channel::{oneshot, watch},
+    ordered::Set,
+};
+use rand_core::CryptoRng;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 use tracing::{debug, info, warn};
 
 /// How long a stopping actor waits for an in-flight [`Application::finalized`] call before
@@ -57,6 +70,12 @@ pub(crate) struct Config<A, S> {
     pub(crate) peers: Vec<PublicKey>,
     /// Where seeds taken from certificates go.
     pub(crate) seeds: SeedCache,
+    /// Per-validator activity (block-channel arrivals are stamped here).
+    pub(crate) votes: VoteStats,
+    /// This validator's scheme, used to verify reported faults.
+    pub(crate) scheme: BeaconScheme,
+    /// The validator set, as the engine indexes it.
+    pub(crate) participants: Arc<Set<PublicKey>>,
 }
 
 /// The p2p receivers and local queue the actor consumes.
@@ -77,6 +96,8 @@ pub(crate) struct Actor<A, S> {
     finalized: watch::Sender<Option<Digest>>,
     /// View of the newest finalization handed to the finalizer in this run.
     finalized_view: View,
+    /// Faults already delivered in this run.
+    faults: FaultLog,
 }
 
 impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
@@ -84,19 +105,21 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
     pub(crate) fn new(metrics: impl Metrics, cfg: Config<A, S>) -> (Self, Mailbox) {
         let (sender, receiver) = mailbox::new(metrics, MAILBOX_SIZE);
         let (finalized, _) = watch::channel(None);
+        let mailbox = Mailbox::new(sender, cfg.participants.clone(), cfg.votes.clone());
         let actor = Self {
             cfg,
             mailbox: receiver,
             finalized,
             finalized_view: View::zero(),
+            faults: FaultLog::default(),
         };
-        (actor, Mailbox::new(sender))
+        (actor, mailbox)
     }
 
     /// Spawns the actor, its finalizer and its block tasks under `context`.
     pub(crate) fn start<E, R>(self, context: E, inputs: Inputs<R>) -> Handle<()>
     where
-        E: Spawner + Clock + Metrics,
+        E: Spawner + Clock + Metrics + CryptoRng,
         R: Receiver<PublicKey = PublicKey>,
     {
         context.spawn(move |context| self.run(context, inputs))
@@ -104,7 +127,7 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
 
     async fn run<E, R>(mut self, context: E, inputs: Inputs<R>)
     where
-        E: Spawner + Clock + Metrics,
+        E: Spawner + Clock + Metrics + CryptoRng,
         R: Receiver<PublicKey = PublicKey>,
     {
         // Held until the finalizer has drained, so a runtime `stop` waits for an in-flight
@@ -116,10 +139,10 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
         let finalizer = context
             .child("finalizer")
             .spawn(move |_| deliver_finalized(app, latest));
-        let app = self.cfg.app.clone();
+        let (app, votes) = (self.cfg.app.clone(), self.cfg.votes.clone());
         context
             .child("blocks")
-            .spawn(move |_| receive_blocks(app, inputs.blocks));
+            .spawn(move |clock| receive_blocks(app, inputs.blocks, votes, clock));
         let sender = self.cfg.request_sender.clone();
         let peers = self.cfg.peers.clone();
         context
@@ -158,7 +181,7 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
         drop(hold);
     }
 
-    fn handle<E: Spawner + Clock>(&mut self, context: &E, message: Message) {
+    fn handle<E: Spawner + Clock + CryptoRng>(&mut self, context: &E, message: Message) {
         match message {
             Message::Propose {
                 context: ctx,
@@ -176,6 +199,7 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
             }
             Message::Broadcast { payload, plan } => self.broadcast(context, payload, plan),
             Message::Seed(seed) => self.cfg.seeds.insert(seed),
+            Message::Fault(fault) => self.fault(context, fault),
             Message::Finalized {
                 view,
                 payload,
@@ -247,6 +271,33 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
         });
     }
 
+    /// Verifies a reported fault in a child task and hands it to the application if it is
+    /// valid and new. De-duplicated after verification: an invalid report must not hide a
+    /// valid one of the same (kind, offender, view).
+    fn fault<E: Spawner + CryptoRng>(&self, context: &E, fault: Fault) {
+        let (app, scheme, log) = (
+            self.cfg.app.clone(),
+            self.cfg.scheme.clone(),
+            self.faults.clone(),
+        );
+        context.child("fault").spawn(move |mut rng| async move {
+            if !check_fault(&mut rng, &scheme, &fault) {
+                debug!(kind = ?fault.kind, view = fault.view, "reported fault does not verify");
+                return;
+            }
+            if !log.first(&fault) {
+                return;
+            }
+            warn!(
+                kind = ?fault.kind,
+                offender = %hex::encode(fault.offender),
+                view = fault.view,
+                "validator signed conflicting votes"
+            );
+            app.fault(fault).await;
+        });
+    }
+
     fn broadcast<E: Spawner>(&self, context: &E, payload: Digest, plan: Plan<PublicKey>) {
         if self.cfg.peers.is_empty() {
             return;
@@ -286,15 +337,19 @@ async fn deliver_finalized<A: Application>(app: A, mut latest: watch::Receiver<O
     }
 }
 
-/// Feeds blocks received from peers to the application.
-async fn receive_blocks<A, R>(app: A, mut blocks: R)
+/// Feeds blocks received from peers to the application, stamping each sender's activity.
+async fn receive_blocks<A, R, C>(app: A, mut blocks: R, votes: VoteStats, clock: C)
 where
     A: Application,
     R: Receiver<PublicKey = PublicKey>,
+    C: Clock,
 {
     loop {
         match blocks.recv().await {
-            Ok((_peer, bytes)) => app.receive_block(bytes.as_ref().to_vec()).await,
+            Ok((peer, bytes)) => {
+                votes.record_block_message(&key_bytes(&peer), clock.current());
+                app.receive_block(bytes.as_ref().to_vec()).await;
+            }
             Err(error) => {
                 info!(%error, "block channel closed");
                 return;

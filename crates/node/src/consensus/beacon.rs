@@ -114,12 +114,7 @@ impl BeaconKey {
 
     /// Decodes the bytes of [`BeaconKey::polynomial_bytes`] and [`BeaconKey::share_bytes`].
     pub fn from_bytes(polynomial: &[u8], share: &[u8]) -> Result<Self, BeaconKeyError> {
-        // `decode_cfg` refuses trailing bytes; the participant bound caps the work.
-        let decoded_polynomial = Sharing::<MinSig>::decode_cfg(
-            polynomial.to_vec(),
-            &(POLYNOMIAL_PARTICIPANTS_MAX, ModeVersion::v0()),
-        )
-        .map_err(|e| BeaconKeyError::Polynomial(e.to_string()))?;
+        let decoded_polynomial = polynomial_from_bytes(polynomial)?;
         let share =
             Share::decode(share.to_vec()).map_err(|e| BeaconKeyError::Share(e.to_string()))?;
         Self::new(decoded_polynomial, share)
@@ -164,6 +159,16 @@ impl BeaconKey {
     pub(crate) fn share(&self) -> &Share {
         &self.share
     }
+}
+
+/// Decodes the public polynomial of [`BeaconKey::polynomial_bytes`].
+pub(crate) fn polynomial_from_bytes(polynomial: &[u8]) -> Result<Sharing<MinSig>, BeaconKeyError> {
+    // `decode_cfg` refuses trailing bytes; the participant bound caps the work.
+    Sharing::<MinSig>::decode_cfg(
+        polynomial.to_vec(),
+        &(POLYNOMIAL_PARTICIPANTS_MAX, ModeVersion::v0()),
+    )
+    .map_err(|e| BeaconKeyError::Polynomial(e.to_string()))
 }
 
 fn identity_bytes(identity: &<MinSig as Variant>::Public) -> [u8; IDENTITY_BYTES] {

@@ -49,6 +49,9 @@ pub(crate) const WRITE_BUFFER_BYTES: NonZeroUsize = NonZeroUsize::new(1 << 20).e
 /// about 4 MiB up front.
 pub(crate) const PAGE_CACHE_PAGES: NonZeroUsize = NonZeroUsize::new(1_024).expect("non-zero");
 
+/// Default [`ConsensusConfig::journal_prefix`] (the partition name every release used).
+pub const JOURNAL_PREFIX_DEFAULT: &str = "poi-simplex";
+
 /// Default longest encoded block accepted on the block channel (4 MiB).
 pub const MAX_BLOCK_BYTES_DEFAULT: u32 = 4 << 20;
 
@@ -131,6 +134,10 @@ pub struct ConsensusConfig {
     pub namespace: Vec<u8>,
     /// Consensus epoch. A new validator set needs a new epoch (and a new engine).
     pub epoch: u64,
+    /// Name prefix of the journal partition (`<prefix>-e<epoch>`) under `storage_dir`.
+    /// Validators sharing one storage (a simulation) need distinct prefixes; changing it on a
+    /// running validator loses its journal, which risks signing conflicting votes.
+    pub journal_prefix: String,
     /// Consensus timeouts.
     pub timeouts: Timeouts,
     /// Minimum time from a proposal request (entering a view we lead) to releasing the block's
@@ -161,6 +168,7 @@ impl fmt::Debug for ConsensusConfig {
             .field("listen", &self.listen)
             .field("namespace", &hex::encode(&self.namespace))
             .field("epoch", &self.epoch)
+            .field("journal_prefix", &self.journal_prefix)
             .field("timeouts", &self.timeouts)
             .field("block_interval", &self.block_interval)
             .field("view_retention", &self.view_retention)
@@ -206,6 +214,7 @@ impl ConsensusConfig {
             listen,
             namespace: namespace.into(),
             epoch: 0,
+            journal_prefix: JOURNAL_PREFIX_DEFAULT.to_owned(),
             timeouts: Timeouts::default(),
             block_interval: BLOCK_INTERVAL_DEFAULT,
             view_retention: 10,
@@ -255,6 +264,14 @@ impl ConsensusConfig {
     pub(crate) fn prepare(&self) -> Result<Prepared, ConfigError> {
         if self.namespace.is_empty() {
             return Err(ConfigError::EmptyNamespace);
+        }
+        let prefix = &self.journal_prefix;
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::JournalPrefix(prefix.clone()));
         }
         let (participants, peers) = self.validator_set()?;
         let signer = signing_key(&self.signing_key_seed);
@@ -412,11 +429,12 @@ impl ConsensusConfig {
 
     /// Name of the journal partition: unique per epoch, as commonware requires.
     pub(crate) fn partition(&self) -> String {
-        format!("poi-simplex-e{}", self.epoch)
+        format!("{}-e{}", self.journal_prefix, self.epoch)
     }
 
-    /// Namespace for consensus signatures.
-    pub(crate) fn consensus_namespace(&self) -> Vec<u8> {
+    /// Namespace consensus votes and certificates are signed under (what a verifier of
+    /// [`Fault`](super::Fault) evidence or of certificates needs besides the keys).
+    pub fn consensus_namespace(&self) -> Vec<u8> {
         consensus_namespace(&self.namespace)
     }
 
@@ -431,8 +449,8 @@ impl ConsensusConfig {
     }
 }
 
-/// Namespace for consensus signatures of chain id `namespace`.
-pub(crate) fn consensus_namespace(namespace: &[u8]) -> Vec<u8> {
+/// Namespace for consensus signatures of chain id `namespace` (`<namespace>_CONSENSUS`).
+pub fn consensus_namespace(namespace: &[u8]) -> Vec<u8> {
     commonware_utils::union(namespace, b"_CONSENSUS")
 }
 

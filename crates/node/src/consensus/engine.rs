@@ -8,7 +8,7 @@
 //! [`start_with_channels`] resolves (and aborting it stops everything) when any part ends.
 
 use super::{
-    Application, ConsensusConfig, Digest,
+    Application, ConsensusConfig, Digest, Validator,
     actor::{self, Actor},
     beacon::SeedCache,
     config::{
@@ -16,7 +16,9 @@ use super::{
         WRITE_BUFFER_BYTES,
     },
     error::ConsensusError,
+    fault::key_bytes,
     fetch::{BlockRequester, BlockRequests, block_requests},
+    stats::VoteStats,
 };
 use commonware_consensus::{
     simplex::{self, Engine, Floor, ForwardPolicy, SkipBudget, SkipPolicy, elector::RoundRobin},
@@ -84,15 +86,14 @@ pub struct Channels<S, R> {
 /// Starts consensus over caller-provided p2p channels (for example commonware's simulated
 /// network in a deterministic test) and returns the handle of the supervising task.
 ///
-/// `requests` is the other half of the application's [`BlockRequester`]; `seeds` receives the
-/// seed of every certificate; `blocker` is told about misbehaving peers (with
-/// `p2p::authenticated` it is the oracle).
+/// `blocker` is told about misbehaving peers (with `p2p::authenticated` it is the oracle).
+/// Aborting the handle stops every part; starting again with the same storage (the journal
+/// partition of `cfg`) resumes like a process restart.
 pub fn start_with_channels<E, A, B, S, R>(
     context: E,
     cfg: &ConsensusConfig,
     app: A,
-    requests: BlockRequests,
-    seeds: SeedCache,
+    links: Links,
     blocker: B,
     channels: Channels<S, R>,
 ) -> Result<Handle<()>, ConsensusError>
@@ -104,29 +105,41 @@ where
     R: Receiver<PublicKey = PublicKey>,
 {
     let prepared = cfg.prepare()?;
-    let links = Links { requests, seeds };
     Ok(context.spawn(move |context| drive(context, prepared, app, links, blocker, channels)))
 }
 
-/// What the driver shares with the application besides the application itself.
-struct Links {
-    /// The application's block requests.
-    requests: BlockRequests,
-    /// Seeds taken from certificates.
-    seeds: SeedCache,
+/// What the driver shares with the application besides the application itself: the
+/// consensus-side halves of the handles in [`NodeContext`].
+pub struct Links {
+    /// The other half of the application's [`BlockRequester`] (see [`block_requests`]).
+    pub requests: BlockRequests,
+    /// Receives the seed of every certificate.
+    pub seeds: SeedCache,
+    /// Receives every vote the engine sees and every block-channel arrival.
+    pub votes: VoteStats,
+}
+
+impl Links {
+    /// Fresh links and the requester that goes with them.
+    pub fn new() -> (BlockRequester, Self) {
+        let (requester, requests) = block_requests();
+        let links = Self {
+            requests,
+            seeds: SeedCache::new(),
+            votes: VoteStats::new(),
+        };
+        (requester, links)
+    }
 }
 
 /// Starts the p2p network (`p2p::authenticated::lookup`, one peer set with every validator)
 /// and consensus inside an existing commonware runtime context; returns the handle of the
-/// supervising task. Use [`run`] unless the runtime is already set up. `requests` is the
-/// other half of the application's [`BlockRequester`] (see [`block_requests`]); `seeds`
-/// receives the seed of every certificate.
+/// supervising task. Use [`run`] unless the runtime is already set up.
 pub async fn start<E, A>(
     context: E,
     cfg: &ConsensusConfig,
     app: A,
-    requests: BlockRequests,
-    seeds: SeedCache,
+    links: Links,
 ) -> Result<Handle<()>, ConsensusError>
 where
     E: Spawner + Clock + Storage + Metrics + CryptoRng + Network + Resolver,
@@ -142,7 +155,6 @@ where
             source,
         })?;
     drop(probe);
-    let links = Links { requests, seeds };
     Ok(context.spawn(move |context| drive_networked(context, prepared, app, links)))
 }
 
@@ -215,6 +227,9 @@ async fn drive<E, A, B, S, R>(
 {
     let cfg = &prepared.cfg;
     let genesis = Digest(app.genesis());
+    links
+        .votes
+        .install(prepared.participants.iter().map(key_bytes));
     let (actor, mailbox) = Actor::new(
         context.child("driver_mailbox"),
         actor::Config {
@@ -225,6 +240,9 @@ async fn drive<E, A, B, S, R>(
             request_sender: channels.block_requests.0,
             peers: prepared.peers(),
             seeds: links.seeds,
+            votes: links.votes,
+            scheme: prepared.scheme.clone(),
+            participants: Arc::new(prepared.participants.clone()),
         },
     );
     let timeouts = cfg.timeouts;
@@ -243,7 +261,11 @@ async fn drive<E, A, B, S, R>(
         automaton: mailbox.clone(),
         relay: mailbox.clone(),
         reporter: mailbox,
-        track_historical_votes: false,
+        // Keep full votes until their view is pruned (`view_retention`), not only until the
+        // view certifies: a conflicting vote arriving after the certificate is then still
+        // reported as evidence instead of only blocking its sender. Costs one vote per
+        // validator, phase and retained view.
+        track_historical_votes: true,
         strategy: Sequential,
         partition: cfg.partition(),
         mailbox_size: MAILBOX_SIZE,
@@ -338,6 +360,12 @@ pub struct NodeContext {
     ///
     /// [`SEED_CACHE_VIEWS_MAX`]: super::SEED_CACHE_VIEWS_MAX
     pub seeds: SeedCache,
+    /// Votes and block-channel traffic seen per validator ([`VoteStats::snapshot`]).
+    pub votes: VoteStats,
+    /// The validator set (keys and addresses), as configured.
+    pub validators: Vec<Validator>,
+    /// This validator's ed25519 public key.
+    pub public_key: [u8; 32],
 }
 
 /// Runs a validator until shutdown: builds commonware's tokio runtime (storage rooted at
@@ -374,18 +402,20 @@ where
         .with_worker_threads(cfg.worker_threads);
     tokio::Runner::new(runtime_cfg).start(|context| async move {
         let shutdown = Shutdown::new();
-        let (requester, requests) = block_requests();
-        let seeds = SeedCache::new();
+        let (requester, links) = Links::new();
         let node = NodeContext {
             runtime: context.child("app"),
             shutdown: shutdown.clone(),
             blocks: requester,
-            seeds: seeds.clone(),
+            seeds: links.seeds.clone(),
+            votes: links.votes.clone(),
+            validators: cfg.validators.clone(),
+            public_key: cfg.public_key(),
         };
         let app = app_factory(node)
             .await
             .map_err(|error| ConsensusError::Application(error.into()))?;
-        let mut consensus = start(context.child("node"), &cfg, app, requests, seeds).await?;
+        let mut consensus = start(context.child("node"), &cfg, app, links).await?;
         info!(key = %hex::encode(cfg.public_key()), listen = %cfg.listen, "validator running");
         let outcome = select! {
             _ = shutdown.wait() => Ok(()),

@@ -46,6 +46,9 @@ pub enum ConfigError {
     /// The namespace (chain id) is empty, so signatures could replay across chains.
     #[error("namespace (chain id) is empty")]
     EmptyNamespace,
+    /// `journal_prefix` is empty or has characters other than ASCII letters, digits, `-`, `_`.
+    #[error("journal prefix {0:?} must be non-empty ASCII letters, digits, '-' or '_'")]
+    JournalPrefix(String),
     /// `timeouts.leader` is zero.
     #[error("leader timeout must be greater than zero")]
     LeaderTimeoutZero,

@@ -8,10 +8,14 @@
 //! The reporter turns every certificate into the seed of its round (a notarization or
 //! nullification into [`Message::Seed`], a finalization into [`Message::Finalized`] with its
 //! seed), reading the recovered signature without panicking on one that does not decode.
+//! Individual votes are counted in [`VoteStats`] inline (a short lock, no queueing), and fault
+//! evidence becomes [`Message::Fault`], still unverified: the actor checks it off the mailbox.
 
 use super::{
     Digest,
     beacon::{BeaconScheme, CertifiedSeed},
+    fault::{Fault, fault_of, key_bytes},
+    stats::{VoteKind, VoteStats},
 };
 use commonware_actor::{
     Feedback,
@@ -22,13 +26,17 @@ use commonware_consensus::{
     simplex::{
         Plan,
         scheme::bls12381_threshold::vrf::{Certificate, Seed},
+        types::Attributable as _,
         types::{Activity, Context},
     },
-    types::{Round, View},
+    types::{Participant, Round, View},
 };
 use commonware_cryptography::{bls12381::primitives::variant::MinSig, ed25519::PublicKey};
-use commonware_utils::channel::oneshot;
-use std::collections::VecDeque;
+use commonware_utils::{
+    channel::oneshot,
+    ordered::{Quorum as _, Set},
+};
+use std::{collections::VecDeque, sync::Arc};
 
 /// A request from simplex to the driver actor.
 pub(crate) enum Message {
@@ -66,6 +74,8 @@ pub(crate) enum Message {
     },
     /// A notarization or nullification certified the seed of its round.
     Seed(CertifiedSeed),
+    /// The engine saw conflicting votes; not verified yet.
+    Fault(Fault),
 }
 
 /// The seed a certificate of `round` carries; `None` if its signature does not decode (the
@@ -89,12 +99,31 @@ impl Policy for Message {
 #[derive(Clone)]
 pub(crate) struct Mailbox {
     sender: Sender<Message>,
+    /// The validator set, to name the signer of a vote or fault.
+    participants: Arc<Set<PublicKey>>,
+    /// Where votes are counted.
+    votes: VoteStats,
 }
 
 impl Mailbox {
     /// Wraps the sending half of the actor's mailbox.
-    pub(crate) const fn new(sender: Sender<Message>) -> Self {
-        Self { sender }
+    pub(crate) const fn new(
+        sender: Sender<Message>,
+        participants: Arc<Set<PublicKey>>,
+        votes: VoteStats,
+    ) -> Self {
+        Self {
+            sender,
+            participants,
+            votes,
+        }
+    }
+
+    /// Counts a vote of signer `signer` in `view` (ignored if the index names nobody).
+    fn count(&self, signer: Participant, kind: VoteKind, view: View) {
+        if let Some(key) = self.participants.key(signer) {
+            self.votes.record_vote(&key_bytes(key), kind, view.get());
+        }
     }
 }
 
@@ -156,9 +185,26 @@ impl Reporter for Mailbox {
                     None => Feedback::Ok,
                 }
             }
-            // Votes and fault evidence are not used yet. The scheme is not attributable:
-            // slashing must read them through commonware's `AttributableReporter`.
-            _ => Feedback::Ok,
+            Activity::Notarize(vote) => {
+                self.count(vote.signer(), VoteKind::Notarize, vote.view());
+                Feedback::Ok
+            }
+            Activity::Finalize(vote) => {
+                self.count(vote.signer(), VoteKind::Finalize, vote.view());
+                Feedback::Ok
+            }
+            Activity::Nullify(vote) => {
+                self.count(vote.signer(), VoteKind::Nullify, vote.view());
+                Feedback::Ok
+            }
+            activity @ (Activity::ConflictingNotarize(_)
+            | Activity::ConflictingFinalize(_)
+            | Activity::NullifyFinalize(_)) => match fault_of(&activity, &self.participants) {
+                Some(fault) => self.sender.enqueue(Message::Fault(fault)),
+                None => Feedback::Ok,
+            },
+            // Certification results carry nothing the driver uses.
+            Activity::Certification(_) => Feedback::Ok,
         }
     }
 }

@@ -14,6 +14,11 @@
 //! ([`BlockRequester`], `fetch.rs`, [`CHANNEL_BLOCK_REQUESTS`]). `engine.rs` wires simplex, the
 //! actor and the p2p network; [`run`] is the process entry point.
 //!
+//! Votes the engine sees are counted per validator in [`VoteStats`] ([`NodeContext::votes`],
+//! `stats.rs`); conflicting votes become verified [`Fault`] evidence for
+//! [`Application::fault`] (`fault.rs`, which also argues which kinds are sound under the
+//! threshold scheme).
+//!
 //! Votes are threshold BLS signatures ([`beacon`]): every certificate carries the seed of its
 //! round, which the driver records in a [`SeedCache`] ([`NodeContext::seeds`]) for proposers
 //! to put into blocks. Each validator needs its share of a dealt group key
@@ -23,6 +28,9 @@
 //! notarizes and finalizes locally. N validators is the same code with a longer
 //! [`ConsensusConfig::validators`] list (every validator lists the same set); the tests run
 //! four validators over loopback, one of them joining late and fetching the blocks it missed.
+//! `tests/sim` (feature `sim`, run by `.ci/sim`) drives four validators through
+//! [`start_with_channels`] on commonware's deterministic runtime and simulated network:
+//! crash and restart, a 2|2 partition, slow lossy links and an equivocating validator.
 //!
 //! # Invariants
 //! - A digest returned by [`Application::propose`] names a block the application has
@@ -79,22 +87,26 @@ pub mod beacon;
 mod config;
 mod engine;
 mod error;
+mod fault;
 mod fetch;
 mod ingress;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 pub use beacon::{BeaconKey, CertifiedSeed, SEED_CACHE_VIEWS_MAX, SeedCache};
 pub use config::{
-    BLOCK_INTERVAL_DEFAULT, ConsensusConfig, MAX_BLOCK_BYTES_DEFAULT, NetworkProfile, Timeouts,
-    VALIDATORS_MAX, Validator, validator_public_key,
+    BLOCK_INTERVAL_DEFAULT, ConsensusConfig, JOURNAL_PREFIX_DEFAULT, MAX_BLOCK_BYTES_DEFAULT,
+    NetworkProfile, Timeouts, VALIDATORS_MAX, Validator, consensus_namespace, validator_public_key,
 };
 pub use engine::{
     CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
-    Channels, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start, start_with_channels,
+    Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start, start_with_channels,
 };
 pub use error::{BeaconKeyError, ConfigError, ConsensusError};
+pub use fault::{FAULTS_REMEMBERED_MAX, Fault, FaultKind, verify_fault};
 pub use fetch::{BLOCK_REQUESTS_QUEUED_MAX, BlockRequester, BlockRequests, block_requests};
+pub use stats::{ParticipantActivity, VoteStats};
 
 use std::future::Future;
 
@@ -148,4 +160,13 @@ pub trait Application: Clone + Send + Sync + 'static {
     /// call delays (and coalesces) later finalizations but never consensus itself. On shutdown
     /// an in-flight call gets 5 s to finish, then it is cancelled: commit atomically.
     fn finalized(&self, digest: BlockDigest) -> impl Future<Output = ()> + Send;
+
+    /// Verified evidence that a validator signed conflicting votes (see [`Fault`] for which
+    /// kinds are sound slashing evidence). Called at most once per (kind, offender, view) in a
+    /// run, in its own task, so a slow call delays nothing else; it may be called again for
+    /// the same fault after a restart. The default ignores it.
+    fn fault(&self, fault: Fault) -> impl Future<Output = ()> + Send {
+        let _ = fault;
+        async {}
+    }
 }

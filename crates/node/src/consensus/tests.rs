@@ -828,3 +828,75 @@ fn seed_cache_is_bounded() {
     assert!(cache.get(0, 10).is_some());
     assert_eq!(cache.newest().map(|seed| seed.view), Some(count - 1));
 }
+
+#[test]
+fn fault_evidence_verifies_with_public_data_only() {
+    use commonware_consensus::simplex::types::{
+        Activity, ConflictingFinalize, ConflictingNotarize, Finalize, Notarize, Nullify,
+        NullifyFinalize, Proposal,
+    };
+    let seeds = [[1; 32], [2; 32], [3; 32], [4; 32]];
+    let keys = deal_to(&seeds);
+    let validators: Vec<Validator> = seeds
+        .iter()
+        .map(|seed| Validator {
+            public_key: validator_public_key(seed),
+            address: free_port(),
+        })
+        .collect();
+    let publics: Vec<[u8; 32]> = validators.iter().map(|v| v.public_key).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = ConsensusConfig::new(
+        dir.path(),
+        seeds[2],
+        keys[2].clone(),
+        validators[2].address,
+        validators.clone(),
+        NAMESPACE.to_vec(),
+    );
+    let prepared = cfg.prepare().expect("valid config");
+    let scheme = &prepared.scheme;
+    let round = Round::new(Epoch::new(0), View::new(7));
+    let proposal = |byte: u8| Proposal::new(round, View::new(6), Digest([byte; 32]));
+    let notarize = |byte| Notarize::sign(scheme, proposal(byte)).expect("signer");
+    let finalize = |byte| Finalize::sign(scheme, proposal(byte)).expect("signer");
+    let nullify = Nullify::sign::<Digest>(scheme, round).expect("signer");
+    let activities = [
+        Activity::ConflictingNotarize(ConflictingNotarize::new(notarize(1), notarize(2))),
+        Activity::ConflictingFinalize(ConflictingFinalize::new(finalize(1), finalize(2))),
+        Activity::NullifyFinalize(NullifyFinalize::new(nullify, finalize(1))),
+    ];
+    let polynomial = keys[0].polynomial_bytes();
+    for (activity, kind) in activities.iter().zip([
+        FaultKind::ConflictingNotarize,
+        FaultKind::ConflictingFinalize,
+        FaultKind::NullifyFinalize,
+    ]) {
+        let fault = fault::fault_of(activity, &prepared.participants).expect("a fault");
+        assert_eq!(fault.kind, kind);
+        assert_eq!(fault.offender, validator_public_key(&seeds[2]));
+        assert_eq!((fault.view, fault.epoch), (7, 0));
+        assert!(verify_fault(NAMESPACE, &publics, &polynomial, &fault));
+        // Relabelled, tampered, another chain, another dealing, garbage: refused, no panic.
+        let mut other = fault.clone();
+        other.offender = publics[0];
+        assert!(!verify_fault(NAMESPACE, &publics, &polynomial, &other));
+        let mut other = fault.clone();
+        other.view += 1;
+        assert!(!verify_fault(NAMESPACE, &publics, &polynomial, &other));
+        let mut other = fault.clone();
+        *other.encoded.last_mut().expect("bytes") ^= 1;
+        assert!(!verify_fault(NAMESPACE, &publics, &polynomial, &other));
+        assert!(!verify_fault(b"other-chain", &publics, &polynomial, &fault));
+        let foreign = deal_to(&seeds)[0].polynomial_bytes();
+        assert!(!verify_fault(NAMESPACE, &publics, &foreign, &fault));
+        assert!(!verify_fault(NAMESPACE, &publics[..3], &polynomial, &fault));
+        assert!(!verify_fault(NAMESPACE, &publics, &[1, 2, 3], &fault));
+        let mut other = fault.clone();
+        other.encoded.truncate(10);
+        assert!(!verify_fault(NAMESPACE, &publics, &polynomial, &other));
+    }
+    // Votes and certificates are not faults.
+    let vote = Activity::Notarize(notarize(1));
+    assert!(fault::fault_of(&vote, &prepared.participants).is_none());
+}
