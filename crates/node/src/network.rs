@@ -8,13 +8,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use serde::Serialize;
+
+use crate::consensus::VoteStats;
 
 /// Shared, lock-protected network observations of one node.
 #[derive(Debug, Default)]
 pub struct NetworkStatus {
     inner: Mutex<Snapshot>,
+    votes: Mutex<Option<VoteStats>>,
 }
 
 /// One validator of the consensus set as this node dials it.
@@ -26,6 +30,17 @@ pub struct PeerView {
     pub p2p_addr: SocketAddr,
     /// Whether this entry is this node itself.
     pub this_node: bool,
+    /// Notarize votes this node has seen from it since start.
+    pub notarizes: u64,
+    /// Finalize votes seen from it since start.
+    pub finalizes: u64,
+    /// Nullify votes seen from it since start.
+    pub nullifies: u64,
+    /// The newest view it was seen voting in.
+    pub last_vote_view: Option<u64>,
+    /// Milliseconds since it last sent this node a block-channel message (none for this node
+    /// or a peer never heard from).
+    pub last_block_message_ms_ago: Option<u64>,
 }
 
 /// A copy of everything [`NetworkStatus`] holds, as `GET /network` serves it.
@@ -54,6 +69,11 @@ impl NetworkStatus {
         inner.peers = peers;
     }
 
+    /// Attaches the consensus driver's vote counters, read on every snapshot.
+    pub fn attach_votes(&self, votes: VoteStats) {
+        *self.votes.lock().unwrap_or_else(|p| p.into_inner()) = Some(votes);
+    }
+
     /// Marks the start or end of a catch-up.
     pub fn set_syncing(&self, syncing: bool) {
         self.lock().syncing = syncing;
@@ -73,7 +93,27 @@ impl NetworkStatus {
 
     /// A copy of the current observations.
     pub fn snapshot(&self) -> Snapshot {
-        self.lock().clone()
+        let mut snapshot = self.lock().clone();
+        let votes = self.votes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(votes) = votes else {
+            return snapshot;
+        };
+        let activity = votes.snapshot();
+        let now = SystemTime::now();
+        for peer in &mut snapshot.peers {
+            let key = hex::decode(&peer.public_key).unwrap_or_default();
+            if let Some(seen) = activity.iter().find(|a| a.public_key[..] == key[..]) {
+                peer.notarizes = seen.notarizes;
+                peer.finalizes = seen.finalizes;
+                peer.nullifies = seen.nullifies;
+                peer.last_vote_view = seen.last_vote_view;
+                peer.last_block_message_ms_ago = seen.last_block_message.map(|at| {
+                    let ago = now.duration_since(at).unwrap_or_default().as_millis();
+                    u64::try_from(ago).unwrap_or(u64::MAX)
+                });
+            }
+        }
+        snapshot
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {

@@ -314,6 +314,11 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             public_key: hex::encode(v.public_key),
             p2p_addr: v.address,
             this_node: v.public_key == public,
+            notarizes: 0,
+            finalizes: 0,
+            nullifies: 0,
+            last_vote_view: None,
+            last_block_message_ms_ago: None,
         })
         .collect();
     let listen = consensus_cfg.listen;
@@ -323,6 +328,7 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     let result = consensus::run(consensus_cfg, move |node| async move {
         let ledger = Arc::new(Ledger::open(data_dir, genesis.clone(), Metrics::default())?);
         ledger.network().configure(public, listen, peer_views);
+        ledger.network().attach_votes(node.votes.clone());
         let listener = tokio::net::TcpListener::bind(config.api_addr)
             .await
             .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.api_addr)))?;

@@ -148,11 +148,13 @@ fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
     assert_agree(&all, 5);
     // Every validator serves the same set and its own view of the network.
     let network = apis[1].get_ok("/network");
-    assert_eq!(
-        network["peers"].as_array().expect("peers").len(),
-        4,
-        "{network}"
-    );
+    let peers = network["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 4, "{network}");
+    for peer in peers {
+        // Every validator, this one included, has been seen voting.
+        let finalizes = peer["finalizes"].as_u64().expect("finalizes");
+        assert!(finalizes > 0, "{network}");
+    }
 
     // A transfer sent to one validator is committed on all.
     let node0 = home.join("node0");

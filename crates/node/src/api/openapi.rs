@@ -302,7 +302,10 @@ pub(super) fn spec() -> Value {
                     "public_key": {"type": "string"}, "listen": {"type": ["string", "null"]},
                     "peers": {"type": "array", "items": {"type": "object", "properties": {
                         "public_key": {"type": "string"}, "p2p_addr": {"type": "string"},
-                        "this_node": {"type": "boolean"}}}},
+                        "this_node": {"type": "boolean"}, "notarizes": {"type": "integer"},
+                        "finalizes": {"type": "integer"}, "nullifies": {"type": "integer"},
+                        "last_vote_view": {"type": ["integer", "null"]},
+                        "last_block_message_ms_ago": {"type": ["integer", "null"]}}}},
                     "syncing": {"type": "boolean"}, "block_requests": {"type": "integer"},
                     "blocks_synced": {"type": "integer"}, "height": {"type": "integer"},
                     "block_hash": {"type": "string"}}}))
