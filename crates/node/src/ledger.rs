@@ -33,7 +33,7 @@ use poi_core::tx::{Prechecks, Tx, TxHash};
 use std::sync::mpsc;
 
 use crate::commit_thread::{CommitThread, Landing};
-use crate::consensus::SeedCache;
+use crate::consensus::{SeedCache, TxGossip};
 use crate::head::{HeadView, InFlight};
 use crate::signatures::SignaturePool;
 use poi_store::{BlockCommit, Committed, Prepared, Store};
@@ -114,6 +114,8 @@ pub struct Ledger {
     prechecks: Mutex<BTreeMap<BlockHash, (u64, mpsc::Receiver<Prechecks>)>>,
     /// Node-local network observations (`GET /network`).
     network: Arc<NetworkStatus>,
+    /// Where transactions submitted here are gossiped to the other validators, once set.
+    gossip: std::sync::OnceLock<TxGossip>,
 }
 
 /// What a background commit hands back for acknowledging the block.
@@ -179,6 +181,7 @@ impl Ledger {
                 .map_err(|e| NodeError::io("start the signature pool", &data_dir, e))?,
             prechecks: Mutex::new(BTreeMap::new()),
             network: Arc::default(),
+            gossip: std::sync::OnceLock::new(),
         })
     }
 
@@ -374,6 +377,23 @@ impl Ledger {
             .set(i64::try_from(mempool.len()).unwrap_or(i64::MAX));
         self.metrics.txs_admitted.inc();
         Ok(hash)
+    }
+
+    /// [`Ledger::submit`], then gossips the admitted transaction to the other validators (a
+    /// transaction submitted by a client; one received from a peer is not gossiped again).
+    pub fn submit_and_gossip(&self, bytes: &[u8]) -> std::result::Result<TxHash, TxError> {
+        let hash = self.submit(bytes)?;
+        if let Some(gossip) = self.gossip.get()
+            && !gossip.send(bytes.to_vec())
+        {
+            tracing::debug!(tx = %hex::encode(hash), "gossip queue full; kept locally");
+        }
+        Ok(hash)
+    }
+
+    /// Sets where [`Ledger::submit_and_gossip`] gossips; later calls are ignored.
+    pub fn set_gossip(&self, gossip: TxGossip) {
+        let _ = self.gossip.set(gossip);
     }
 
     /// Builds a block for consensus view `view` on the head (which must be `parent`) carrying

@@ -234,6 +234,16 @@ impl Application for LedgerApp {
         }
     }
 
+    async fn receive_tx(&self, tx: Vec<u8>) {
+        let ledger = Arc::clone(&self.ledger);
+        match tokio::task::spawn_blocking(move || ledger.submit(&tx)).await {
+            Ok(Ok(_)) => {}
+            // Duplicates are the common case: every validator hears each transaction.
+            Ok(Err(error)) => tracing::trace!(%error, "gossiped transaction not admitted"),
+            Err(error) => tracing::warn!(%error, "admitting a gossiped transaction panicked"),
+        }
+    }
+
     async fn block_bytes(&self, digest: BlockDigest) -> Option<Vec<u8>> {
         self.ledger.block_bytes(&digest).ok().flatten()
     }
@@ -329,6 +339,7 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
         let ledger = Arc::new(Ledger::open(data_dir, genesis.clone(), Metrics::default())?);
         ledger.network().configure(public, listen, peer_views);
         ledger.network().attach_votes(node.votes.clone());
+        ledger.set_gossip(node.txs.clone());
         let listener = tokio::net::TcpListener::bind(config.api_addr)
             .await
             .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.api_addr)))?;

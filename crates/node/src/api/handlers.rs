@@ -95,7 +95,7 @@ pub(super) async fn submit_tx(
     let bytes = hex::decode(parsed.tx.trim())
         .map_err(|e| ApiError::bad_request("bad_hex", format!("tx is not hex: {e}")))?;
     let ledger2 = Arc::clone(&ledger);
-    let result = tokio::task::spawn_blocking(move || ledger2.submit(&bytes))
+    let result = tokio::task::spawn_blocking(move || ledger2.submit_and_gossip(&bytes))
         .await
         .map_err(ApiError::internal)?;
     match result {

@@ -18,6 +18,7 @@ use super::{
     error::ConsensusError,
     fault::key_bytes,
     fetch::{BlockRequester, BlockRequests, block_requests},
+    gossip::{GossipQueue, TxGossip, receive_gossip, send_gossip, tx_gossip},
     stats::VoteStats,
 };
 use commonware_consensus::{
@@ -57,6 +58,9 @@ pub const CHANNEL_RESOLVER: u64 = 2;
 pub const CHANNEL_BLOCKS: u64 = 3;
 /// p2p channel carrying block requests (see [`BlockRequester`]).
 pub const CHANNEL_BLOCK_REQUESTS: u64 = 4;
+/// p2p channel carrying gossiped transactions (see [`TxGossip`]); only between real
+/// processes ([`start`]), not in [`start_with_channels`].
+pub const CHANNEL_TXS: u64 = 5;
 
 /// How far a peer's handshake timestamp may run ahead of our clock.
 const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
@@ -117,6 +121,9 @@ pub struct Links {
     pub seeds: SeedCache,
     /// Receives every vote the engine sees and every block-channel arrival.
     pub votes: VoteStats,
+    /// Transactions the application gossips; `None` gossips nothing (peers' gossip is still
+    /// received).
+    pub gossip: Option<GossipQueue>,
 }
 
 impl Links {
@@ -127,6 +134,7 @@ impl Links {
             requests,
             seeds: SeedCache::new(),
             votes: VoteStats::new(),
+            gossip: None,
         };
         (requester, links)
     }
@@ -200,6 +208,18 @@ where
         blocks: network.register(CHANNEL_BLOCKS, quota),
         block_requests: network.register(CHANNEL_BLOCK_REQUESTS, quota),
     };
+    let gossip_out = network.register(CHANNEL_TXS, quota);
+    let mut links = links;
+    if let Some(queue) = links.gossip.take() {
+        let max_bytes = prepared.max_message_size as usize;
+        context
+            .child("gossip_send")
+            .spawn(move |_| send_gossip(queue, gossip_out.0, max_bytes));
+    }
+    let gossip_app = app.clone();
+    context
+        .child("gossip_receive")
+        .spawn(move |_| receive_gossip(gossip_app, gossip_out.1));
     let mut network_task = network.start();
     let mut consensus_task = context
         .child("consensus")
@@ -366,6 +386,9 @@ pub struct NodeContext {
     pub validators: Vec<Validator>,
     /// This validator's ed25519 public key.
     pub public_key: [u8; 32],
+    /// Gossips a transaction this node accepted to every other validator (they receive it in
+    /// [`Application::receive_tx`]).
+    pub txs: TxGossip,
 }
 
 /// Runs a validator until shutdown: builds commonware's tokio runtime (storage rooted at
@@ -402,7 +425,9 @@ where
         .with_worker_threads(cfg.worker_threads);
     tokio::Runner::new(runtime_cfg).start(|context| async move {
         let shutdown = Shutdown::new();
-        let (requester, links) = Links::new();
+        let (requester, mut links) = Links::new();
+        let (txs, gossip) = tx_gossip();
+        links.gossip = Some(gossip);
         let node = NodeContext {
             runtime: context.child("app"),
             shutdown: shutdown.clone(),
@@ -411,6 +436,7 @@ where
             votes: links.votes.clone(),
             validators: cfg.validators.clone(),
             public_key: cfg.public_key(),
+            txs,
         };
         let app = app_factory(node)
             .await

@@ -89,6 +89,7 @@ mod engine;
 mod error;
 mod fault;
 mod fetch;
+mod gossip;
 mod ingress;
 mod stats;
 #[cfg(test)]
@@ -100,12 +101,14 @@ pub use config::{
     NetworkProfile, Timeouts, VALIDATORS_MAX, Validator, consensus_namespace, validator_public_key,
 };
 pub use engine::{
-    CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_VOTES,
-    Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start, start_with_channels,
+    CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS,
+    CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start,
+    start_with_channels,
 };
 pub use error::{BeaconKeyError, ConfigError, ConsensusError};
 pub use fault::{FAULTS_REMEMBERED_MAX, Fault, FaultKind, verify_fault};
 pub use fetch::{BLOCK_REQUESTS_QUEUED_MAX, BlockRequester, BlockRequests, block_requests};
+pub use gossip::{GOSSIP_BATCH_TXS_MAX, GOSSIP_QUEUED_MAX, GossipQueue, TxGossip, tx_gossip};
 pub use stats::{ParticipantActivity, VoteStats};
 
 use std::future::Future;
@@ -167,6 +170,14 @@ pub trait Application: Clone + Send + Sync + 'static {
     /// the same fault after a restart. The default ignores it.
     fn fault(&self, fault: Fault) -> impl Future<Output = ()> + Send {
         let _ = fault;
+        async {}
+    }
+
+    /// Bytes of a transaction a peer gossiped ([`NodeContext::txs`] on its side):
+    /// unauthenticated, so admit it with every check a submitted one gets, and do not gossip
+    /// it again. The default ignores it.
+    fn receive_tx(&self, tx: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let _ = tx;
         async {}
     }
 }
