@@ -4,7 +4,9 @@
 use commonware_codec::Encode as _;
 use commonware_consensus::simplex::elector::{Elector as _, RoundRobin};
 use commonware_consensus::simplex::scheme::{Namespace, bls12381_threshold::vrf};
-use commonware_consensus::simplex::types::{ConflictingNotarize, Notarize, Proposal};
+use commonware_consensus::simplex::types::{
+    ConflictingNotarize, Finalize, Notarize, Nullify, NullifyFinalize, Proposal,
+};
 use commonware_consensus::types::{Epoch, Round, View};
 use commonware_cryptography::bls12381::dkg::feldman_desmedt;
 use commonware_cryptography::bls12381::primitives::{sharing::Mode as ShareMode, variant::MinSig};
@@ -409,6 +411,59 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
     let status = validators::status_all(&n.state, &n_params(), 10).unwrap();
     let s = status.iter().find(|s| s.address == addr(offender)).unwrap();
     assert!(s.tombstoned && s.seats == 0 && s.evidence == 1);
+}
+
+#[test]
+fn nullify_finalize_evidence_convicts_and_needs_the_polynomial() {
+    let reporter = key(1);
+    let mut n = net(4, &[&reporter], params(), true);
+    let round = Round::new(Epoch::new(0), View::new(8));
+    let proposal = Proposal::new(round, View::new(7), Sha256::hash(&[b"block"]));
+    let nullify = Nullify::sign::<D>(&n.signers[0], round).expect("signs");
+    let finalize = Finalize::<S, D>::sign(&n.signers[0], proposal).expect("signs");
+    let codec = NullifyFinalize::new(nullify, finalize).encode();
+    let bytes = validators::encode_evidence(EvidenceKind::NullifyFinalize, &codec);
+    let tx = n.val(
+        &reporter,
+        ValidatorsMsg::Evidence {
+            bytes: bytes.clone(),
+        },
+    );
+    assert_eq!(n.run(1, vec![tx]), ["ok"]);
+    let offender = n.validators[0].clone();
+    assert_eq!(n.candidate(&offender).tombstoned_at, Some(1));
+
+    // The same evidence on a chain whose genesis has no polynomial cannot be verified.
+    let mut bare = net(4, &[&reporter], params(), false);
+    let tx = bare.val(&reporter, ValidatorsMsg::Evidence { bytes });
+    assert_eq!(bare.run(1, vec![tx]), ["evidence_unverifiable"]);
+}
+
+#[test]
+fn genesis_refuses_a_polynomial_of_another_group() {
+    let mut keys: Vec<SigningKey> = (0..4).map(|i| key(201 + i)).collect();
+    keys.sort_by_key(addr);
+    let (ours, _) = deal(&keys);
+    let (theirs, _) = deal(&keys[..3]);
+    let mut beacon = ours.unwrap();
+    let genesis = |beacon: GenesisBeacon| Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 0,
+        validators: keys.iter().map(addr).collect(),
+        params: params(),
+        accounts: Vec::new(),
+        beacon: Some(beacon),
+        models: Vec::new(),
+        data: Vec::new(),
+    };
+    assert!(genesis(beacon.clone()).validate().is_ok());
+    beacon.polynomial = theirs.unwrap().polynomial;
+    assert!(matches!(
+        genesis(beacon.clone()).validate(),
+        Err(poi_core::genesis::GenesisError::Beacon(_))
+    ));
+    beacon.polynomial = "zz".into();
+    assert!(genesis(beacon).validate().is_err());
 }
 
 fn n_params() -> Params {
