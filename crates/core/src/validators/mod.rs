@@ -122,6 +122,7 @@ pub enum ValidatorsMsg {
         self_bond: Amount,
     },
     /// Leave candidacy: the collateral unlocks; the signer is in no set computed afterwards.
+    /// The record is deleted unless it holds history (evidence, slashes, a jail).
     Leave,
     /// Equivocation evidence: [`encode_evidence`] of commonware's codec bytes.
     Evidence {
@@ -254,7 +255,14 @@ fn leave(ctx: &mut ExecContext<'_, '_>, signer: Address) -> Result<(), TxError> 
     let released = record.collateral;
     record.collateral = 0;
     record.registered = false;
-    write_candidate(ctx.state, &signer, &record);
+    let history = record.evidence > 0 || record.slashed > 0 || record.jailed;
+    if history {
+        write_candidate(ctx.state, &signer, &record);
+    } else {
+        // Nothing to remember: drop the record, so leaving candidates do not pile up in the
+        // scan every epoch boundary makes.
+        ctx.state.delete(candidate_key(&signer));
+    }
     ctx.emit(
         Event::new(NAME, "leave")
             .with("validator", signer)

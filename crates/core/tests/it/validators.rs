@@ -261,7 +261,8 @@ fn the_set_follows_stake_exactly_at_epoch_boundaries() {
     txs.push(n.val(&alice, ValidatorsMsg::Leave));
     txs.push(n.stake(&bob, StakingMsg::Bond { amount: 15 * POI }));
     assert_eq!(n.run(12, txs), ["ok"; 4]);
-    assert_eq!(n.candidate(&alice).collateral, 0);
+    let record = validators::candidate(&n.state, &addr(&alice)).unwrap();
+    assert_eq!(record, None, "a candidate without history leaves no record");
     let alice_stake = poi_core::staking::stake(&n.state, &addr(&alice)).unwrap();
     assert_eq!(alice_stake.locked, 0, "leaving unlocks the collateral");
     for h in 13..19 {
