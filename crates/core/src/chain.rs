@@ -119,6 +119,7 @@ impl Chain {
             Box::new(crate::rewards::Rewards),
             Box::new(crate::burn::Burn),
             Box::new(crate::governance::Governance),
+            Box::new(crate::validators::Validators),
         ];
         for (i, a) in modules.iter().enumerate() {
             for b in &modules[i + 1..] {
@@ -291,6 +292,7 @@ impl Chain {
             Msg::Market(msg) => market::handle(ctx, tx.body.signer, msg)?,
             Msg::Poi(msg) => poi::handle(ctx, tx.body.signer, msg)?,
             Msg::Gov(msg) => crate::governance::handle(ctx, tx.body.signer, msg)?,
+            Msg::Validators(msg) => crate::validators::handle(ctx, tx.body.signer, msg)?,
         }
         if ctx.events.len() > TX_EVENTS_MAX as usize {
             return Err(TxError::InvalidMessage(format!(

@@ -381,6 +381,9 @@ pub enum TxError {
     /// A parameter change outside what governance may set.
     #[error("parameter change refused: {0}")]
     ParamOutOfRange(String),
+    /// A validator message was refused ([`crate::validators`]).
+    #[error(transparent)]
+    Validator(#[from] crate::validators::ValidatorError),
     /// Storage failed while executing; the transaction's effects were discarded.
     #[error("{0}")]
     State(#[from] StateError),
@@ -442,6 +445,7 @@ impl TxError {
             TxError::ParamOutOfRange(_) => "param_out_of_range",
             TxError::NotAssignedVerifier { .. } => "not_assigned_verifier",
             TxError::CheckClosed { .. } => "check_closed",
+            TxError::Validator(e) => e.code(),
             TxError::State(_) => "internal",
         }
     }

@@ -16,6 +16,8 @@
 //! [beacon]                          # optional: the consensus threshold-VRF group
 //! identity = "a1b2..."              # 96-byte BLS12-381 G2 group key, hex
 //! seed_namespace = "706f69..."      # bytes seeds are signed under, hex
+//! polynomial = "0400..."            # optional: the dealing's public polynomial, hex (lets
+//!                                   # the chain verify equivocation evidence)
 //! ```
 
 use std::collections::BTreeSet;
@@ -119,6 +121,11 @@ pub struct GenesisBeacon {
     /// The namespace seeds are signed under (commonware's
     /// `simplex::scheme::Namespace::new(ns).seed`), hex, 1..=256 bytes.
     pub seed_namespace: String,
+    /// The public polynomial of the dealing (commonware codec of `Sharing<MinSig>`, what the
+    /// node's `BeaconKey::polynomial_bytes` writes), hex; empty in files written before it
+    /// existed, and then equivocation evidence cannot be verified.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub polynomial: String,
 }
 
 impl GenesisBeacon {
@@ -223,6 +230,14 @@ impl Genesis {
         if let Some(beacon) = &self.beacon {
             beacon.decode()?;
         }
+        self.polynomial()?;
+        let size_max = self.params.validators.set_size_max as usize;
+        if self.validators.len() > size_max {
+            return Err(GenesisError::Params(ParamsError::Validators(format!(
+                "genesis lists {} validators, validators.set_size_max is {size_max}",
+                self.validators.len()
+            ))));
+        }
         self.model_records()?;
         Ok(())
     }
@@ -286,6 +301,28 @@ impl Genesis {
         Ok(out)
     }
 
+    /// The beacon polynomial's bytes (empty when genesis has none), checked to be a sharing
+    /// of the beacon identity among exactly the genesis validators.
+    fn polynomial(&self) -> Result<Vec<u8>, GenesisError> {
+        let Some(beacon) = self.beacon.as_ref().filter(|b| !b.polynomial.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let bad = |why: &str| GenesisError::Beacon(format!("polynomial: {why}"));
+        let bytes = hex::decode(&beacon.polynomial).map_err(|_| bad("not hex"))?;
+        let mut consensus = crate::validators::GenesisConsensus {
+            participants: self.validators.clone(),
+            polynomial: bytes.clone(),
+            namespace: Vec::new(),
+        };
+        consensus.participants.sort();
+        let identity = crate::validators::evidence::polynomial_identity(&consensus)
+            .map_err(|_| bad("not a sharing among the genesis validators"))?;
+        if identity != beacon.decode()?.0 {
+            return Err(bad("its public key is not the beacon identity"));
+        }
+        Ok(bytes)
+    }
+
     /// Sum of genesis balances.
     pub fn total_supply(&self) -> Result<Amount, GenesisError> {
         self.accounts
@@ -317,6 +354,12 @@ impl Genesis {
                 ),
             );
         }
+        writes.extend(crate::validators::genesis_writes(
+            &self.chain_id,
+            &self.validators,
+            self.polynomial()?,
+            self.params.validators.set_size_max,
+        ));
         for (key, value) in crate::poi::registry::genesis_writes(&self.model_records()?) {
             writes.insert(key, Some(value));
         }

@@ -42,6 +42,7 @@ pub mod state;
 pub mod supply;
 pub mod token;
 pub mod tx;
+pub mod validators;
 
 pub use address::Address;
 pub use error::{StateError, TxError};

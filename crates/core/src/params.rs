@@ -60,6 +60,9 @@ pub struct Params {
     /// Governance: deposits, periods, quorum, threshold and veto.
     #[serde(default)]
     pub governance: crate::governance::GovParams,
+    /// The validator set, its slashing and liveness rules ([`crate::validators`]).
+    #[serde(default)]
+    pub validators: crate::validators::ValidatorParams,
 }
 
 impl Default for Params {
@@ -77,6 +80,7 @@ impl Default for Params {
             rewards: crate::rewards::RewardsParams::default(),
             burn: crate::burn::BurnParams::default(),
             governance: crate::governance::GovParams::default(),
+            validators: crate::validators::ValidatorParams::default(),
         }
     }
 }
@@ -137,6 +141,9 @@ pub enum ParamsError {
     /// A Proof-of-Intelligence parameter is out of range.
     #[error("{0}")]
     Poi(String),
+    /// A validator parameter is out of range.
+    #[error("{0}")]
+    Validators(String),
     /// Invalid emission, reward or burn parameters.
     #[error("invalid emission, reward or burn parameters: {0}")]
     Emission(String),
@@ -158,7 +165,8 @@ impl Params {
         self.emission.validate().map_err(ParamsError::Emission)?;
         self.rewards.validate().map_err(ParamsError::Emission)?;
         self.burn.validate().map_err(ParamsError::Emission)?;
-        self.governance.validate().map_err(ParamsError::Emission)
+        self.governance.validate().map_err(ParamsError::Emission)?;
+        self.validators.validate().map_err(ParamsError::Validators)
     }
 
     /// The minimum fee for a transaction of `encoded_len` bytes; saturates (an absurd size then

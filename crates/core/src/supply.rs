@@ -41,6 +41,8 @@ pub enum BurnReason {
     UsageInference,
     /// Deposits of proposals that missed quorum or were vetoed ([`crate::governance`]).
     GovernanceDeposit,
+    /// Stake slashed from validators for equivocation or downtime ([`crate::validators`]).
+    ValidatorSlash,
 }
 
 impl BurnReason {
@@ -52,6 +54,7 @@ impl BurnReason {
             BurnReason::UsageTraining => "usage_training",
             BurnReason::UsageInference => "usage_inference",
             BurnReason::GovernanceDeposit => "governance_deposit",
+            BurnReason::ValidatorSlash => "validator_slash",
         }
     }
 }

@@ -49,6 +49,8 @@ pub enum Msg {
     Poi(PoiMsg),
     /// A governance message (proposals, votes, delegation). Appended last.
     Gov(crate::governance::GovMsg),
+    /// A validator message (candidacy, evidence, unjail). Appended last.
+    Validators(crate::validators::ValidatorsMsg),
 }
 
 /// The signed part of a transaction.

@@ -52,6 +52,14 @@ const TABLE: &[Governable] = &[
     g("governance.quorum_bps", 1_000, 10_000),
     g("governance.threshold_bps", 5_000, 10_000),
     g("governance.veto_bps", 1_000, 10_000),
+    // The consensus engine bounds its participant set at 1,024.
+    g("validators.set_size_max", 4, 1_024),
+    g("validators.min_self_bond", 1, 1_000_000_000_000_000_000),
+    g("validators.equivocation_slash_bps", 100, 10_000),
+    g("validators.liveness_window_blocks", 10, 1_000_000),
+    g("validators.missed_views_max", 1, 1_000_000),
+    g("validators.jail_blocks", 10, 10_000_000),
+    g("validators.downtime_slash_bps", 0, 1_000),
 ];
 
 /// The governable paths, in table order.
@@ -108,6 +116,17 @@ pub fn apply(params: &mut Params, path: &str, value: &str) -> Result<(), String>
         "governance.quorum_bps" => params.governance.quorum_bps = narrow(path, v)?,
         "governance.threshold_bps" => params.governance.threshold_bps = narrow(path, v)?,
         "governance.veto_bps" => params.governance.veto_bps = narrow(path, v)?,
+        "validators.set_size_max" => params.validators.set_size_max = narrow(path, v)?,
+        "validators.min_self_bond" => params.validators.min_self_bond = v,
+        "validators.equivocation_slash_bps" => {
+            params.validators.equivocation_slash_bps = narrow(path, v)?;
+        }
+        "validators.liveness_window_blocks" => {
+            params.validators.liveness_window_blocks = narrow(path, v)?;
+        }
+        "validators.missed_views_max" => params.validators.missed_views_max = narrow(path, v)?,
+        "validators.jail_blocks" => params.validators.jail_blocks = narrow(path, v)?,
+        "validators.downtime_slash_bps" => params.validators.downtime_slash_bps = narrow(path, v)?,
         _ => return Err(format!("`{path}` is not a governable parameter")),
     }
     Ok(())

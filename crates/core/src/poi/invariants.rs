@@ -590,7 +590,8 @@ fn check_verifiers(
 }
 
 /// The generalised staking lock audit: for every account, staking's `locked` is exactly what
-/// the market locks (collateral and tier lock) plus what PoI locks (the verifier bond). More
+/// the market locks (collateral and tier lock) plus what PoI locks (the verifier bond) plus
+/// the validator collateral ([`crate::validators`]). More
 /// would be a lock nobody releases, less a commitment without stake behind it.
 fn check_stake_locks(state: &dyn StateReader, verifiers: &BTreeMap<Address, Verifier>) -> Check {
     let market_locks = market::stake_locks(state)?;
@@ -617,13 +618,17 @@ fn check_stake_locks(state: &dyn StateReader, verifiers: &BTreeMap<Address, Veri
             .locked;
         let by_market: Amount = market_locks.get(&address).copied().unwrap_or(0);
         let by_poi: Amount = verifiers.get(&address).map_or(0, |v| v.bond);
+        let by_validators: Amount = crate::validators::candidate(state, &address)
+            .map_err(|e| e.to_string())?
+            .map_or(0, |c| c.collateral);
         let committed = by_market
             .checked_add(by_poi)
-            .ok_or_else(|| format!("{address}: market plus poi locks overflow"))?;
+            .and_then(|sum| sum.checked_add(by_validators))
+            .ok_or_else(|| format!("{address}: market, poi and validator locks overflow"))?;
         ensure(locked == committed, || {
             format!(
-                "{address}: staking locks {locked}, the market commits {by_market} and poi \
-                 bonds {by_poi}"
+                "{address}: staking locks {locked}, the market commits {by_market}, poi \
+                 bonds {by_poi} and validator collateral is {by_validators}"
             )
         })?;
     }

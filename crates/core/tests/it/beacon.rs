@@ -246,6 +246,7 @@ fn genesis_beacon_is_validated_and_written() {
         beacon: Some(GenesisBeacon {
             identity: identity.clone(),
             seed_namespace: hex::encode(SEED_NAMESPACE),
+            polynomial: String::new(),
         }),
         models: Vec::new(),
         data: Vec::new(),
@@ -268,6 +269,7 @@ fn genesis_beacon_is_validated_and_written() {
         genesis.beacon = Some(GenesisBeacon {
             identity: id.to_owned(),
             seed_namespace: ns.to_owned(),
+            polynomial: String::new(),
         });
         assert!(
             matches!(genesis.validate(), Err(GenesisError::Beacon(_))),

@@ -18,3 +18,4 @@ mod quality;
 mod rewards;
 mod spot;
 mod staking;
+mod validators;

@@ -87,6 +87,7 @@ impl Net {
         let genesis = poi_core::genesis::GenesisBeacon {
             identity: hex::encode(identity.as_ref()),
             seed_namespace: hex::encode(SEED_NAMESPACE),
+            polynomial: String::new(),
         };
         let (identity, namespace) = genesis.decode().expect("the test beacon is valid");
         let record = poi_core::poi::beacon::Beacon {

@@ -1,0 +1,72 @@
+//! Why a validator message was refused.
+
+use crate::address::Address;
+use crate::token::Amount;
+
+/// A refused validator message (wrapped in [`crate::error::TxError::Validator`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidatorError {
+    /// The self-bond would leave the collateral below the minimum.
+    #[error("validator collateral {collateral} would be below the minimum self-bond {min}")]
+    BondBelowMinimum {
+        /// Collateral after the registration.
+        collateral: Amount,
+        /// `validators.min_self_bond`.
+        min: Amount,
+    },
+    /// The signer is not a registered candidate.
+    #[error("{0} is not a validator candidate")]
+    NotCandidate(Address),
+    /// The validator was convicted of equivocation and may never return.
+    #[error("validator {0} is tombstoned (convicted of equivocation)")]
+    Tombstoned(Address),
+    /// The signer is not jailed.
+    #[error("validator {0} is not jailed")]
+    NotJailed(Address),
+    /// The jail has not ended yet.
+    #[error("validator {address} is jailed until height {until}")]
+    StillJailed {
+        /// Validator.
+        address: Address,
+        /// First height at which it may unjail.
+        until: u64,
+    },
+    /// The chain has no participant polynomial, so evidence cannot be verified.
+    #[error("the chain has no consensus polynomial in genesis: evidence cannot be verified")]
+    NoVerifier,
+    /// The evidence bytes do not decode (unknown kind, bad encoding, too long).
+    #[error("malformed evidence: {0}")]
+    MalformedEvidence(String),
+    /// Evidence of an epoch other than the genesis set's.
+    #[error("evidence of consensus epoch {0}: only epoch 0 (the genesis set) is verifiable")]
+    WrongEpoch(u64),
+    /// The signatures do not verify.
+    #[error("evidence does not verify against the genesis participants")]
+    InvalidEvidence,
+    /// The same offence (offender, view, kind) was already recorded.
+    #[error("evidence against {offender} for view {view} was already recorded")]
+    DuplicateEvidence {
+        /// Offender.
+        offender: Address,
+        /// Consensus view.
+        view: u64,
+    },
+}
+
+impl ValidatorError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BondBelowMinimum { .. } => "validator_bond_below_minimum",
+            Self::NotCandidate(_) => "not_validator_candidate",
+            Self::Tombstoned(_) => "validator_tombstoned",
+            Self::NotJailed(_) => "validator_not_jailed",
+            Self::StillJailed { .. } => "validator_still_jailed",
+            Self::NoVerifier => "evidence_unverifiable",
+            Self::MalformedEvidence(_) => "malformed_evidence",
+            Self::WrongEpoch(_) => "evidence_wrong_epoch",
+            Self::InvalidEvidence => "invalid_evidence",
+            Self::DuplicateEvidence { .. } => "duplicate_evidence",
+        }
+    }
+}

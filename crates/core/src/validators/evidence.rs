@@ -1,0 +1,371 @@
+//! Equivocation evidence: conflicting consensus votes, verified on chain, slashed, tombstoned.
+//!
+//! # Format
+//! `kind u8 | commonware codec of the evidence`, where `kind` is [`EvidenceKind`]:
+//! `0` `ConflictingNotarize<S, D>`, `1` `ConflictingFinalize<S, D>`, `2` `NullifyFinalize<S, D>`,
+//! `S = bls12381_threshold::vrf::Scheme<ed25519::PublicKey, MinSig>`, `D = sha256::Digest`.
+//! At most [`EVIDENCE_BYTES_MAX`] bytes in all; no trailing bytes.
+//!
+//! # Verification
+//! The verifier scheme is built from `val/g` (the sorted genesis participants, the public
+//! polynomial of the beacon dealing, the consensus namespace `chain_id ++ "_CONSENSUS"`), so
+//! only consensus epoch 0, the genesis set, is verifiable (the engine never reshares). Each
+//! vote's two partial signatures (vote and seed) are verified *individually* against the
+//! signer's partial public key (one pairing check each, no randomness), and commonware's own
+//! `verify` must accept the evidence too. That one batches a vote's two signatures with random
+//! weights and asks for an rng; the chain has no secret randomness, so it gets ChaCha20 seeded
+//! with blake3 of the evidence bytes. A predictable weight would only let someone who already
+//! holds the signing share pass two wrong signatures whose errors cancel; the individual checks
+//! close even that, so the verdict never rests on the rng.
+//!
+//! # Soundness
+//! Threshold partial signatures are not attributable in general: `t` partials on a message let
+//! anyone interpolate any other participant's partial on it. Evidence still convicts under the
+//! BFT assumption: forging validator X's partial on a second proposal `m'` of a view needs `t`
+//! partials on `m'`, honest validators never sign a second proposal in a view, and at most
+//! `f < t` are Byzantine, so fewer than `t` such partials exist. (If more than `f` are
+//! Byzantine, safety is lost anyway.)
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use commonware_codec::{Copying, Decode as _, DecodeExt as _, Encode as _, ReadExt as _};
+use commonware_consensus::simplex::scheme::{Namespace, bls12381_threshold::vrf};
+use commonware_consensus::simplex::types::{
+    ConflictingFinalize, ConflictingNotarize, Finalize, Notarize, Nullify, NullifyFinalize,
+};
+use commonware_consensus::types::Round;
+use commonware_cryptography::bls12381::primitives::{
+    ops,
+    sharing::{ModeVersion, Sharing},
+    variant::MinSig,
+};
+use commonware_cryptography::certificate::Attestation;
+use commonware_cryptography::{ed25519, sha256};
+use commonware_utils::{N3f1, ordered::Quorum as _, ordered::Set};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng as _;
+use serde::Serialize;
+
+use super::{
+    Candidate, EVIDENCE_PREFIX, GenesisConsensus, NAME, OFFENCE_PREFIX, ValidatorError, candidate,
+    genesis_consensus, slash_stake, write_candidate,
+};
+use crate::address::Address;
+use crate::error::TxError;
+use crate::event::Event;
+use crate::module::ExecContext;
+
+/// The consensus signing scheme evidence is signed under.
+pub type EvidenceScheme = vrf::Scheme<ed25519::PublicKey, MinSig>;
+/// The digest of simplex proposals.
+pub type EvidenceDigest = sha256::Digest;
+
+/// Longest evidence accepted (two votes are about 300 bytes).
+pub const EVIDENCE_BYTES_MAX: usize = 1_024;
+/// Largest participant set a polynomial is decoded for (bounds the decoding work).
+const PARTICIPANTS_MAX: u32 = 1_024;
+
+/// What the evidence proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub enum EvidenceKind {
+    /// Two notarize votes for different proposals in one view.
+    ConflictingNotarize,
+    /// Two finalize votes for different proposals in one view.
+    ConflictingFinalize,
+    /// A nullify and a finalize vote in one view.
+    NullifyFinalize,
+}
+
+impl EvidenceKind {
+    /// The leading byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            Self::ConflictingNotarize => 0,
+            Self::ConflictingFinalize => 1,
+            Self::NullifyFinalize => 2,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        [
+            Self::ConflictingNotarize,
+            Self::ConflictingFinalize,
+            Self::NullifyFinalize,
+        ]
+        .into_iter()
+        .find(|k| k.byte() == byte)
+    }
+}
+
+/// Evidence as kept on chain under `val/ev/<blake3 of bytes>`.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+pub struct EvidenceRecord {
+    /// What it proves.
+    pub kind: EvidenceKind,
+    /// The convicted validator.
+    pub offender: Address,
+    /// The consensus view of the offence.
+    pub view: u64,
+    /// Height it was accepted at.
+    pub height: u64,
+    /// Who submitted it.
+    pub submitter: Address,
+    /// Stake burned for it.
+    #[serde(serialize_with = "crate::event::decimal")]
+    pub slashed: crate::token::Amount,
+    /// The submitted bytes ([`encode_evidence`] form).
+    #[serde(serialize_with = "super::hex_vec")]
+    pub bytes: Vec<u8>,
+}
+
+/// The evidence bytes of a message: `kind` then commonware's codec encoding `codec`.
+pub fn encode_evidence(kind: EvidenceKind, codec: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(codec.len() + 1);
+    out.push(kind.byte());
+    out.extend_from_slice(codec);
+    out
+}
+
+/// One signed vote of the evidence: its namespace, message, round and attestation.
+struct Vote {
+    namespace: fn(&Namespace) -> &[u8],
+    message: Vec<u8>,
+    round: Round,
+    attestation: Attestation<EvidenceScheme>,
+}
+
+/// Decoded evidence: its kind and both votes (same signer and round, checked by commonware).
+struct Decoded {
+    kind: EvidenceKind,
+    votes: [Vote; 2],
+    check: Check,
+}
+
+type S = EvidenceScheme;
+/// Commonware's own verdict on the decoded evidence, given the rng and the verifier.
+type Check = Box<dyn Fn(&mut ChaCha20Rng, &S) -> bool>;
+type D = EvidenceDigest;
+
+fn notarize(n: Notarize<S, D>) -> Vote {
+    Vote {
+        namespace: |ns| &ns.notarize,
+        message: n.proposal.encode().to_vec(),
+        round: n.proposal.round,
+        attestation: n.attestation,
+    }
+}
+
+fn finalize(f: Finalize<S, D>) -> Vote {
+    Vote {
+        namespace: |ns| &ns.finalize,
+        message: f.proposal.encode().to_vec(),
+        round: f.proposal.round,
+        attestation: f.attestation,
+    }
+}
+
+fn nullify(n: Nullify<S>) -> Vote {
+    Vote {
+        namespace: |ns| &ns.nullify,
+        message: n.round.encode().to_vec(),
+        round: n.round,
+        attestation: n.attestation,
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Decoded, ValidatorError> {
+    let bad = |e: commonware_codec::Error| ValidatorError::MalformedEvidence(e.to_string());
+    if bytes.len() > EVIDENCE_BYTES_MAX {
+        return Err(ValidatorError::MalformedEvidence(format!(
+            "{} bytes, the limit is {EVIDENCE_BYTES_MAX}",
+            bytes.len()
+        )));
+    }
+    let (&kind, body) = bytes
+        .split_first()
+        .ok_or_else(|| ValidatorError::MalformedEvidence("empty".into()))?;
+    let kind = EvidenceKind::from_byte(kind)
+        .ok_or_else(|| ValidatorError::MalformedEvidence(format!("unknown kind {kind}")))?;
+    let mut reader = Copying(body);
+    // Decoding the whole type first runs commonware's structural checks (one signer, one round,
+    // different proposals) and refuses trailing bytes; the votes are then read for their fields.
+    let (votes, check): ([Vote; 2], Check) = match kind {
+        EvidenceKind::ConflictingNotarize => {
+            let e = ConflictingNotarize::<S, D>::decode(body.to_vec()).map_err(bad)?;
+            let a = Notarize::<S, D>::read(&mut reader).map_err(bad)?;
+            let b = Notarize::<S, D>::read(&mut reader).map_err(bad)?;
+            let check = move |rng: &mut ChaCha20Rng, s: &S| {
+                e.verify(rng, s, &commonware_parallel::Sequential)
+            };
+            ([notarize(a), notarize(b)], Box::new(check))
+        }
+        EvidenceKind::ConflictingFinalize => {
+            let e = ConflictingFinalize::<S, D>::decode(body.to_vec()).map_err(bad)?;
+            let a = Finalize::<S, D>::read(&mut reader).map_err(bad)?;
+            let b = Finalize::<S, D>::read(&mut reader).map_err(bad)?;
+            let check = move |rng: &mut ChaCha20Rng, s: &S| {
+                e.verify(rng, s, &commonware_parallel::Sequential)
+            };
+            ([finalize(a), finalize(b)], Box::new(check))
+        }
+        EvidenceKind::NullifyFinalize => {
+            let e = NullifyFinalize::<S, D>::decode(body.to_vec()).map_err(bad)?;
+            let a = Nullify::<S>::read(&mut reader).map_err(bad)?;
+            let b = Finalize::<S, D>::read(&mut reader).map_err(bad)?;
+            let check = move |rng: &mut ChaCha20Rng, s: &S| {
+                e.verify(rng, s, &commonware_parallel::Sequential)
+            };
+            ([nullify(a), finalize(b)], Box::new(check))
+        }
+    };
+    Ok(Decoded { kind, votes, check })
+}
+
+/// The verifier scheme and polynomial of the genesis group, or why there is none.
+fn verifier(genesis: &GenesisConsensus) -> Result<(S, Sharing<MinSig>, Namespace), ValidatorError> {
+    let n = u32::try_from(genesis.participants.len()).map_err(|_| ValidatorError::NoVerifier)?;
+    let bound = std::num::NonZeroU32::new(PARTICIPANTS_MAX).expect("non-zero");
+    if genesis.polynomial.is_empty() || n == 0 || n > PARTICIPANTS_MAX {
+        return Err(ValidatorError::NoVerifier);
+    }
+    let polynomial =
+        Sharing::<MinSig>::decode_cfg(genesis.polynomial.clone(), &(bound, ModeVersion::v0()))
+            .map_err(|_| ValidatorError::NoVerifier)?;
+    let keys = genesis
+        .participants
+        .iter()
+        .map(|a| ed25519::PublicKey::decode(a.as_bytes().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ValidatorError::NoVerifier)?;
+    let participants = Set::try_from(keys).map_err(|_| ValidatorError::NoVerifier)?;
+    // `Scheme::verifier` panics on a mismatched polynomial: check first.
+    if polynomial.total().get() != n || polynomial.required() != participants.quorum::<N3f1>() {
+        return Err(ValidatorError::NoVerifier);
+    }
+    let scheme = S::verifier(&genesis.namespace, participants, polynomial.clone());
+    Ok((scheme, polynomial, Namespace::new(&genesis.namespace)))
+}
+
+/// The group identity (compressed G2) of the genesis polynomial, if it is a valid sharing
+/// among the genesis participants (genesis validation uses it).
+pub fn polynomial_identity(genesis: &GenesisConsensus) -> Result<[u8; 96], ValidatorError> {
+    let (_, polynomial, _) = verifier(genesis)?;
+    polynomial
+        .public()
+        .encode()
+        .as_ref()
+        .try_into()
+        .map_err(|_| ValidatorError::NoVerifier)
+}
+
+/// Checks `bytes` against the genesis group; returns the kind, offender and view.
+pub fn verify(
+    genesis: &GenesisConsensus,
+    bytes: &[u8],
+) -> Result<(EvidenceKind, Address, u64), ValidatorError> {
+    let decoded = decode(bytes)?;
+    let round = decoded.votes[0].round;
+    if round.epoch().get() != 0 {
+        return Err(ValidatorError::WrongEpoch(round.epoch().get()));
+    }
+    let (scheme, polynomial, namespace) = verifier(genesis)?;
+    let signer = decoded.votes[0].attestation.signer;
+    let offender = *genesis
+        .participants
+        .get(signer.get() as usize)
+        .ok_or(ValidatorError::InvalidEvidence)?;
+    for vote in &decoded.votes {
+        let partial = polynomial
+            .partial_public(vote.attestation.signer)
+            .map_err(|_| ValidatorError::InvalidEvidence)?;
+        let sig = vote
+            .attestation
+            .signature
+            .get()
+            .ok_or(ValidatorError::InvalidEvidence)?;
+        let seed_message = vote.round.encode();
+        let ns = (vote.namespace)(&namespace);
+        let vote_ok =
+            ops::verify_message::<MinSig>(&partial, ns, &vote.message, &sig.vote_signature);
+        let seed_ok = ops::verify_message::<MinSig>(
+            &partial,
+            &namespace.seed,
+            &seed_message,
+            &sig.seed_signature,
+        );
+        if vote_ok.is_err() || seed_ok.is_err() {
+            return Err(ValidatorError::InvalidEvidence);
+        }
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"poi/validators/evidence-rng/v1");
+    h.update(bytes);
+    let mut rng = ChaCha20Rng::from_seed(*h.finalize().as_bytes());
+    if !(decoded.check)(&mut rng, &scheme) {
+        return Err(ValidatorError::InvalidEvidence);
+    }
+    Ok((decoded.kind, offender, round.view().get()))
+}
+
+/// The offence index key of `(offender, kind, view)`.
+pub fn offence_key(offender: &Address, kind: EvidenceKind, view: u64) -> Vec<u8> {
+    [
+        OFFENCE_PREFIX,
+        offender.as_bytes(),
+        &[kind.byte()],
+        &view.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// The evidence record key of `bytes`.
+pub fn evidence_key(bytes: &[u8]) -> Vec<u8> {
+    [EVIDENCE_PREFIX, blake3::hash(bytes).as_bytes()].concat()
+}
+
+/// Handles [`super::ValidatorsMsg::Evidence`]: verify, refuse repeats, slash, tombstone, record.
+pub(crate) fn submit(
+    ctx: &mut ExecContext<'_, '_>,
+    submitter: Address,
+    bytes: &[u8],
+) -> Result<(), TxError> {
+    let genesis = genesis_consensus(ctx.state)?.ok_or(ValidatorError::NoVerifier)?;
+    let (kind, offender, view) = verify(&genesis, bytes)?;
+    let index = offence_key(&offender, kind, view);
+    if ctx.state.get(&index)?.is_some() {
+        return Err(ValidatorError::DuplicateEvidence { offender, view }.into());
+    }
+    let mut record: Candidate = candidate(ctx.state, &offender)?.unwrap_or_default();
+    if record.tombstoned_at.is_some() {
+        return Err(ValidatorError::Tombstoned(offender).into());
+    }
+    let bps = ctx.params.validators.equivocation_slash_bps;
+    let slashed = slash_stake(ctx, offender, &mut record, bps)?;
+    // A tombstoned validator never returns: what is left of its collateral unlocks (so it can
+    // unbond), and it leaves candidacy.
+    crate::staking::unlock(ctx.state, offender, record.collateral)?;
+    record.collateral = 0;
+    record.registered = false;
+    record.tombstoned_at = Some(ctx.block.height);
+    record.evidence = record.evidence.saturating_add(1);
+    write_candidate(ctx.state, &offender, &record);
+    let key = evidence_key(bytes);
+    let stored = EvidenceRecord {
+        kind,
+        offender,
+        view,
+        height: ctx.block.height,
+        submitter,
+        slashed,
+        bytes: bytes.to_vec(),
+    };
+    ctx.state.put_borsh(key.clone(), &stored);
+    ctx.state.put(index, key);
+    ctx.emit(
+        Event::new(NAME, "equivocation")
+            .with("offender", offender)
+            .with("view", view)
+            .with("kind", u64::from(kind.byte()))
+            .with("slashed", slashed),
+    );
+    Ok(())
+}
