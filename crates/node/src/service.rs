@@ -38,6 +38,9 @@ pub struct LedgerApp {
     blocks: BlockRequester,
     shutdown: Shutdown,
     halted: Arc<Mutex<Option<String>>>,
+    /// Signs the evidence transactions this validator submits (its node key); none: faults
+    /// are only logged.
+    evidence_signer: Option<Arc<ed25519_dalek::SigningKey>>,
 }
 
 impl LedgerApp {
@@ -64,7 +67,69 @@ impl LedgerApp {
             blocks,
             shutdown,
             halted: Arc::new(Mutex::new(None)),
+            evidence_signer: None,
         })
+    }
+
+    /// Submits the convicting faults consensus reports as evidence transactions signed with
+    /// `seed` (this validator's node key, which pays their fee).
+    pub fn with_evidence_signer(mut self, seed: [u8; 32]) -> Self {
+        self.evidence_signer = Some(Arc::new(ed25519_dalek::SigningKey::from_bytes(&seed)));
+        self
+    }
+
+    /// Turns a verified fault into a `ValidatorsMsg::Evidence` transaction in the mempool
+    /// (gossiped), unless the chain would not convict on it or already has.
+    fn submit_evidence(&self, fault: &consensus::Fault) -> Result<Option<String>> {
+        use poi_core::validators::{self, EvidenceKind, ValidatorError, ValidatorsMsg};
+        let Some(key) = &self.evidence_signer else {
+            return Ok(None);
+        };
+        let kind = match fault.kind {
+            consensus::FaultKind::ConflictingNotarize => EvidenceKind::ConflictingNotarize,
+            consensus::FaultKind::ConflictingFinalize => EvidenceKind::ConflictingFinalize,
+            consensus::FaultKind::NullifyFinalize => EvidenceKind::NullifyFinalize,
+        };
+        let bytes = validators::encode_evidence(kind, &fault.encoded);
+        let state = self.ledger.snapshot()?;
+        let Some(genesis) =
+            validators::genesis_consensus(&state).map_err(|e| NodeError::Corrupt(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        match validators::evidence::verify(&genesis, &bytes) {
+            Ok(_) => {}
+            // Not every verified fault convicts (see validators::evidence): keep it in the log.
+            Err(ValidatorError::NotSlashable(why)) => {
+                tracing::info!(view = fault.view, offender = %hex::encode(fault.offender), why, "fault not slashable");
+                return Ok(None);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the chain refuses a fault consensus verified");
+                return Ok(None);
+            }
+        }
+        let signer = Address(key.verifying_key().to_bytes());
+        let committed = poi_core::bank::account(&state, &signer)
+            .map_err(|e| NodeError::Corrupt(e.to_string()))?
+            .map_or(0, |account| account.nonce);
+        let params = self.ledger.params()?;
+        let mut body = poi_core::tx::TxBody {
+            chain_id: self.ledger.genesis().chain_id.clone(),
+            signer,
+            nonce: self.ledger.next_nonce(&signer, committed),
+            fee: 0,
+            msg: poi_core::tx::Msg::Validators(ValidatorsMsg::Evidence { bytes }),
+        };
+        body.fee = params.min_fee(body.clone().sign(key).encoded_len());
+        let tx = body.sign(key);
+        match self.ledger.submit_and_gossip(&tx.encode()) {
+            Ok(hash) => Ok(Some(hex::encode(hash))),
+            Err(error) => {
+                tracing::info!(%error, "evidence transaction not admitted");
+                Ok(None)
+            }
+        }
     }
 
     /// Waits until `parent` is the head (finalized; its commit may still be running). False if
@@ -234,6 +299,23 @@ impl Application for LedgerApp {
         }
     }
 
+    async fn fault(&self, fault: consensus::Fault) {
+        tracing::warn!(
+            kind = ?fault.kind,
+            offender = %hex::encode(fault.offender),
+            view = fault.view,
+            "a validator signed conflicting votes"
+        );
+        let app = self.clone();
+        let submitted = tokio::task::spawn_blocking(move || app.submit_evidence(&fault)).await;
+        match submitted {
+            Ok(Ok(Some(hash))) => tracing::warn!(tx = %hash, "submitted equivocation evidence"),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot submit evidence"),
+            Err(error) => tracing::warn!(%error, "submitting evidence panicked"),
+        }
+    }
+
     async fn receive_tx(&self, tx: Vec<u8>) {
         let ledger = Arc::clone(&self.ledger);
         match tokio::task::spawn_blocking(move || ledger.submit(&tx)).await {
@@ -354,7 +436,8 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             node.seeds.clone(),
             node.blocks.clone(),
             shutdown.clone(),
-        )?;
+        )?
+        .with_evidence_signer(seed);
         let app_halted = Arc::clone(&app.halted);
         let api_shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -464,6 +547,7 @@ pub fn genesis_beacon(chain_id: &str, beacon: &BeaconKey) -> poi_core::genesis::
     poi_core::genesis::GenesisBeacon {
         identity: hex::encode(beacon.identity()),
         seed_namespace: hex::encode(consensus::beacon::seed_namespace(chain_id.as_bytes())),
+        polynomial: hex::encode(beacon.polynomial_bytes()),
     }
 }
 

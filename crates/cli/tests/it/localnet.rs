@@ -156,6 +156,18 @@ fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
         assert!(finalizes > 0, "{network}");
     }
 
+    // The chain's validator set: the four genesis validators, one seat each.
+    let set = apis[0].get_ok("/validators");
+    assert_eq!(set["seats"], 4, "{set}");
+    let listed = set["validators"].as_array().expect("validators");
+    assert_eq!(listed.len(), 4, "{set}");
+    assert!(
+        listed
+            .iter()
+            .all(|v| v["seats"] == 1 && v["jailed"] == false),
+        "{set}"
+    );
+
     // A transfer sent to one validator is committed on all.
     let node0 = home.join("node0");
     let alice = devnet_key(&node0, "alice");

@@ -40,6 +40,10 @@ pub enum ValidatorError {
     /// Evidence of an epoch other than the genesis set's.
     #[error("evidence of consensus epoch {0}: only epoch 0 (the genesis set) is verifiable")]
     WrongEpoch(u64),
+    /// Valid signatures, but a kind of evidence that could frame an honest validator under
+    /// the threshold scheme (see `validators::evidence`, "Soundness").
+    #[error("evidence not slashable: {0}")]
+    NotSlashable(&'static str),
     /// The signatures do not verify.
     #[error("evidence does not verify against the genesis participants")]
     InvalidEvidence,
@@ -65,6 +69,7 @@ impl ValidatorError {
             Self::NoVerifier => "evidence_unverifiable",
             Self::MalformedEvidence(_) => "malformed_evidence",
             Self::WrongEpoch(_) => "evidence_wrong_epoch",
+            Self::NotSlashable(_) => "evidence_not_slashable",
             Self::InvalidEvidence => "invalid_evidence",
             Self::DuplicateEvidence { .. } => "duplicate_evidence",
         }

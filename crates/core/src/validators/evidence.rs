@@ -18,13 +18,28 @@
 //! holds the signing share pass two wrong signatures whose errors cancel; the individual checks
 //! close even that, so the verdict never rests on the rng.
 //!
-//! # Soundness
-//! Threshold partial signatures are not attributable in general: `t` partials on a message let
-//! anyone interpolate any other participant's partial on it. Evidence still convicts under the
-//! BFT assumption: forging validator X's partial on a second proposal `m'` of a view needs `t`
-//! partials on `m'`, honest validators never sign a second proposal in a view, and at most
-//! `f < t` are Byzantine, so fewer than `t` such partials exist. (If more than `f` are
-//! Byzantine, safety is lost anyway.)
+//! # Soundness: which kinds convict
+//! Threshold partial signatures are not attributable in general: from `t` valid partials on a
+//! message anyone can interpolate *every* participant's partial on that message. So a partial
+//! of validator `h` on `m` proves `h` signed `m` only if `t` partials on `m` cannot exist
+//! without `h`. With `n = 3f + 1`, `t = 2f + 1` and at most `f` Byzantine validators, framing
+//! an honest `h` needs `f + 1` honest partials on the conflicting message. Per kind (the
+//! argument is spelled out in the node's `consensus/fault.rs`, which reports these):
+//! - `ConflictingFinalize` convicts. Framing an honest `h` that finalized `A` needs `f + 1`
+//!   honest finalizes of `B != A` in the same view; honest validators finalize only notarized
+//!   proposals, and two notarization quorums intersect in an honest validator that would have
+//!   notarized twice.
+//! - `ConflictingNotarize` convicts only the view's leader. An honest notarize of `B` follows
+//!   the leader's own signed proposal of `B`, so `f + 1` honest notarizes on both `A` and `B`
+//!   exist only if the leader really signed both; against any other signer, a leader that did
+//!   equivocate could supply enough partials to interpolate an honest validator's. Evidence
+//!   against a non-leader is refused with [`ValidatorError::NotSlashable`].
+//! - `NullifyFinalize` never convicts: a nullification and a notarization can coexist in one
+//!   view, and then an honest finalizer's nullify partial can be interpolated. It decodes and
+//!   verifies, and is refused as not slashable.
+//!
+//! The leader of a view is commonware's round-robin choice (`liveness::leader_index`, pinned
+//! against commonware's elector in the tests).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use commonware_codec::{Copying, Decode as _, DecodeExt as _, Encode as _, ReadExt as _};
@@ -294,6 +309,23 @@ pub fn verify(
         );
         if vote_ok.is_err() || seed_ok.is_err() {
             return Err(ValidatorError::InvalidEvidence);
+        }
+    }
+    match decoded.kind {
+        EvidenceKind::ConflictingFinalize => {}
+        EvidenceKind::ConflictingNotarize => {
+            let n = genesis.participants.len() as u64;
+            let leader = super::liveness::leader_index(0, round.view().get(), n);
+            if u64::from(signer.get()) != leader {
+                return Err(ValidatorError::NotSlashable(
+                    "a conflicting notarize convicts only the view's leader",
+                ));
+            }
+        }
+        EvidenceKind::NullifyFinalize => {
+            return Err(ValidatorError::NotSlashable(
+                "a nullify can be interpolated from a nullification, so nullify-finalize never convicts",
+            ));
         }
     }
     let mut h = blake3::Hasher::new();

@@ -5,7 +5,8 @@ use commonware_codec::Encode as _;
 use commonware_consensus::simplex::elector::{Elector as _, RoundRobin};
 use commonware_consensus::simplex::scheme::{Namespace, bls12381_threshold::vrf};
 use commonware_consensus::simplex::types::{
-    ConflictingNotarize, Finalize, Notarize, Nullify, NullifyFinalize, Proposal,
+    ConflictingFinalize, ConflictingNotarize, Finalize, Notarize, Nullify, NullifyFinalize,
+    Proposal,
 };
 use commonware_consensus::types::{Epoch, Round, View};
 use commonware_cryptography::bls12381::dkg::feldman_desmedt;
@@ -322,22 +323,34 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
     assert!(n.run(1, txs).iter().all(|c| c == "ok"));
     let offender = &keys[2];
     let before = n.bonded(offender);
+    // A conflicting notarize convicts only the view's leader: pick a view validator 2 leads.
+    let index = u64::from(notarize(&n, 2, 0, 1, b"a").attestation.signer.get());
+    let view = 4 + index;
+    let other = 4 + (index + 1) % 4;
 
     // Forgeries first: none may change state.
     let snapshot = n.snapshot();
-    let mut forged = notarize(&n, 3, 0, 5, b"b");
+    let mut forged = notarize(&n, 3, 0, view, b"b");
     forged.attestation = Attestation {
-        signer: notarize(&n, 2, 0, 5, b"a").attestation.signer,
+        signer: notarize(&n, 2, 0, view, b"a").attestation.signer,
         ..forged.attestation
     };
-    let forged = evidence(notarize(&n, 2, 0, 5, b"a"), forged);
-    let same = notarize(&n, 2, 0, 5, b"a");
+    let forged = evidence(notarize(&n, 2, 0, view, b"a"), forged);
+    let same = notarize(&n, 2, 0, view, b"a");
     let twice = validators::encode_evidence(
         EvidenceKind::ConflictingNotarize,
         &[same.encode(), same.encode()].concat(),
     );
-    let later_epoch = evidence(notarize(&n, 2, 1, 5, b"a"), notarize(&n, 2, 1, 5, b"b"));
+    let later_epoch = evidence(
+        notarize(&n, 2, 1, view, b"a"),
+        notarize(&n, 2, 1, view, b"b"),
+    );
+    let not_leader = evidence(
+        notarize(&n, 2, 0, other, b"a"),
+        notarize(&n, 2, 0, other, b"b"),
+    );
     let txs = vec![
+        n.val(&reporter, ValidatorsMsg::Evidence { bytes: not_leader }),
         n.val(&reporter, ValidatorsMsg::Evidence { bytes: forged }),
         n.val(&reporter, ValidatorsMsg::Evidence { bytes: twice }),
         n.val(&reporter, ValidatorsMsg::Evidence { bytes: later_epoch }),
@@ -352,6 +365,7 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
     assert_eq!(
         codes,
         [
+            "evidence_not_slashable",
             "invalid_evidence",
             "malformed_evidence",
             "evidence_wrong_epoch",
@@ -360,8 +374,14 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
     );
     assert_eq!(n.snapshot(), snapshot, "refused evidence changes nothing");
 
-    let bytes = evidence(notarize(&n, 2, 0, 5, b"a"), notarize(&n, 2, 0, 5, b"b"));
-    let swapped = evidence(notarize(&n, 2, 0, 5, b"b"), notarize(&n, 2, 0, 5, b"a"));
+    let bytes = evidence(
+        notarize(&n, 2, 0, view, b"a"),
+        notarize(&n, 2, 0, view, b"b"),
+    );
+    let swapped = evidence(
+        notarize(&n, 2, 0, view, b"b"),
+        notarize(&n, 2, 0, view, b"a"),
+    );
     let burned_before = supply_burned(&n);
     let txs = vec![
         n.val(
@@ -396,7 +416,7 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
             .expect("evidence kept on chain");
     assert_eq!(
         (stored.offender, stored.view, stored.slashed),
-        (addr(offender), 5, slash)
+        (addr(offender), view, slash)
     );
     assert_eq!(stored.bytes, bytes);
 
@@ -415,24 +435,37 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
 }
 
 #[test]
-fn nullify_finalize_evidence_convicts_and_needs_the_polynomial() {
+fn conflicting_finalizes_convict_nullify_finalize_never_and_both_need_the_polynomial() {
     let reporter = key(1);
     let mut n = net(4, &[&reporter], params(), true);
     let round = Round::new(Epoch::new(0), View::new(8));
     let proposal = Proposal::new(round, View::new(7), Sha256::hash(&[b"block"]));
+    let other = Proposal::new(round, View::new(7), Sha256::hash(&[b"other"]));
     let nullify = Nullify::sign::<D>(&n.signers[0], round).expect("signs");
-    let finalize = Finalize::<S, D>::sign(&n.signers[0], proposal).expect("signs");
-    let codec = NullifyFinalize::new(nullify, finalize).encode();
-    let bytes = validators::encode_evidence(EvidenceKind::NullifyFinalize, &codec);
+    let finalize = Finalize::<S, D>::sign(&n.signers[0], proposal.clone()).expect("signs");
+    let codec = NullifyFinalize::new(nullify, finalize.clone()).encode();
+    let nullify_finalize = validators::encode_evidence(EvidenceKind::NullifyFinalize, &codec);
+    let second = Finalize::<S, D>::sign(&n.signers[0], other).expect("signs");
+    let codec = ConflictingFinalize::new(finalize, second).encode();
+    let bytes = validators::encode_evidence(EvidenceKind::ConflictingFinalize, &codec);
+    let snapshot = n.snapshot();
+    let tx = n.val(
+        &reporter,
+        ValidatorsMsg::Evidence {
+            bytes: nullify_finalize,
+        },
+    );
+    assert_eq!(n.run(1, vec![tx]), ["evidence_not_slashable"]);
+    assert_eq!(n.snapshot(), snapshot, "refused evidence changes nothing");
     let tx = n.val(
         &reporter,
         ValidatorsMsg::Evidence {
             bytes: bytes.clone(),
         },
     );
-    assert_eq!(n.run(1, vec![tx]), ["ok"]);
+    assert_eq!(n.run(2, vec![tx]), ["ok"]);
     let offender = n.validators[0].clone();
-    assert_eq!(n.candidate(&offender).tombstoned_at, Some(1));
+    assert_eq!(n.candidate(&offender).tombstoned_at, Some(2));
 
     // The same evidence on a chain whose genesis has no polynomial cannot be verified.
     let mut bare = net(4, &[&reporter], params(), false);

@@ -298,6 +298,24 @@ pub(super) async fn supply(State(ledger): Shared) -> ApiResult {
     Ok(Json(body))
 }
 
+pub(super) async fn validators(State(ledger): Shared) -> ApiResult {
+    ledger.metrics().http_requests.inc();
+    let state = ledger.snapshot()?;
+    let params = ledger.params()?;
+    let height = ledger.tip().height;
+    let validators =
+        poi_core::validators::status_all(&state, &params, height).map_err(ApiError::internal)?;
+    let set =
+        poi_core::validators::current_set(&state, height, &params).map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "height": height,
+        "epoch": set.as_ref().map(|s| s.epoch),
+        "seats": set.as_ref().map_or(0, |s| s.members.len()),
+        "validators": validators,
+        "consensus": ledger.network().snapshot().peers,
+    })))
+}
+
 pub(super) async fn network(State(ledger): Shared) -> ApiResult {
     ledger.metrics().http_requests.inc();
     let snapshot = ledger.network().snapshot();

@@ -88,6 +88,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/providers/{address}", get(market::provider))
         .route("/jobs", get(market::jobs))
         .route("/jobs/{id}", get(market::job))
+        .route("/validators", get(handlers::validators))
         .route("/validators/{address}", get(poi::validator))
         .route("/validators/{address}/checks", get(poi::validator_checks))
         .route("/slashes", get(poi::slashes))

@@ -297,6 +297,19 @@ pub(super) fn spec() -> Value {
                     "burned": {"type": "string"}, "burned_by_reason": {"type": "object"},
                     "total": {"type": "string"}, "circulating": {"type": "string"}}}))
             }}},
+            "/validators": { "get": { "summary": "The validator set: each validator's stake, seats, missed leader views, jail and evidence, and the votes this node has seen from each consensus participant", "responses": {
+                "200": ok_json("Validators", json!({"type": "object", "properties": {
+                    "height": {"type": "integer"}, "epoch": {"type": ["integer", "null"]},
+                    "seats": {"type": "integer"},
+                    "validators": {"type": "array", "items": {"type": "object", "properties": {
+                        "address": {"type": "string"}, "registered": {"type": "boolean"},
+                        "collateral": {"type": "string"}, "stake": {"type": "string"},
+                        "seats": {"type": "integer"}, "missed_views": {"type": "integer"},
+                        "jailed": {"type": "boolean"}, "jailed_until": {"type": "integer"},
+                        "tombstoned": {"type": "boolean"}, "evidence": {"type": "integer"},
+                        "slashed": {"type": "string"}}}},
+                    "consensus": {"type": "array", "description": "as /network's peers"}}}))
+            }}},
             "/network": { "get": { "summary": "This node's network: the validators it dials, block sync progress", "responses": {
                 "200": ok_json("Network", json!({"type": "object", "properties": {
                     "public_key": {"type": "string"}, "listen": {"type": ["string", "null"]},

@@ -8,8 +8,9 @@ use serde_json::json;
 use crate::{CHAIN_ID, TestNode, addr, alice, assert_error, bob, transfer, validator};
 
 /// Every route the router serves, as the OpenAPI document must name it.
-const ROUTES: [&str; 28] = [
+const ROUTES: [&str; 29] = [
     "/network",
+    "/validators",
     "/proposals",
     "/proposals/{id}",
     "/burn",
