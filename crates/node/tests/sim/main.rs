@@ -615,6 +615,26 @@ fn equivocator() {
     // Same seed, same run: the evidence is reproducible byte for byte.
     let again = equivocation_evidence(seeds()[0]);
     assert_eq!(again.fault, evidence[0].fault);
+    // The chain convicts on it: poi-core's evidence transaction check, from the genesis
+    // participants and polynomial alone, names the same offender and view.
+    for e in &evidence {
+        let mut participants: Vec<poi_core::Address> =
+            e.validators.iter().map(|k| poi_core::Address(*k)).collect();
+        participants.sort();
+        let genesis = poi_core::validators::GenesisConsensus {
+            participants,
+            polynomial: e.polynomial.clone(),
+            namespace: poi_node::consensus::consensus_namespace(NAMESPACE),
+        };
+        let bytes = poi_core::validators::encode_evidence(
+            poi_core::validators::EvidenceKind::ConflictingFinalize,
+            &e.fault.encoded,
+        );
+        let (kind, offender, view) = poi_core::validators::evidence::verify(&genesis, &bytes)
+            .expect("the chain accepts the evidence");
+        assert_eq!(kind, poi_core::validators::EvidenceKind::ConflictingFinalize);
+        assert_eq!((offender.0, view), (e.fault.offender, e.fault.view));
+    }
     if let Ok(path) = std::env::var("SIM_EVIDENCE_OUT") {
         // For poi-core's evidence transaction tests: kind, offender, view, epoch, hex bytes.
         let e = &evidence[0];
