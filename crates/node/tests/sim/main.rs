@@ -632,7 +632,10 @@ fn equivocator() {
         );
         let (kind, offender, view) = poi_core::validators::evidence::verify(&genesis, &bytes)
             .expect("the chain accepts the evidence");
-        assert_eq!(kind, poi_core::validators::EvidenceKind::ConflictingFinalize);
+        assert_eq!(
+            kind,
+            poi_core::validators::EvidenceKind::ConflictingFinalize
+        );
         assert_eq!((offender.0, view), (e.fault.offender, e.fault.view));
     }
     if let Ok(path) = std::env::var("SIM_EVIDENCE_OUT") {
