@@ -1,6 +1,6 @@
 //! The head: the newest finalized block, whose durable commit may still be running.
 //!
-//! Owns [`InFlight`] (a finalized block handed to the store's writer) and [`HeadView`] (state
+//! Owns `InFlight` (a finalized block handed to the store's writer) and [`HeadView`] (state
 //! and tree as of the head, for executing its child). A block's commit (page writes and fsync)
 //! takes about as long as executing the next block, so the ledger overlaps them: block N is
 //! written on a background thread while block N+1 executes over N's writes and prepares its root

@@ -672,7 +672,7 @@ impl Ledger {
     }
 
     /// Builds an empty block on `parent`, a block that is executed but not final (see
-    /// [`Ledger::empty_child`]).
+    /// `Ledger::empty_child`).
     pub fn build_empty_on_pending(
         &self,
         parent: BlockHash,
