@@ -494,23 +494,14 @@ impl Module for Burn {
     }
 
     fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {
-        let mut failure = None;
-        state
-            .scan_prefix(EPOCH_PREFIX, &mut |key, value| {
-                match state::decode::<EpochBurn>(key, value) {
-                    Ok(r) if r.burned > mul_ppm(r.demand, r.rate_ppm) => {
-                        failure = Some(format!(
-                            "epoch {} burned {} above its demand {} at {} ppm",
-                            r.epoch, r.burned, r.demand, r.rate_ppm
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) => failure = Some(e.to_string()),
-                }
-                failure.is_none()
+        state::check_records(state, EPOCH_PREFIX, |r: &EpochBurn| {
+            (r.burned > mul_ppm(r.demand, r.rate_ppm)).then(|| {
+                format!(
+                    "epoch {} burned {} above its demand {} at {} ppm",
+                    r.epoch, r.burned, r.demand, r.rate_ppm
+                )
             })
-            .map_err(|e| e.to_string())?;
-        failure.map_or(Ok(()), Err)
+        })
     }
 }
 

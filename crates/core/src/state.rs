@@ -287,6 +287,27 @@ pub fn decode<T: BorshDeserialize>(key: &[u8], bytes: &[u8]) -> Result<T, StateE
         .map_err(|e| StateError(format!("corrupt value under key {}: {e}", hex::encode(key))))
 }
 
+/// Decodes every record under `prefix`, in key order, and returns the first violation `check`
+/// reports, or the first read or decode failure: the shape of a module's `check_invariants`
+/// over its records. Stops scanning at the first failure.
+pub fn check_records<T: BorshDeserialize>(
+    state: &dyn StateReader,
+    prefix: &[u8],
+    mut check: impl FnMut(&T) -> Option<String>,
+) -> Result<(), String> {
+    let mut failure = None;
+    state
+        .scan_prefix(prefix, &mut |key, value| {
+            failure = match decode::<T>(key, value) {
+                Ok(record) => check(&record),
+                Err(e) => Some(e.to_string()),
+            };
+            failure.is_none()
+        })
+        .map_err(|e| e.to_string())?;
+    failure.map_or(Ok(()), Err)
+}
+
 impl StateReader for Overlay<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Overlay::get(self, key)

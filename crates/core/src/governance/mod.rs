@@ -775,19 +775,9 @@ impl Module for Governance {
     }
 
     fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {
-        let mut failure = None;
-        state
-            .scan_prefix(PROPOSAL_PREFIX, &mut |key, value| {
-                match state::decode::<Proposal>(key, value) {
-                    Ok(p) if p.status != ProposalStatus::Voting && p.deposit != 0 => {
-                        failure = Some(format!("proposal {} keeps its deposit after voting", p.id));
-                    }
-                    Ok(_) => {}
-                    Err(e) => failure = Some(e.to_string()),
-                }
-                failure.is_none()
-            })
-            .map_err(|e| e.to_string())?;
-        failure.map_or(Ok(()), Err)
+        state::check_records(state, PROPOSAL_PREFIX, |p: &Proposal| {
+            (p.status != ProposalStatus::Voting && p.deposit != 0)
+                .then(|| format!("proposal {} keeps its deposit after voting", p.id))
+        })
     }
 }

@@ -466,31 +466,18 @@ impl Module for Rewards {
     }
 
     fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {
-        let mut failure = None;
-        state
-            .scan_prefix(EPOCH_PREFIX, &mut |key, value| {
-                match state::decode::<EpochRewards>(key, value) {
-                    Ok(r) => {
-                        let paid: Option<Amount> = r
-                            .accounts
-                            .iter()
-                            .try_fold(r.treasury, |a, (_, _, x)| a.checked_add(x.parse().ok()?));
-                        if paid != Some(r.pool)
-                            || r.emission
-                                .checked_add(r.fees)
-                                .and_then(|x| x.checked_add(r.other))
-                                != Some(r.pool)
-                        {
-                            failure =
-                                Some(format!("epoch {} paid {paid:?} of {}", r.epoch, r.pool));
-                        }
-                    }
-                    Err(e) => failure = Some(e.to_string()),
-                }
-                failure.is_none()
-            })
-            .map_err(|e| e.to_string())?;
-        failure.map_or(Ok(()), Err)
+        state::check_records(state, EPOCH_PREFIX, |r: &EpochRewards| {
+            let paid: Option<Amount> = r
+                .accounts
+                .iter()
+                .try_fold(r.treasury, |a, (_, _, x)| a.checked_add(x.parse().ok()?));
+            let earned = r
+                .emission
+                .checked_add(r.fees)
+                .and_then(|x| x.checked_add(r.other));
+            (paid != Some(r.pool) || earned != Some(r.pool))
+                .then(|| format!("epoch {} paid {paid:?} of {}", r.epoch, r.pool))
+        })
     }
 }
 
