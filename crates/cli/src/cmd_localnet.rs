@@ -17,7 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use poi_core::Address;
 use poi_core::genesis::{Genesis, GenesisAccount};
 use poi_core::token::BASE_UNITS_PER_POI;
 use poi_node::consensus::beacon;
@@ -26,9 +25,10 @@ use poi_node::service;
 
 use crate::cli::LocalnetArgs;
 use crate::cmd_node::{
-    DEVNET_BALANCE_POI, DEVNET_NAMES, devnet_params, now_ms, random_seed, validator_address,
+    DEVNET_BALANCE_POI, DEVNET_NAMES, devnet_params, now_ms, random_seed, test_accounts,
+    validator_address,
 };
-use crate::keystore::{Keystore, Protection};
+use crate::keystore::Keystore;
 
 /// Chain id of every localnet.
 const LOCALNET_CHAIN_ID: &str = "poi-localnet";
@@ -76,17 +76,11 @@ pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
     let shares = beacon::deal(&keys).context("cannot deal the beacon key")?;
     anyhow::ensure!(shares.len() == count, "dealt {} beacon keys", shares.len());
     let keystore = Keystore::open(&node_home(root, 0).keys_dir())?;
-    let mut accounts = Vec::new();
-    for name in DEVNET_NAMES.iter().take(usize::from(args.accounts)) {
-        let info = match keystore.info(name) {
-            Ok(info) => info,
-            Err(_) => keystore.generate(name, Protection::InsecurePlaintext)?,
-        };
-        accounts.push(GenesisAccount {
-            address: Address(info.public_key),
-            balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
-        });
-    }
+    let names = DEVNET_NAMES
+        .iter()
+        .take(usize::from(args.accounts))
+        .copied();
+    let mut accounts = test_accounts(&keystore, names)?;
     // Validators hold funds too: to bond collateral, and to pay the fee of the evidence
     // transactions their nodes submit.
     for seed in &seeds {

@@ -147,6 +147,26 @@ pub(crate) fn devnet_params(block_interval_ms: u64) -> Params {
     params
 }
 
+/// The genesis accounts of devnet test keys `names`, each funded with
+/// [`DEVNET_BALANCE_POI`]; a key missing from `keystore` is created (plaintext, devnet only).
+pub(crate) fn test_accounts<'a>(
+    keystore: &Keystore,
+    names: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<Vec<GenesisAccount>> {
+    let mut accounts = Vec::new();
+    for name in names {
+        let info = match keystore.info(name) {
+            Ok(info) => info,
+            Err(_) => keystore.generate(name, Protection::InsecurePlaintext)?,
+        };
+        accounts.push(GenesisAccount {
+            address: Address(info.public_key),
+            balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
+        });
+    }
+    Ok(accounts)
+}
+
 pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()> {
     init_logging();
     let root = match &global.home {
@@ -181,16 +201,7 @@ pub(crate) fn run_devnet(global: &Global, args: DevnetArgs) -> anyhow::Result<()
             .iter()
             .take(usize::from(args.accounts))
             .chain(agent_names.iter());
-        for name in names {
-            let info = match keystore.info(name) {
-                Ok(info) => info,
-                Err(_) => keystore.generate(name, Protection::InsecurePlaintext)?,
-            };
-            accounts.push(GenesisAccount {
-                address: Address(info.public_key),
-                balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
-            });
-        }
+        accounts.extend(test_accounts(&keystore, names.copied())?);
         let mut params = devnet_params(args.block_interval_ms);
         if args.no_agents {
             crate::devnet::poi_params(&mut params, None);
