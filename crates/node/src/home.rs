@@ -395,6 +395,28 @@ mod tests {
     }
 
     #[test]
+    fn bad_or_repeated_peers_are_config_errors() {
+        let peer = PeerConfig {
+            public_key: hex::encode([9u8; 32]),
+            p2p_addr: "127.0.0.1:7501".parse().unwrap(),
+        };
+        let mut config = NodeConfig {
+            peers: vec![peer.clone()],
+            ..NodeConfig::default()
+        };
+        config.validate().unwrap();
+        config.peers.push(peer.clone());
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("listed twice"), "{error}");
+        config.peers = vec![PeerConfig {
+            public_key: "abc".into(),
+            ..peer
+        }];
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("not 64 hex characters"), "{error}");
+    }
+
+    #[test]
     fn the_beacon_key_round_trips_and_the_share_is_private() {
         let (_dir, home, key) = initialised();
         let read = home.beacon_key().unwrap();

@@ -583,6 +583,49 @@ mod tests {
     use crate::consensus::{beacon, validator_public_key};
 
     #[test]
+    fn every_genesis_validator_needs_a_peer_entry() {
+        let seeds = [[5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]];
+        let keys: Vec<[u8; 32]> = seeds.iter().map(validator_public_key).collect();
+        let mut shares = beacon::deal(&keys).unwrap();
+        let genesis = poi_core::genesis::Genesis {
+            chain_id: "poi-test".into(),
+            genesis_time_ms: 0,
+            validators: keys.iter().map(|k| Address(*k)).collect(),
+            params: poi_core::params::Params::default(),
+            accounts: vec![],
+            beacon: None,
+            models: Vec::new(),
+            data: Vec::new(),
+        };
+        let home = Home::new("/nonexistent/poi-home");
+        let peer = |i: usize| crate::home::PeerConfig {
+            public_key: hex::encode(keys[i]),
+            p2p_addr: format!("127.0.0.1:{}", 7500 + i).parse().unwrap(),
+        };
+        let mut config = NodeConfig {
+            peers: vec![peer(1), peer(2)],
+            ..NodeConfig::default()
+        };
+        let error = consensus_config(&home, &config, &genesis, seeds[0], shares[0].clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("no [[peers]] entry") && error.contains(&hex::encode(keys[3])),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+        config.peers.push(peer(3));
+        let cfg = consensus_config(&home, &config, &genesis, seeds[0], shares.remove(0)).unwrap();
+        assert_eq!(cfg.validators.len(), 4);
+        let me = cfg
+            .validators
+            .iter()
+            .find(|v| v.public_key == keys[0])
+            .unwrap();
+        assert_eq!(me.address, config.p2p_addr);
+    }
+
+    #[test]
     fn genesis_must_name_this_nodes_beacon() {
         let key = beacon::deal(&[validator_public_key(&[5; 32])])
             .unwrap()
