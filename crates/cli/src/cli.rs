@@ -681,6 +681,10 @@ pub(crate) struct LocalnetArgs {
     /// 0 picks free ports. Fixed once the localnet exists.
     #[arg(long, default_value_t = 7400)]
     pub(crate) base_port: u16,
+    /// Full nodes to run beside the validators (0..=8): they follow and verify the chain and
+    /// serve the API, but do not vote. Full node j uses the ports after the validators'.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
+    pub(crate) full_nodes: u8,
     /// Funded test accounts to create (0..=26).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=26))]
     pub(crate) accounts: u8,

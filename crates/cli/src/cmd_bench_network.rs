@@ -84,6 +84,7 @@ fn run_one(
 ) -> anyhow::Result<NetworkRun> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let args = LocalnetArgs {
+        full_nodes: 0,
         validators: u8::try_from(count).context("count")?,
         base_port: 0,
         accounts: SENDERS + 1,

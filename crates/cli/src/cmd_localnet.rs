@@ -5,10 +5,15 @@
 //! DIR/node0 .. DIR/node{N-1}   one node home each (config.toml with [[peers]], genesis.toml
 //!                              identical in all, node key and beacon share, data/)
 //! DIR/node{i}/node.log         that validator's log
+//! DIR/full0 .. DIR/full{M-1}   full node homes (`--full-nodes M`): config, genesis, node key,
+//!                              no beacon share; they follow and verify without voting
 //! DIR/node0/keys/              the funded test accounts (plaintext, like the devnet's)
 //! ```
-//! The parent process only supervises: each validator is a `poi node start --home DIR/node{i}`
-//! child, so killing one (even with SIGKILL) is a real crash of one validator. Running the
+//! Every node lists every other in `[[peers]]`: validators dial validators, full nodes dial
+//! validators, and validators accept the full nodes they list.
+//!
+//! The parent process only supervises: each node is a `poi node start --home DIR/...`
+//! child, so killing one (even with SIGKILL) is a real crash of one node. Running the
 //! command again on the same DIR restarts the same network where it stopped.
 
 use std::net::SocketAddr;
@@ -38,6 +43,11 @@ pub(crate) fn node_home(root: &Path, index: usize) -> Home {
     Home::new(root.join(format!("node{index}")))
 }
 
+/// The home of full node `index`.
+pub(crate) fn full_node_home(root: &Path, index: usize) -> Home {
+    Home::new(root.join(format!("full{index}")))
+}
+
 /// `port` itself, or a free loopback port when `port` is 0.
 fn loopback(port: u16) -> anyhow::Result<SocketAddr> {
     if port != 0 {
@@ -47,12 +57,12 @@ fn loopback(port: u16) -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// The `(api, p2p)` addresses of validator `index`.
+/// The `(api, p2p)` addresses of node `index` (validators first, then full nodes).
 fn addresses(base_port: u16, index: usize) -> anyhow::Result<(SocketAddr, SocketAddr)> {
     if base_port == 0 {
         return Ok((loopback(0)?, loopback(0)?));
     }
-    let offset = u16::try_from(2 * index).context("too many validators")?;
+    let offset = u16::try_from(2 * index).context("too many nodes")?;
     let api = base_port
         .checked_add(offset)
         .context("--base-port too high for this many validators")?;
@@ -62,18 +72,20 @@ fn addresses(base_port: u16, index: usize) -> anyhow::Result<(SocketAddr, Socket
     Ok((loopback(api)?, loopback(p2p)?))
 }
 
-/// Creates the homes of a new localnet in `root` (any count from 1 up).
+/// Creates the homes of a new localnet in `root` (any count of validators from 1 up, and
+/// `args.full_nodes` full nodes).
 pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
     let count = usize::from(args.validators);
-    let mut seeds = Vec::with_capacity(count);
-    for _ in 0..count {
+    let total = count + usize::from(args.full_nodes);
+    let mut seeds = Vec::with_capacity(total);
+    for _ in 0..total {
         seeds.push(random_seed()?);
     }
     let keys: Vec<[u8; 32]> = seeds
         .iter()
         .map(poi_node::consensus::validator_public_key)
         .collect();
-    let shares = beacon::deal(&keys).context("cannot deal the beacon key")?;
+    let shares = beacon::deal(&keys[..count]).context("cannot deal the beacon key")?;
     anyhow::ensure!(shares.len() == count, "dealt {} beacon keys", shares.len());
     let keystore = Keystore::open(&node_home(root, 0).keys_dir())?;
     let names = DEVNET_NAMES
@@ -83,7 +95,7 @@ pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
     let mut accounts = test_accounts(&keystore, names)?;
     // Validators hold funds too: to bond collateral, and to pay the fee of the evidence
     // transactions their nodes submit.
-    for seed in &seeds {
+    for seed in &seeds[..count] {
         accounts.push(GenesisAccount {
             address: validator_address(seed),
             balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
@@ -94,18 +106,18 @@ pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
     let genesis = Genesis {
         chain_id: LOCALNET_CHAIN_ID.into(),
         genesis_time_ms: now_ms(),
-        validators: seeds.iter().map(validator_address).collect(),
+        validators: seeds[..count].iter().map(validator_address).collect(),
         params,
         accounts,
         beacon: Some(service::genesis_beacon(LOCALNET_CHAIN_ID, &shares[0])),
         models: Vec::new(),
         data: Vec::new(),
     };
-    let mut addrs = Vec::with_capacity(count);
-    for index in 0..count {
+    let mut addrs = Vec::with_capacity(total);
+    for index in 0..total {
         addrs.push(addresses(args.base_port, index)?);
     }
-    for (index, (seed, share)) in seeds.iter().zip(&shares).enumerate() {
+    for (index, seed) in seeds.iter().enumerate() {
         let peers = keys
             .iter()
             .zip(&addrs)
@@ -122,7 +134,10 @@ pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
             block_interval_ms: args.block_interval_ms,
             peers,
         };
-        node_home(root, index).init(&config, &genesis, *seed, share)?;
+        match shares.get(index) {
+            Some(share) => node_home(root, index).init(&config, &genesis, *seed, share)?,
+            None => full_node_home(root, index - count).init_full_node(&config, &genesis, *seed)?,
+        }
     }
     Ok(())
 }
@@ -134,9 +149,16 @@ fn existing(root: &Path) -> usize {
         .count()
 }
 
-/// A supervised validator process.
+/// How many full node homes `root` holds (full0, full1, ... without gaps).
+fn existing_full_nodes(root: &Path) -> usize {
+    (0..)
+        .take_while(|&i| full_node_home(root, i).is_initialized())
+        .count()
+}
+
+/// A supervised node process (validator or full node).
 pub(crate) struct Validator {
-    index: usize,
+    name: String,
     home: Home,
     child: Child,
     exited: bool,
@@ -144,6 +166,11 @@ pub(crate) struct Validator {
 
 /// Starts validator `index` as a `poi node start` child, its output in `node.log`.
 pub(crate) fn spawn(index: usize, home: Home) -> anyhow::Result<Validator> {
+    spawn_named(format!("node {index}"), home)
+}
+
+/// Starts the node in `home` as a `poi node start` child, its output in `node.log`.
+fn spawn_named(name: String, home: Home) -> anyhow::Result<Validator> {
     let exe = std::env::current_exe().context("cannot find the poi executable")?;
     let log_path = home.root().join("node.log");
     let log = std::fs::OpenOptions::new()
@@ -176,9 +203,9 @@ pub(crate) fn spawn(index: usize, home: Home) -> anyhow::Result<Validator> {
     }
     let child = command
         .spawn()
-        .with_context(|| format!("cannot start validator {index}"))?;
+        .with_context(|| format!("cannot start {name}"))?;
     Ok(Validator {
-        index,
+        name,
         home,
         child,
         exited: false,
@@ -200,15 +227,21 @@ pub(crate) fn run(global: &crate::cli::Global, args: LocalnetArgs) -> anyhow::Re
         }
         create(&root, &args)?;
         println!(
-            "created a localnet of {} validators in {}",
+            "created a localnet of {} validators and {} full nodes in {}",
             args.validators,
+            args.full_nodes,
             root.display()
         );
-    } else if count != usize::from(args.validators) {
+    } else if count != usize::from(args.validators)
+        || existing_full_nodes(&root) != usize::from(args.full_nodes)
+    {
         bail!(
-            "{} holds a localnet of {count} validators, not {}; use another --home to start a new one",
+            "{} holds a localnet of {count} validators and {} full nodes, not {} and {}; use \
+             another --home to start a new one",
             root.display(),
-            args.validators
+            existing_full_nodes(&root),
+            args.validators,
+            args.full_nodes
         );
     } else {
         println!("resuming the localnet in {}", root.display());
@@ -229,6 +262,19 @@ pub(crate) fn run(global: &crate::cli::Global, args: LocalnetArgs) -> anyhow::Re
             home.root().join("node.log").display()
         );
         validators.push(validator);
+    }
+    for index in 0..usize::from(args.full_nodes) {
+        let home = full_node_home(&root, index);
+        let config = home.config()?;
+        let node = spawn_named(format!("full {index}"), home.clone())?;
+        println!(
+            "full {index}:    API http://{}  p2p {}  pid {}  log {}",
+            config.api_addr,
+            config.p2p_addr,
+            node.child.id(),
+            home.root().join("node.log").display()
+        );
+        validators.push(node);
     }
     println!(
         "keys:      funded test accounts in {} (use --home {})",
@@ -257,7 +303,7 @@ fn supervise(validators: &mut [Validator]) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
-    println!("stopping {} validators", validators.len());
+    println!("stopping {} nodes", validators.len());
     stop(validators);
     Ok(())
 }
@@ -282,8 +328,8 @@ fn report_exits(validators: &mut [Validator]) {
         if let Ok(Some(status)) = validator.child.try_wait() {
             validator.exited = true;
             println!(
-                "node {} exited ({status}); restart it with: poi node start --home {}",
-                validator.index,
+                "{} exited ({status}); restart it with: poi node start --home {}",
+                validator.name,
                 validator.home.root().display()
             );
         }

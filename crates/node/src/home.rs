@@ -52,13 +52,14 @@ pub struct NodeConfig {
     pub p2p_addr: SocketAddr,
     /// Minimum time between proposals, in milliseconds.
     pub block_interval_ms: u64,
-    /// Where the other validators of genesis listen: one `[[peers]]` entry per validator
-    /// except this one. Empty on a one-validator chain.
+    /// Where the other nodes listen: one `[[peers]]` entry per genesis validator except this
+    /// one (empty on a one-validator chain), plus one per full node this node admits (an entry
+    /// whose key is not a genesis validator is a full node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerConfig>,
 }
 
-/// One `[[peers]]` entry of `config.toml`: another validator's consensus key and p2p address.
+/// One `[[peers]]` entry of `config.toml`: another node's key and p2p address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
@@ -245,6 +246,35 @@ impl Home {
         })
         .expect("serialises");
         write_file(&self.beacon_polynomial_path(), polynomial.as_bytes())?;
+        let config_text = toml::to_string_pretty(config).expect("serialises");
+        write_file(&self.config_path(), config_text.as_bytes())?;
+        write_file(&self.genesis_path(), genesis.to_toml().as_bytes())
+    }
+
+    /// Writes config, genesis and node key of a full node (no beacon share: it does not
+    /// vote). Refuses to overwrite an initialised home.
+    pub fn init_full_node(
+        &self,
+        config: &NodeConfig,
+        genesis: &Genesis,
+        node_seed: [u8; 32],
+    ) -> Result<()> {
+        if self.is_initialized() {
+            return Err(NodeError::Config(format!(
+                "{} is already initialised; use another --home or delete it",
+                self.root.display()
+            )));
+        }
+        config.validate()?;
+        genesis
+            .validate()
+            .map_err(|e| NodeError::Genesis(e.to_string()))?;
+        std::fs::create_dir_all(&self.root).map_err(|e| NodeError::io("create", &self.root, e))?;
+        let key = serde_json::to_string_pretty(&NodeKeyFile {
+            seed: hex::encode(node_seed),
+        })
+        .expect("serialises");
+        write_private(&self.node_key_path(), key.as_bytes())?;
         let config_text = toml::to_string_pretty(config).expect("serialises");
         write_file(&self.config_path(), config_text.as_bytes())?;
         write_file(&self.genesis_path(), genesis.to_toml().as_bytes())

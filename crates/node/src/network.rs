@@ -1,5 +1,5 @@
-//! What this node knows about its network: the validators it dials and how its block sync
-//! is going. Served on `GET /network`.
+//! What this node knows about its network: the validators it dials, the full nodes it admits,
+//! whether it votes itself, and how its block sync is going. Served on `GET /network`.
 //!
 //! Owns: [`NetworkStatus`], node-local observations (never consensus state: two nodes may
 //! report different numbers). Invariant: every counter only grows within a run, and
@@ -43,6 +43,17 @@ pub struct PeerView {
     pub last_block_message_ms_ago: Option<u64>,
 }
 
+/// A full node (a peer that follows without voting) as this node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FullNodeView {
+    /// Its ed25519 public key, hex.
+    pub public_key: String,
+    /// Its p2p address (full nodes dial validators; validators only accept them).
+    pub p2p_addr: SocketAddr,
+    /// Whether this entry is this node itself.
+    pub this_node: bool,
+}
+
 /// A copy of everything [`NetworkStatus`] holds, as `GET /network` serves it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
@@ -50,8 +61,13 @@ pub struct Snapshot {
     pub public_key: String,
     /// The p2p address this node listens on.
     pub listen: Option<SocketAddr>,
+    /// `"validator"` (votes) or `"full_node"` (follows and verifies); empty before consensus
+    /// is configured.
+    pub role: String,
     /// The consensus validator set this node runs with, this node included.
     pub peers: Vec<PeerView>,
+    /// The full nodes this node admits (a full node lists itself here).
+    pub full_nodes: Vec<FullNodeView>,
     /// Whether the node is fetching finalized blocks it missed.
     pub syncing: bool,
     /// Blocks requested from peers since start.
@@ -67,6 +83,13 @@ impl NetworkStatus {
         inner.public_key = hex::encode(public_key);
         inner.listen = Some(listen);
         inner.peers = peers;
+    }
+
+    /// Records whether this node votes, and the full nodes it admits.
+    pub fn configure_role(&self, validator: bool, full_nodes: Vec<FullNodeView>) {
+        let mut inner = self.lock();
+        inner.role = if validator { "validator" } else { "full_node" }.to_owned();
+        inner.full_nodes = full_nodes;
     }
 
     /// Attaches the consensus driver's vote counters, read on every snapshot.

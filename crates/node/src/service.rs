@@ -12,8 +12,8 @@ use poi_core::Address;
 use poi_store::Committed;
 
 use crate::consensus::{
-    self, Application, BeaconKey, BlockDigest, BlockRequester, ConsensusConfig, SeedCache,
-    Shutdown, Validator,
+    self, Application, BeaconKey, BeaconPublic, BlockDigest, BlockRequester, ConsensusConfig, Role,
+    SeedCache, Shutdown, Validator,
 };
 use crate::error::{NodeError, Result};
 use crate::home::{Home, NodeConfig};
@@ -389,16 +389,27 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     }
     let genesis = home.genesis()?;
     let seed = home.node_seed()?;
-    let beacon = home.beacon_key()?;
-    check_genesis_beacon(&genesis, &beacon)?;
     let public = consensus::validator_public_key(&seed);
     let proposer = Address(public);
-    if !genesis.validators.contains(&proposer) {
-        return Err(NodeError::Config(format!(
-            "this node's key {proposer} is not a validator in genesis.toml"
-        )));
-    }
-    let consensus_cfg = consensus_config(home, &config, &genesis, seed, beacon)?;
+    // A key genesis names votes with its beacon share; any other key follows as a full node.
+    let role = if genesis.validators.contains(&proposer) {
+        let beacon = home.beacon_key()?;
+        check_genesis_beacon(&genesis, &beacon)?;
+        Role::Validator(beacon)
+    } else {
+        Role::FullNode(full_node_beacon(&genesis)?)
+    };
+    let consensus_cfg = consensus_config(home, &config, &genesis, seed, role)?;
+    let is_validator = consensus_cfg.is_validator();
+    let full_node_views: Vec<crate::network::FullNodeView> = consensus_cfg
+        .full_nodes
+        .iter()
+        .map(|n| crate::network::FullNodeView {
+            public_key: hex::encode(n.public_key),
+            p2p_addr: n.address,
+            this_node: n.public_key == public,
+        })
+        .collect();
     let peer_views: Vec<crate::network::PeerView> = consensus_cfg
         .validators
         .iter()
@@ -420,6 +431,9 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     let result = consensus::run(consensus_cfg, move |node| async move {
         let ledger = Arc::new(Ledger::open(data_dir, genesis.clone(), Metrics::default())?);
         ledger.network().configure(public, listen, peer_views);
+        ledger
+            .network()
+            .configure_role(is_validator, full_node_views);
         ledger.network().attach_votes(node.votes.clone());
         ledger.set_gossip(node.txs.clone());
         let listener = tokio::net::TcpListener::bind(config.api_addr)
@@ -436,8 +450,13 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             node.seeds.clone(),
             node.blocks.clone(),
             shutdown.clone(),
-        )?
-        .with_evidence_signer(seed);
+        )?;
+        // Only validators report equivocation: a full node's key holds no funds for fees.
+        let app = if is_validator {
+            app.with_evidence_signer(seed)
+        } else {
+            app
+        };
         let app_halted = Arc::clone(&app.halted);
         let api_shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -471,62 +490,74 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     result.map_err(|e| NodeError::Consensus(e.to_string()))
 }
 
-/// The consensus config of the node in `home`: one validator when genesis names one, else
-/// every genesis validator at the address `config.toml`'s `[[peers]]` gives it (this node at
-/// its own `p2p_addr`).
+/// The consensus config of the node in `home`: every genesis validator at the address
+/// `config.toml`'s `[[peers]]` gives it (this node at its own `p2p_addr`), and every other
+/// `[[peers]]` entry as a full node. A validator runs with its beacon share
+/// ([`Role::Validator`]); any other key follows as a full node ([`Role::FullNode`]).
 pub fn consensus_config(
     home: &Home,
     config: &NodeConfig,
     genesis: &poi_core::genesis::Genesis,
     seed: [u8; 32],
-    beacon: BeaconKey,
+    role: Role,
 ) -> Result<ConsensusConfig> {
     let public = consensus::validator_public_key(&seed);
     let namespace = genesis.chain_id.as_bytes().to_vec();
-    let mut cfg = if genesis.validators.len() == 1 {
-        ConsensusConfig::single(
-            home.consensus_dir(),
-            seed,
-            beacon,
-            config.p2p_addr,
-            namespace,
-        )
-    } else {
-        let mut validators = Vec::with_capacity(genesis.validators.len());
-        for validator in &genesis.validators {
-            let key = validator.0;
-            let address = if key == public {
-                config.p2p_addr
-            } else {
-                let mut entry = None;
-                for peer in &config.peers {
-                    if peer.key()? == key {
-                        entry = Some(peer.p2p_addr);
-                    }
-                }
-                entry.ok_or_else(|| {
-                    NodeError::Config(format!(
-                        "{} has no [[peers]] entry for genesis validator {} (public_key = \"{}\")",
-                        home.config_path().display(),
-                        validator,
-                        hex::encode(key)
-                    ))
-                })?
-            };
-            validators.push(Validator {
-                public_key: key,
-                address,
-            });
-        }
-        ConsensusConfig::new(
+    let mut peer_keys = Vec::with_capacity(config.peers.len());
+    for peer in &config.peers {
+        peer_keys.push((peer.key()?, peer.p2p_addr));
+    }
+    let mut validators = Vec::with_capacity(genesis.validators.len());
+    for validator in &genesis.validators {
+        let key = validator.0;
+        let address = if key == public {
+            config.p2p_addr
+        } else {
+            let entry = peer_keys.iter().find(|(peer, _)| *peer == key);
+            entry.map(|(_, addr)| *addr).ok_or_else(|| {
+                NodeError::Config(format!(
+                    "{} has no [[peers]] entry for genesis validator {} (public_key = \"{}\")",
+                    home.config_path().display(),
+                    validator,
+                    hex::encode(key)
+                ))
+            })?
+        };
+        validators.push(Validator {
+            public_key: key,
+            address,
+        });
+    }
+    let mut full_nodes: Vec<Validator> = peer_keys
+        .iter()
+        .filter(|(key, _)| !genesis.validators.contains(&Address(*key)))
+        .map(|(key, addr)| Validator {
+            public_key: *key,
+            address: *addr,
+        })
+        .collect();
+    let mut cfg = match role {
+        Role::Validator(beacon) => ConsensusConfig::new(
             home.consensus_dir(),
             seed,
             beacon,
             config.p2p_addr,
             validators,
             namespace,
-        )
+        ),
+        Role::FullNode(beacon) => {
+            full_nodes.retain(|node| node.public_key != public);
+            ConsensusConfig::full_node(
+                home.consensus_dir(),
+                seed,
+                beacon,
+                config.p2p_addr,
+                validators,
+                namespace,
+            )
+        }
     };
+    cfg.full_nodes.extend(full_nodes);
     cfg.block_interval = config.block_interval();
     cfg.validate()
         .map_err(|e| NodeError::Config(format!("consensus: {e}")))?;
@@ -549,6 +580,33 @@ pub fn genesis_beacon(chain_id: &str, beacon: &BeaconKey) -> poi_core::genesis::
         seed_namespace: hex::encode(consensus::beacon::seed_namespace(chain_id.as_bytes())),
         polynomial: hex::encode(beacon.polynomial_bytes()),
     }
+}
+
+/// The public polynomial a full node verifies consensus with: genesis's `beacon.polynomial`.
+fn full_node_beacon(genesis: &poi_core::genesis::Genesis) -> Result<BeaconPublic> {
+    let polynomial = genesis
+        .beacon
+        .as_ref()
+        .map(|b| b.polynomial.as_str())
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            NodeError::Genesis(
+                "this node's key is not a genesis validator, so it runs as a full node, which \
+                 needs genesis.toml's [beacon] polynomial; this genesis has none"
+                    .into(),
+            )
+        })?;
+    let bytes = hex::decode(polynomial)
+        .map_err(|_| NodeError::Genesis("genesis beacon.polynomial is not hex".into()))?;
+    let beacon = BeaconPublic::from_bytes(&bytes)
+        .map_err(|e| NodeError::Genesis(format!("genesis beacon.polynomial: {e}")))?;
+    let recorded = genesis.beacon.as_ref().map(|b| b.identity.to_lowercase());
+    if recorded.as_deref() != Some(hex::encode(beacon.identity()).as_str()) {
+        return Err(NodeError::Genesis(
+            "genesis beacon.polynomial does not match beacon.identity".into(),
+        ));
+    }
+    Ok(beacon)
 }
 
 /// Checks that genesis names the beacon this node's key belongs to; a genesis without one is
@@ -586,7 +644,7 @@ mod tests {
     fn every_genesis_validator_needs_a_peer_entry() {
         let seeds = [[5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]];
         let keys: Vec<[u8; 32]> = seeds.iter().map(validator_public_key).collect();
-        let mut shares = beacon::deal(&keys).unwrap();
+        let shares = beacon::deal(&keys).unwrap();
         let genesis = poi_core::genesis::Genesis {
             chain_id: "poi-test".into(),
             genesis_time_ms: 0,
@@ -606,7 +664,8 @@ mod tests {
             peers: vec![peer(1), peer(2)],
             ..NodeConfig::default()
         };
-        let error = consensus_config(&home, &config, &genesis, seeds[0], shares[0].clone())
+        let role = |share: &BeaconKey| Role::Validator(share.clone());
+        let error = consensus_config(&home, &config, &genesis, seeds[0], role(&shares[0]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -615,7 +674,7 @@ mod tests {
         );
         assert!(!error.contains('\n'), "{error}");
         config.peers.push(peer(3));
-        let cfg = consensus_config(&home, &config, &genesis, seeds[0], shares.remove(0)).unwrap();
+        let cfg = consensus_config(&home, &config, &genesis, seeds[0], role(&shares[0])).unwrap();
         assert_eq!(cfg.validators.len(), 4);
         let me = cfg
             .validators
@@ -623,6 +682,70 @@ mod tests {
             .find(|v| v.public_key == keys[0])
             .unwrap();
         assert_eq!(me.address, config.p2p_addr);
+    }
+
+    #[test]
+    fn a_key_outside_genesis_follows_as_a_full_node() {
+        let seeds = [[5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]];
+        let keys: Vec<[u8; 32]> = seeds.iter().map(validator_public_key).collect();
+        let shares = beacon::deal(&keys).unwrap();
+        let mut genesis = poi_core::genesis::Genesis {
+            chain_id: "poi-test".into(),
+            genesis_time_ms: 0,
+            validators: keys.iter().map(|k| Address(*k)).collect(),
+            params: poi_core::params::Params::default(),
+            accounts: vec![],
+            beacon: None,
+            models: Vec::new(),
+            data: Vec::new(),
+        };
+        let home = Home::new("/nonexistent/poi-home");
+        let full_seed = [9u8; 32];
+        let full_key = validator_public_key(&full_seed);
+        let entry = |key: [u8; 32], port: u16| crate::home::PeerConfig {
+            public_key: hex::encode(key),
+            p2p_addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        };
+        // The full node lists every validator; each validator lists the full node.
+        let full_config = NodeConfig {
+            peers: keys.iter().zip(7500..).map(|(k, p)| entry(*k, p)).collect(),
+            ..NodeConfig::default()
+        };
+        let error = full_node_beacon(&genesis).unwrap_err().to_string();
+        assert!(
+            error.contains("full node") && !error.contains('\n'),
+            "{error}"
+        );
+        genesis.beacon = Some(genesis_beacon("poi-test", &shares[0]));
+        let role = Role::FullNode(full_node_beacon(&genesis).unwrap());
+        let cfg = consensus_config(&home, &full_config, &genesis, full_seed, role).unwrap();
+        assert!(!cfg.is_validator());
+        assert_eq!(cfg.validators.len(), 4);
+        assert_eq!(cfg.full_nodes.len(), 1);
+        assert_eq!(cfg.full_nodes[0].public_key, full_key);
+        assert_eq!(cfg.full_nodes[0].address, full_config.p2p_addr);
+
+        let mut validator_config = NodeConfig {
+            peers: keys[1..]
+                .iter()
+                .zip(7501..)
+                .map(|(k, p)| entry(*k, p))
+                .collect(),
+            ..NodeConfig::default()
+        };
+        validator_config.peers.push(entry(full_key, 7600));
+        let role = Role::Validator(shares[0].clone());
+        let cfg = consensus_config(&home, &validator_config, &genesis, seeds[0], role).unwrap();
+        assert!(cfg.is_validator());
+        assert_eq!(cfg.full_nodes.len(), 1);
+        assert_eq!(cfg.full_nodes[0].public_key, full_key);
+
+        // A validator's key cannot follow as a full node: it must vote with its share.
+        let role = Role::FullNode(BeaconPublic::from(&shares[0]));
+        let error = consensus_config(&home, &validator_config, &genesis, seeds[0], role)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is a validator"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! `poi localnet --validators 4`: four real validator processes on loopback. They agree on
-//! every block; after SIGKILL of one the other three keep finalizing; restarted, it fetches
-//! the blocks it missed and agrees with the rest again.
+//! `poi localnet --validators 4 --full-nodes 1`: four real validator processes and a full node
+//! on loopback. They agree on every block; a transfer sent to the full node is committed by
+//! the validators; after SIGKILL of one validator the other three keep finalizing; restarted,
+//! it fetches the blocks it missed and agrees with the rest again; and the full node, killed
+//! and wiped, rejoins from genesis and catches up.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,7 +59,15 @@ impl Localnet {
         let stdout = log_dir.join("localnet.out");
         let out = std::fs::File::create(&stdout).expect("log");
         let child = Command::new(POI)
-            .args(["localnet", "--validators", "4", "--base-port", "0"])
+            .args([
+                "localnet",
+                "--validators",
+                "4",
+                "--full-nodes",
+                "1",
+                "--base-port",
+                "0",
+            ])
             .args(["--accounts", "2", "--block-interval-ms", "100", "--home"])
             .arg(home)
             .env_remove("POI_HOME")
@@ -72,7 +82,7 @@ impl Localnet {
         loop {
             let text = std::fs::read_to_string(&net.stdout).unwrap_or_default();
             let printed: Vec<Printed> = text.lines().filter_map(parse_node_line).collect();
-            if printed.len() == 4 {
+            if printed.len() == 5 {
                 return (net, printed);
             }
             assert!(Instant::now() < deadline, "localnet printed:\n{text}");
@@ -81,9 +91,12 @@ impl Localnet {
     }
 }
 
-/// Parses `node 2:    API http://127.0.0.1:1234  p2p ...  pid 99  log ...`.
+/// Parses `node 2:    API http://127.0.0.1:1234  p2p ...  pid 99  log ...` (and the same
+/// for `full 0:`, printed after the validators).
 fn parse_node_line(line: &str) -> Option<Printed> {
-    let rest = line.strip_prefix("node ")?;
+    let rest = line
+        .strip_prefix("node ")
+        .or_else(|| line.strip_prefix("full "))?;
     let words: Vec<&str> = rest.split_whitespace().collect();
     let api = words.iter().position(|w| *w == "API")?;
     let pid = words.iter().position(|w| *w == "pid")?;
@@ -138,14 +151,31 @@ fn assert_agree(apis: &[&Api], height: u64) -> String {
 }
 
 #[test]
-fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
+fn four_validators_and_a_full_node_agree_survive_sigkills_and_catch_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("net");
     let (net, printed) = Localnet::start(&home, dir.path());
-    let apis: Vec<Api> = printed.iter().map(|p| Api::new(p.api)).collect();
-    let all: Vec<&Api> = apis.iter().collect();
-    wait_all(&all, 5, "start", &net.stdout);
-    assert_agree(&all, 5);
+    let mut apis: Vec<Api> = printed.iter().map(|p| Api::new(p.api)).collect();
+    let full = apis.pop().expect("the full node");
+    let full_pid = printed[4].pid;
+    let with_full: Vec<&Api> = apis.iter().chain([&full]).collect();
+    wait_all(&with_full, 5, "start", &net.stdout);
+    assert_agree(&with_full, 5);
+    // The full node follows the four validators without voting; they admit it.
+    let network = full.get_ok("/network");
+    assert_eq!(network["role"], "full_node", "{network}");
+    assert_eq!(network["peers"].as_array().expect("peers").len(), 4);
+    assert!(
+        network["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .all(|peer| peer["this_node"] == false),
+        "{network}"
+    );
+    let network = apis[0].get_ok("/network");
+    assert_eq!(network["role"], "validator", "{network}");
+    assert_eq!(network["full_nodes"].as_array().expect("full").len(), 1);
     // Every validator serves the same set and its own view of the network, in which every
     // validator, this one included, is seen voting (three of four finalize without the
     // fourth, so a slow starter may join a little later: wait for it).
@@ -180,7 +210,7 @@ fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
         "{set}"
     );
 
-    // A transfer sent to one validator is committed on all.
+    // A transfer sent to the full node is gossiped to the validators and committed on all.
     let node0 = home.join("node0");
     let alice = devnet_key(&node0, "alice");
     let bob = Address(devnet_key(&node0, "bob").verifying_key().to_bytes());
@@ -197,12 +227,12 @@ fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
     let params: Params = serde_json::from_value(apis[0].get_ok("/params")).expect("params");
     body.fee = params.min_fee(body.clone().sign(&alice).encoded_len());
     let tx = body.sign(&alice);
-    let (status, answer) = apis[0].submit(&tx);
+    let (status, answer) = full.submit(&tx);
     assert_eq!(status, 202, "{answer}");
     let hash = hex::encode(tx.hash());
     let deadline = Instant::now() + PROGRESS_DEADLINE;
     let committed_at = loop {
-        // Validator 3 never saw the submission: 404 until the block carrying it lands there.
+        // Validator 3 only got it by gossip: 404 until the block carrying it lands there.
         let (_, status) = apis[3].get(&format!("/txs/{hash}"));
         if status["status"] == "committed" {
             break status["height"].as_u64().expect("height");
@@ -213,8 +243,8 @@ fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    wait_all(&all, committed_at, "transfer", &net.stdout);
-    assert_agree(&all, committed_at);
+    wait_all(&with_full, committed_at, "transfer", &net.stdout);
+    assert_agree(&with_full, committed_at);
 
     // SIGKILL validator 2: the other three keep finalizing.
     signal(printed[2].pid, libc::SIGKILL);
@@ -247,6 +277,36 @@ fn four_validators_agree_survive_a_sigkill_and_the_killed_one_catches_up() {
         synced["blocks_synced"].as_u64().expect("blocks_synced") > 0,
         "the restarted validator fetched no blocks: {synced}"
     );
+
+    // SIGKILL the full node and wipe its data: restarted, it joins from genesis, fetches and
+    // re-executes every block, and agrees with the validators.
+    signal(full_pid, libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_dir_all(home.join("full0").join("data")).expect("wipe the full node");
+    let tip = everyone
+        .iter()
+        .filter_map(|api| height(api))
+        .max()
+        .unwrap_or(0);
+    let rejoined = Node::start(&home.join("full0"), dir.path());
+    let validators: Vec<&Api> = vec![&apis[0], &apis[1], &restarted.api, &apis[3]];
+    let mut followers = validators.clone();
+    followers.push(&rejoined.api);
+    wait_all(
+        &followers,
+        tip + 3,
+        "after the full node rejoined",
+        &net.stdout,
+    );
+    assert_agree(&followers, 1);
+    assert_agree(&followers, tip);
+    assert_agree(&followers, tip + 3);
+    let synced = rejoined.api.get_ok("/network");
+    assert!(
+        synced["blocks_synced"].as_u64().expect("blocks_synced") >= tip,
+        "the rejoined full node did not fetch the chain: {synced}"
+    );
+    drop(rejoined);
     drop(restarted);
     drop(net);
 }

@@ -161,6 +161,61 @@ impl BeaconKey {
     }
 }
 
+/// The public half of a dealing: the polynomial every certificate and seed verifies against.
+/// A full node holds this instead of a [`BeaconKey`]: it checks votes and certificates but
+/// cannot sign.
+#[derive(Clone)]
+pub struct BeaconPublic {
+    polynomial: Sharing<MinSig>,
+}
+
+impl fmt::Debug for BeaconPublic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BeaconPublic")
+            .field("identity", &hex::encode(self.identity()))
+            .field("validators", &self.polynomial.total())
+            .finish()
+    }
+}
+
+impl BeaconPublic {
+    /// Decodes the bytes of [`BeaconKey::polynomial_bytes`] (what genesis records as
+    /// `beacon.polynomial`).
+    pub fn from_bytes(polynomial: &[u8]) -> Result<Self, BeaconKeyError> {
+        Ok(Self {
+            polynomial: polynomial_from_bytes(polynomial)?,
+        })
+    }
+
+    /// The group identity.
+    pub fn identity(&self) -> [u8; IDENTITY_BYTES] {
+        identity_bytes(self.polynomial.public())
+    }
+
+    /// Number of validators the polynomial was dealt for.
+    pub fn validators(&self) -> u32 {
+        self.polynomial.total().get()
+    }
+
+    /// Signatures needed to recover a seed or certificate.
+    pub fn threshold(&self) -> u32 {
+        self.polynomial.required()
+    }
+
+    /// The public polynomial.
+    pub(crate) fn polynomial(&self) -> &Sharing<MinSig> {
+        &self.polynomial
+    }
+}
+
+impl From<&BeaconKey> for BeaconPublic {
+    fn from(key: &BeaconKey) -> Self {
+        Self {
+            polynomial: key.polynomial.clone(),
+        }
+    }
+}
+
 /// Decodes the public polynomial of [`BeaconKey::polynomial_bytes`].
 pub(crate) fn polynomial_from_bytes(polynomial: &[u8]) -> Result<Sharing<MinSig>, BeaconKeyError> {
     // `decode_cfg` refuses trailing bytes; the participant bound caps the work.

@@ -7,7 +7,7 @@
 //! `vrf::Scheme::signer` asserts what `prepare` checks first).
 
 use super::{
-    beacon::{BeaconKey, BeaconScheme},
+    beacon::{BeaconKey, BeaconPublic, BeaconScheme},
     error::ConfigError,
 };
 use commonware_codec::{DecodeExt as _, Encode as _};
@@ -71,6 +71,17 @@ pub struct Validator {
     pub address: SocketAddr,
 }
 
+/// What this node does in consensus.
+#[derive(Clone, Debug)]
+pub enum Role {
+    /// Votes (and proposes when it leads) with its share of the group key.
+    Validator(BeaconKey),
+    /// Follows the chain without voting: it verifies every vote and certificate against the
+    /// public polynomial, executes every finalized block, and serves the API. Validators must
+    /// list it in [`ConsensusConfig::full_nodes`] for the p2p layer to admit it.
+    FullNode(BeaconPublic),
+}
+
 /// Consensus timeouts. The defaults suit validators on one continent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
@@ -123,11 +134,15 @@ pub struct ConsensusConfig {
     pub storage_dir: PathBuf,
     /// Secret 32-byte ed25519 seed of this validator (its p2p identity).
     pub signing_key_seed: [u8; 32],
-    /// This validator's share of the group key consensus votes are signed with, and the public
-    /// polynomial of the dealing (see [`super::beacon`]).
-    pub beacon: BeaconKey,
+    /// A validator's share of the group key consensus votes are signed with (and the public
+    /// polynomial of the dealing, see [`super::beacon`]), or a full node's polynomial alone.
+    pub role: Role,
     /// The validator set, identical (up to order) on every validator.
     pub validators: Vec<Validator>,
+    /// Full nodes: peers that follow without voting. They receive votes, certificates and
+    /// blocks, answer block requests and gossip transactions. The p2p layer admits only
+    /// validators and the full nodes listed here, so every node should list the same ones.
+    pub full_nodes: Vec<Validator>,
     /// Address the p2p network listens on.
     pub listen: SocketAddr,
     /// Chain id. Separates signatures and p2p handshakes of different chains.
@@ -163,8 +178,9 @@ impl fmt::Debug for ConsensusConfig {
         f.debug_struct("ConsensusConfig")
             .field("storage_dir", &self.storage_dir)
             .field("signing_key_seed", &"<redacted>")
-            .field("beacon", &self.beacon)
+            .field("role", &self.role)
             .field("validators", &self.validators)
+            .field("full_nodes", &self.full_nodes)
             .field("listen", &self.listen)
             .field("namespace", &hex::encode(&self.namespace))
             .field("epoch", &self.epoch)
@@ -205,12 +221,31 @@ impl ConsensusConfig {
         validators: Vec<Validator>,
         namespace: impl Into<Vec<u8>>,
     ) -> Self {
+        Self::with_role(
+            storage_dir,
+            signing_key_seed,
+            Role::Validator(beacon),
+            listen,
+            validators,
+            namespace,
+        )
+    }
+
+    fn with_role(
+        storage_dir: impl Into<PathBuf>,
+        signing_key_seed: [u8; 32],
+        role: Role,
+        listen: SocketAddr,
+        validators: Vec<Validator>,
+        namespace: impl Into<Vec<u8>>,
+    ) -> Self {
         let worker_threads = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
         Self {
             storage_dir: storage_dir.into(),
             signing_key_seed,
-            beacon,
+            role,
             validators,
+            full_nodes: Vec::new(),
             listen,
             namespace: namespace.into(),
             epoch: 0,
@@ -250,6 +285,46 @@ impl ConsensusConfig {
         )
     }
 
+    /// A full node of the chain whose validator set is `validators` and whose dealing has the
+    /// public polynomial `beacon`; `listen` must be in `full_nodes` of the validators'
+    /// configs (and is added to this config's).
+    pub fn full_node(
+        storage_dir: impl Into<PathBuf>,
+        signing_key_seed: [u8; 32],
+        beacon: BeaconPublic,
+        listen: SocketAddr,
+        validators: Vec<Validator>,
+        namespace: impl Into<Vec<u8>>,
+    ) -> Self {
+        let me = Validator {
+            public_key: validator_public_key(&signing_key_seed),
+            address: listen,
+        };
+        let mut cfg = Self::with_role(
+            storage_dir,
+            signing_key_seed,
+            Role::FullNode(beacon),
+            listen,
+            validators,
+            namespace,
+        );
+        cfg.full_nodes.push(me);
+        cfg
+    }
+
+    /// The beacon key of a validator (`None` for a full node).
+    pub fn beacon_key(&self) -> Option<&BeaconKey> {
+        match &self.role {
+            Role::Validator(key) => Some(key),
+            Role::FullNode(_) => None,
+        }
+    }
+
+    /// Whether this node votes.
+    pub fn is_validator(&self) -> bool {
+        matches!(self.role, Role::Validator(_))
+    }
+
     /// The public key of this validator.
     pub fn public_key(&self) -> [u8; 32] {
         validator_public_key(&self.signing_key_seed)
@@ -274,8 +349,12 @@ impl ConsensusConfig {
             return Err(ConfigError::JournalPrefix(prefix.clone()));
         }
         let (participants, peers) = self.validator_set()?;
+        let full_nodes = self.full_node_set(&participants)?;
         let signer = signing_key(&self.signing_key_seed);
-        let scheme = self.threshold_signer(&participants, &signer)?;
+        let scheme = match &self.role {
+            Role::Validator(beacon) => self.threshold_signer(&participants, &signer, beacon)?,
+            Role::FullNode(beacon) => self.threshold_verifier(&participants, &signer, beacon)?,
+        };
         self.validate_timeouts()?;
         if self.view_retention == 0 {
             return Err(ConfigError::ViewRetentionZero);
@@ -307,6 +386,7 @@ impl ConsensusConfig {
             scheme,
             participants,
             peers,
+            full_nodes,
             max_message_size,
             cfg: self.clone(),
         })
@@ -318,6 +398,7 @@ impl ConsensusConfig {
         &self,
         participants: &Set<ed25519::PublicKey>,
         signer: &ed25519::PrivateKey,
+        beacon: &BeaconKey,
     ) -> Result<BeaconScheme, ConfigError> {
         let me = signer.public_key();
         let position = participants
@@ -325,20 +406,7 @@ impl ConsensusConfig {
             .ok_or_else(|| ConfigError::NotAValidator {
                 key: hex::encode(me.encode()),
             })?;
-        let beacon = &self.beacon;
-        if beacon.validators() as usize != participants.len() {
-            return Err(ConfigError::BeaconSetSize {
-                dealt: beacon.validators(),
-                validators: participants.len(),
-            });
-        }
-        let quorum = participants.quorum::<N3f1>();
-        if beacon.threshold() != quorum {
-            return Err(ConfigError::BeaconThreshold {
-                threshold: beacon.threshold(),
-                quorum,
-            });
-        }
+        check_dealing(participants, beacon.validators(), beacon.threshold())?;
         if beacon.share_index() != position.get() {
             return Err(ConfigError::BeaconShareNotOurs {
                 share_index: beacon.share_index(),
@@ -354,6 +422,62 @@ impl ConsensusConfig {
         )
         .expect("share checked against the polynomial");
         Ok(scheme)
+    }
+
+    /// The verifying scheme of a full node, after the checks `vrf::Scheme::verifier` asserts.
+    fn threshold_verifier(
+        &self,
+        participants: &Set<ed25519::PublicKey>,
+        signer: &ed25519::PrivateKey,
+        beacon: &BeaconPublic,
+    ) -> Result<BeaconScheme, ConfigError> {
+        let me = signer.public_key();
+        if participants.index(&me).is_some() {
+            return Err(ConfigError::FullNodeIsValidator {
+                key: hex::encode(me.encode()),
+            });
+        }
+        check_dealing(participants, beacon.validators(), beacon.threshold())?;
+        Ok(BeaconScheme::verifier(
+            &self.consensus_namespace(),
+            participants.clone(),
+            beacon.polynomial().clone(),
+        ))
+    }
+
+    /// The full nodes, sorted, with their addresses; none may be a validator.
+    fn full_node_set(
+        &self,
+        participants: &Set<ed25519::PublicKey>,
+    ) -> Result<Map<ed25519::PublicKey, Address>, ConfigError> {
+        let mut entries = Vec::with_capacity(self.full_nodes.len());
+        for (index, node) in self.full_nodes.iter().enumerate() {
+            let key = ed25519::PublicKey::decode(node.public_key.to_vec()).map_err(|_| {
+                ConfigError::InvalidFullNodeKey {
+                    index,
+                    key: hex::encode(node.public_key),
+                }
+            })?;
+            if participants.index(&key).is_some() {
+                return Err(ConfigError::DuplicateFullNode {
+                    key: hex::encode(node.public_key),
+                });
+            }
+            entries.push((key, Address::Symmetric(node.address)));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = entries.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(ConfigError::DuplicateFullNode {
+                key: hex::encode(pair[0].0.encode()),
+            });
+        }
+        if participants.len() + entries.len() > VALIDATORS_MAX as usize {
+            return Err(ConfigError::TooManyValidators {
+                count: participants.len() + entries.len(),
+                max: VALIDATORS_MAX,
+            });
+        }
+        Ok(Map::try_from(entries).expect("sorted unique keys"))
     }
 
     fn validator_set(
@@ -454,6 +578,25 @@ pub fn consensus_namespace(namespace: &[u8]) -> Vec<u8> {
     commonware_utils::union(namespace, b"_CONSENSUS")
 }
 
+/// Checks that a dealing's polynomial fits the validator set (what commonware asserts).
+fn check_dealing(
+    participants: &Set<ed25519::PublicKey>,
+    dealt: u32,
+    threshold: u32,
+) -> Result<(), ConfigError> {
+    if dealt as usize != participants.len() {
+        return Err(ConfigError::BeaconSetSize {
+            dealt,
+            validators: participants.len(),
+        });
+    }
+    let quorum = participants.quorum::<N3f1>();
+    if threshold != quorum {
+        return Err(ConfigError::BeaconThreshold { threshold, quorum });
+    }
+    Ok(())
+}
+
 /// A validated config, decoded into commonware types.
 pub(crate) struct Prepared {
     /// This validator's signing key.
@@ -464,6 +607,8 @@ pub(crate) struct Prepared {
     pub(crate) participants: Set<ed25519::PublicKey>,
     /// Where each validator listens.
     pub(crate) peers: Map<ed25519::PublicKey, Address>,
+    /// Where each full node listens (none of them a validator).
+    pub(crate) full_nodes: Map<ed25519::PublicKey, Address>,
     /// p2p payload limit: the larger of consensus messages and blocks.
     pub(crate) max_message_size: u32,
     /// The config it came from.
@@ -480,7 +625,8 @@ impl Prepared {
             .filter(|key| **key != me)
             .cloned()
             .collect();
-        assert_eq!(peers.len() + 1, self.participants.len());
+        let this_votes = usize::from(self.cfg.is_validator());
+        assert_eq!(peers.len() + this_votes, self.participants.len());
         peers
     }
 }

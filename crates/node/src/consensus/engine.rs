@@ -28,7 +28,7 @@ use commonware_consensus::{
 use commonware_cryptography::{ChaCha20Poly1305, Sha256, Signer as _, ed25519::PublicKey};
 use commonware_macros::select;
 use commonware_p2p::{
-    AddressableManager as _, Blocker, Receiver, Sender,
+    AddressableManager as _, AddressableTrackedPeers, Blocker, Receiver, Sender,
     authenticated::{lookup, peer_set_limit},
 };
 use commonware_parallel::Sequential;
@@ -182,7 +182,13 @@ where
         cups::Version::V1,
     );
     let me = prepared.signer.public_key();
-    let max_peers = peer_set_limit(prepared.participants.iter(), &me);
+    let max_peers = peer_set_limit(
+        prepared
+            .participants
+            .iter()
+            .chain(prepared.full_nodes.keys()),
+        &me,
+    );
     let namespace = cfg.p2p_namespace();
     let profile = match cfg.network {
         NetworkProfile::Local => lookup::Config::local,
@@ -197,7 +203,10 @@ where
         MAILBOX_SIZE,
     );
     let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
-    if !oracle.track(0, prepared.peers.clone()).accepted() {
+    // Validators are primary peers (dialed); full nodes are secondary: accepted inbound and
+    // sent broadcasts, but never dialed, so a full node reaches the set, not the other way.
+    let tracked = AddressableTrackedPeers::new(prepared.peers.clone(), prepared.full_nodes.clone());
+    if !oracle.track(0, tracked).accepted() {
         warn!("p2p oracle refused the validator set");
     }
     let quota = Quota::per_second(cfg.messages_per_second);
@@ -316,6 +325,8 @@ async fn drive<E, A, B, S, R>(
     let mut engine_task = engine.start(channels.votes, channels.certificates, channels.resolver);
     info!(
         validators = prepared.participants.len(),
+        full_nodes = prepared.full_nodes.len(),
+        voting = cfg.is_validator(),
         epoch = cfg.epoch,
         "consensus started"
     );
@@ -442,7 +453,12 @@ where
             .await
             .map_err(|error| ConsensusError::Application(error.into()))?;
         let mut consensus = start(context.child("node"), &cfg, app, links).await?;
-        info!(key = %hex::encode(cfg.public_key()), listen = %cfg.listen, "validator running");
+        let role = if cfg.is_validator() {
+            "validator"
+        } else {
+            "full node"
+        };
+        info!(key = %hex::encode(cfg.public_key()), listen = %cfg.listen, role, "node running");
         let outcome = select! {
             _ = shutdown.wait() => Ok(()),
             _ = ctrl_c(cfg.stop_on_ctrl_c) => Ok(()),

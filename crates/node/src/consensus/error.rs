@@ -43,6 +43,26 @@ pub enum ConfigError {
         /// This node's public key, hex encoded.
         key: String,
     },
+    /// A full node's key is in the validator set (a validator must vote with its share).
+    #[error("this node's public key {key} is a validator: run it with its beacon share")]
+    FullNodeIsValidator {
+        /// This node's public key, hex encoded.
+        key: String,
+    },
+    /// A full-node entry names a validator's key, or the same key twice.
+    #[error("full node key {key} is a validator or appears more than once")]
+    DuplicateFullNode {
+        /// The key, hex encoded.
+        key: String,
+    },
+    /// A full-node entry's key is not an ed25519 public key.
+    #[error("full node {index} has an invalid ed25519 public key {key}")]
+    InvalidFullNodeKey {
+        /// Position in the configured list.
+        index: usize,
+        /// The key, hex encoded.
+        key: String,
+    },
     /// The namespace (chain id) is empty, so signatures could replay across chains.
     #[error("namespace (chain id) is empty")]
     EmptyNamespace,

@@ -95,10 +95,11 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use beacon::{BeaconKey, CertifiedSeed, SEED_CACHE_VIEWS_MAX, SeedCache};
+pub use beacon::{BeaconKey, BeaconPublic, CertifiedSeed, SEED_CACHE_VIEWS_MAX, SeedCache};
 pub use config::{
     BLOCK_INTERVAL_DEFAULT, ConsensusConfig, JOURNAL_PREFIX_DEFAULT, MAX_BLOCK_BYTES_DEFAULT,
-    NetworkProfile, Timeouts, VALIDATORS_MAX, Validator, consensus_namespace, validator_public_key,
+    NetworkProfile, Role, Timeouts, VALIDATORS_MAX, Validator, consensus_namespace,
+    validator_public_key,
 };
 pub use engine::{
     CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS,

@@ -345,7 +345,7 @@ fn blocks_per_second(chain: &Chain, first_height: u64) -> f64 {
 fn single_validator_finalizes_contiguous_chain() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = test_config(dir.path(), Duration::from_millis(50));
-    let key = cfg.beacon.clone();
+    let key = cfg.beacon_key().expect("a validator").clone();
     let chain = Chain::new(0);
     let app = chain.clone();
     let seeds = Arc::new(Mutex::new(None));
@@ -395,7 +395,7 @@ fn restart_resumes_from_journal() {
     let chain = Chain::new(0);
 
     let cfg = test_config(dir.path(), Duration::from_millis(20));
-    let key = cfg.beacon.clone();
+    let key = cfg.beacon_key().expect("a validator").clone();
     run_until(cfg.clone(), &chain, 20);
     let first_height = chain.finalized_height();
     let (first_views, first_calls) = {
