@@ -64,7 +64,7 @@ use serde::Serialize;
 
 use super::{
     Candidate, EVIDENCE_PREFIX, GenesisConsensus, NAME, OFFENCE_PREFIX, ValidatorError, candidate,
-    genesis_consensus, slash_stake, write_candidate,
+    genesis_consensus, take_stake, write_candidate,
 };
 use crate::address::Address;
 use crate::error::TxError;
@@ -418,7 +418,18 @@ pub(crate) fn submit(
         return Err(ValidatorError::Tombstoned(offender).into());
     }
     let bps = ctx.params.validators.equivocation_slash_bps;
-    let slashed = slash_stake(ctx, offender, &mut record, bps)?;
+    let slashed = take_stake(ctx, offender, &mut record, bps)?;
+    // The submitter gets the floor of its share; the rest is burned, so the slashed base units
+    // are all accounted for (none created, none lost).
+    let (reward, burned) =
+        super::evidence_reward_split(slashed, ctx.params.validators.evidence_reward_bps)?;
+    if reward > 0 {
+        // Moves stake staking already removed: no base unit is created.
+        crate::bank::credit(ctx.state, submitter, reward)?;
+    }
+    if burned > 0 {
+        crate::supply::record_burn(ctx, burned, crate::supply::BurnReason::ValidatorSlash)?;
+    }
     // A tombstoned validator never returns: what is left of its collateral unlocks (so it can
     // unbond), and it leaves candidacy.
     crate::staking::unlock(ctx.state, offender, record.collateral)?;
@@ -444,7 +455,9 @@ pub(crate) fn submit(
             .with("offender", offender)
             .with("view", view)
             .with("kind", u64::from(kind.byte()))
-            .with("slashed", slashed),
+            .with("slashed", slashed)
+            .with("reward", reward)
+            .with("submitter", submitter),
     );
     Ok(())
 }

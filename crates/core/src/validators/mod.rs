@@ -30,7 +30,8 @@
 //! - a candidate's collateral is at most its bonded stake (it is locked stake).
 //!
 //! This module holds no tokens: collateral stays in staking (locked), and slashed stake is
-//! burned ([`crate::supply::BurnReason::ValidatorSlash`]).
+//! burned ([`crate::supply::BurnReason::ValidatorSlash`]), except the share of an
+//! equivocation slash (`evidence_reward_bps`, floor) paid to the evidence's submitter.
 //!
 //! The chain records who should sign ([`reshare`] generations, the group key reshared with the
 //! dealers' logs as transactions); the node running the interactive part of a round and
@@ -317,6 +318,21 @@ pub(crate) fn slash_stake(
     record: &mut Candidate,
     bps: u16,
 ) -> Result<Amount, TxError> {
+    let removed = take_stake(ctx, address, record, bps)?;
+    if removed > 0 {
+        crate::supply::record_burn(ctx, removed, crate::supply::BurnReason::ValidatorSlash)?;
+    }
+    Ok(removed)
+}
+
+/// [`slash_stake`] without the burn: the caller must pay out or burn every base unit returned,
+/// in the same transaction.
+pub(crate) fn take_stake(
+    ctx: &mut ExecContext<'_, '_>,
+    address: Address,
+    record: &mut Candidate,
+    bps: u16,
+) -> Result<Amount, TxError> {
     let stake = staking::stake(ctx.state, &address)?;
     let wanted = stake
         .bonded
@@ -336,8 +352,17 @@ pub(crate) fn slash_stake(
     let from_collateral = removed.min(record.collateral);
     record.collateral = crate::error::sub(record.collateral, from_collateral, "collateral")?;
     record.slashed = crate::error::add(record.slashed, removed, "slashed")?;
-    crate::supply::record_burn(ctx, removed, crate::supply::BurnReason::ValidatorSlash)?;
     Ok(removed)
+}
+
+/// Splits `slashed` into the submitter's reward (`floor(slashed * bps / 10,000)`) and the
+/// burned rest; the two always sum to `slashed`.
+pub fn evidence_reward_split(slashed: Amount, bps: u16) -> Result<(Amount, Amount), TxError> {
+    let reward = slashed
+        .checked_mul(Amount::from(bps.min(crate::params::BPS_ONE)))
+        .ok_or(TxError::Overflow("evidence reward"))?
+        / Amount::from(crate::params::BPS_ONE);
+    Ok((reward, crate::error::sub(slashed, reward, "evidence burn")?))
 }
 
 /// The validators module.

@@ -412,6 +412,13 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
         notarize(&n, 2, 0, view, b"a"),
     );
     let burned_before = supply_burned(&n);
+    let balance = |n: &Net, who: &SigningKey| {
+        poi_core::bank::account(&n.state, &addr(who))
+            .unwrap()
+            .map_or(0, |a| a.balance)
+    };
+    let reporter_before = balance(&n, &reporter);
+    let supply_before = supply::read(&n.state, 0).unwrap();
     let txs = vec![
         n.val(
             &reporter,
@@ -433,7 +440,19 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
     );
     let slash = before * 500 / 10_000;
     assert_eq!(n.bonded(offender), before - slash);
-    assert_eq!(supply_burned(&n) - burned_before, slash);
+    // The submitter gets floor(10%) of the slash, the rest is burned; fees always stick.
+    let reward = slash * 1_000 / 10_000;
+    assert!(reward > 0);
+    assert_eq!(supply_burned(&n) - burned_before, slash - reward);
+    assert_eq!(balance(&n, &reporter), reporter_before - 3 * FEE + reward);
+    let supply_after = supply::read(&n.state, 0).unwrap();
+    assert_eq!(
+        supply_after.total,
+        supply_after.genesis + supply_after.minted - supply_after.burned
+    );
+    // Nothing minted for the reward: minted is unchanged, and the audit after every block
+    // (held == genesis + minted - burned) holds with the reward in the reporter's account.
+    assert_eq!(supply_after.minted, supply_before.minted);
     let record = n.candidate(offender);
     assert_eq!(
         (record.tombstoned_at, record.evidence, record.slashed),
@@ -625,6 +644,28 @@ fn the_leader_formula_is_commonwares_round_robin() {
                 liveness::leader_index(epoch, view, 7),
                 "{epoch}/{view}"
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The evidence reward is the floor of its share and reward + burn is the whole slash.
+    #[test]
+    fn the_evidence_reward_split_conserves_the_slash(
+        slashed in any::<u128>(),
+        small in 0u128..1_000_000_000_000,
+        bps in 0u16..=10_000,
+    ) {
+        for amount in [slashed / 10_000, small] {
+            let (reward, burned) = validators::evidence_reward_split(amount, bps).unwrap();
+            prop_assert_eq!(reward + burned, amount);
+            prop_assert_eq!(reward, amount * u128::from(bps) / 10_000);
+        }
+        // A product past u128 is an overflow error, not a wrong amount.
+        if slashed.checked_mul(u128::from(bps)).is_none() {
+            prop_assert!(validators::evidence_reward_split(slashed, bps).is_err());
         }
     }
 }
