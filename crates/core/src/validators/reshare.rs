@@ -173,6 +173,36 @@ pub struct ReshareRound {
     pub status: RoundStatus,
 }
 
+/// Where the signers stand, for the node and `GET` endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReshareSummary {
+    /// The current generation (the engine epoch to run).
+    pub generation: u64,
+    /// The first chain epoch it signs.
+    pub first_epoch: u64,
+    /// Its participants, ascending.
+    pub participants: Vec<Address>,
+    /// The open reshare round, if any.
+    pub open_round: Option<u64>,
+    /// Logs posted in the open round (0 when none is open).
+    pub open_round_logs: u32,
+}
+
+/// The current generation and open round in one read (`None` on a chain without `val/g`).
+pub fn summary(state: &dyn StateReader) -> Result<Option<ReshareSummary>, StateError> {
+    let Some(current) = generation_light(state, current_generation_number(state)?)? else {
+        return Ok(None);
+    };
+    let open = open_round(state)?;
+    Ok(Some(ReshareSummary {
+        generation: current.generation,
+        first_epoch: current.first_epoch,
+        participants: current.participants,
+        open_round: open.as_ref().map(|r| r.round),
+        open_round_logs: open.map_or(0, |r| r.logs),
+    }))
+}
+
 /// The state key of generation `g`.
 pub fn generation_key(g: u64) -> Vec<u8> {
     [GENERATION_PREFIX, &g.to_be_bytes()].concat()

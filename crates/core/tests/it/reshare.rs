@@ -53,9 +53,14 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_of(4)
+}
+
+/// [`fixture`] with another `set_size_max` (5: the set of epoch 1 is all five).
+fn fixture_of(size_max: u32) -> Fixture {
     let newcomer = key(5);
     let mut p = params();
-    p.validators.set_size_max = 4;
+    p.validators.set_size_max = size_max;
     let mut n = net(4, &[&newcomer], p, true);
     let genesis = n.validators.clone();
     let mut txs = Vec::new();
@@ -193,6 +198,15 @@ fn a_reshare_moves_the_key_to_the_new_set_with_the_same_identity() {
         .collect();
     assert_eq!(f.n.run(12, txs), ["ok"; 4]);
     assert_eq!(reshare::round(&f.n.state, 1).unwrap().unwrap().logs, 4);
+    let summary = reshare::summary(&f.n.state).unwrap().unwrap();
+    assert_eq!(
+        (
+            summary.generation,
+            summary.open_round,
+            summary.open_round_logs
+        ),
+        (0, Some(1), 4)
+    );
     assert_eq!(reshare::round_logs(&f.n.state, 1).unwrap().len(), 4);
     f.run_to(13, 2 * EPOCH - 2);
     assert_eq!(reshare::current_generation_number(&f.n.state).unwrap(), 0);
@@ -322,6 +336,38 @@ fn a_reshare_moves_the_key_to_the_new_set_with_the_same_identity() {
             .missed;
         assert_eq!(missed, u32::from(i == 3), "participant {i}");
     }
+}
+
+#[test]
+fn a_reshare_to_a_larger_set_keeps_the_identity() {
+    let mut f = fixture_of(5);
+    let round = reshare::open_round(&f.n.state).unwrap().expect("open");
+    assert_eq!((round.dealers.len(), round.players.len()), (4, 5));
+    let info = reshare::round_info(&f.n.state, 1).unwrap();
+    let played = play(&f, &info, 1);
+    let txs: Vec<Tx> = played
+        .logs
+        .into_iter()
+        .map(|(d, log)| f.log_tx(&d, 1, log))
+        .collect();
+    assert_eq!(f.n.run(10, txs), ["ok"; 4]);
+    f.run_to(11, 2 * EPOCH - 2);
+    let start = std::time::Instant::now();
+    let outcome = reshare::observe_round(&f.n.state, 1).unwrap();
+    println!("observe over 4 logs, 4 -> 5: {:?}", start.elapsed());
+    assert!(outcome.is_ok());
+    f.run_to(2 * EPOCH - 1, 2 * EPOCH - 1);
+    let g1 = reshare::current_generation(&f.n.state).unwrap().unwrap();
+    assert_eq!(g1.participants.len(), 5);
+    let sharing = reshare::decode_sharing(&g1.polynomial, 5).unwrap();
+    assert_eq!((sharing.total().get(), sharing.required()), (5, 4));
+    assert_eq!(f.identity(1), f.identity(0));
+    let summary = reshare::summary(&f.n.state).unwrap().expect("a summary");
+    assert_eq!(
+        (summary.generation, summary.first_epoch, summary.open_round),
+        (1, 2, None)
+    );
+    assert_eq!(summary.participants, g1.participants);
 }
 
 #[test]
