@@ -517,6 +517,22 @@ fn bad_reshare_logs_are_refused_and_change_nothing() {
         1
     );
     assert_eq!(reshare::round(&f.n.state, 1).unwrap().unwrap().logs, 1);
+    let kept = reshare::round_logs(&f.n.state, 1).unwrap();
+    assert_eq!(kept, vec![(a, played.logs[&a].clone())]);
+
+    // A later second log of the same dealer (here: a fresh dealing) changes nothing either.
+    let (dealer, _, _) = Dealer::start::<N3f1>(
+        ChaCha20Rng::from_seed([4; 32]),
+        info.clone(),
+        private(&f.keys[&a]),
+        Some(f.shares[&a].clone()),
+    )
+    .unwrap();
+    let fresh = dealer.finalize::<N3f1>().encode().to_vec();
+    let snapshot = f.n.snapshot();
+    let tx = f.log_tx(&a, 1, fresh);
+    assert_eq!(f.n.run(13, vec![tx]), ["duplicate_reshare_log"]);
+    assert_eq!(f.n.snapshot(), snapshot);
 }
 
 #[test]
