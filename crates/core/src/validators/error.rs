@@ -37,15 +37,15 @@ pub enum ValidatorError {
     /// The evidence bytes do not decode (unknown kind, bad encoding, too long).
     #[error("malformed evidence: {0}")]
     MalformedEvidence(String),
-    /// Evidence of an epoch other than the genesis set's.
-    #[error("evidence of consensus epoch {0}: only epoch 0 (the genesis set) is verifiable")]
+    /// Evidence of a consensus epoch that names no known signer generation.
+    #[error("evidence of consensus epoch {0}: no such signer generation")]
     WrongEpoch(u64),
     /// Valid signatures, but a kind of evidence that could frame an honest validator under
     /// the threshold scheme (see `validators::evidence`, "Soundness").
     #[error("evidence not slashable: {0}")]
     NotSlashable(&'static str),
     /// The signatures do not verify.
-    #[error("evidence does not verify against the genesis participants")]
+    #[error("evidence does not verify against the participants of its generation")]
     InvalidEvidence,
     /// The same offence (offender, view, kind) was already recorded.
     #[error("evidence against {offender} for view {view} was already recorded")]
@@ -55,6 +55,40 @@ pub enum ValidatorError {
         /// Consensus view.
         view: u64,
     },
+    /// No reshare round of this number was ever opened.
+    #[error("reshare round {0} does not exist")]
+    UnknownReshareRound(u64),
+    /// The reshare round is closed (it succeeded or failed).
+    #[error("reshare round {0} is closed")]
+    ReshareRoundClosed(u64),
+    /// The log bytes do not decode as a `SignedDealerLog` of the round's size.
+    #[error("malformed reshare log: {0}")]
+    MalformedReshareLog(String),
+    /// The log's signature does not verify for the round.
+    #[error("reshare log signature does not verify for the round")]
+    InvalidReshareLog,
+    /// The log's signer is not a dealer of the round.
+    #[error("{0} is not a dealer of the reshare round")]
+    NotReshareDealer(Address),
+    /// A dealer's log must be submitted by the dealer itself.
+    #[error("reshare log of dealer {dealer} submitted by {signer}")]
+    ReshareLogNotOwn {
+        /// The log's dealer.
+        dealer: Address,
+        /// The transaction's signer.
+        signer: Address,
+    },
+    /// The dealer already posted its log for the round.
+    #[error("dealer {dealer} already posted a log for reshare round {round}")]
+    DuplicateReshareLog {
+        /// Round.
+        round: u64,
+        /// Dealer.
+        dealer: Address,
+    },
+    /// The round's information cannot be built from chain state.
+    #[error("reshare unavailable: {0}")]
+    ReshareUnavailable(String),
 }
 
 impl ValidatorError {
@@ -72,6 +106,14 @@ impl ValidatorError {
             Self::NotSlashable(_) => "evidence_not_slashable",
             Self::InvalidEvidence => "invalid_evidence",
             Self::DuplicateEvidence { .. } => "duplicate_evidence",
+            Self::UnknownReshareRound(_) => "unknown_reshare_round",
+            Self::ReshareRoundClosed(_) => "reshare_round_closed",
+            Self::MalformedReshareLog(_) => "malformed_reshare_log",
+            Self::InvalidReshareLog => "invalid_reshare_log",
+            Self::NotReshareDealer(_) => "not_reshare_dealer",
+            Self::ReshareLogNotOwn { .. } => "reshare_log_not_own",
+            Self::DuplicateReshareLog { .. } => "duplicate_reshare_log",
+            Self::ReshareUnavailable(_) => "reshare_unavailable",
         }
     }
 }

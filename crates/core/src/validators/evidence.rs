@@ -7,9 +7,11 @@
 //! At most [`EVIDENCE_BYTES_MAX`] bytes in all; no trailing bytes.
 //!
 //! # Verification
-//! The verifier scheme is built from `val/g` (the sorted genesis participants, the public
-//! polynomial of the beacon dealing, the consensus namespace `chain_id ++ "_CONSENSUS"`), so
-//! only consensus epoch 0, the genesis set, is verifiable (the engine never reshares). Each
+//! The consensus epoch of the votes names a signer generation ([`super::reshare`]: the engine
+//! epoch is the generation number); the verifier scheme is built from that generation's sorted
+//! participants and public polynomial, with the consensus namespace of `val/g`
+//! (`chain_id ++ "_CONSENSUS"`). Generation 0 is the genesis set and the beacon dealing's
+//! polynomial; an epoch naming no recorded generation is refused. Each
 //! vote's two partial signatures (vote and seed) are verified *individually* against the
 //! signer's partial public key (one pairing check each, no randomness), and commonware's own
 //! `verify` must accept the evidence too. That one batches a vote's two signatures with random
@@ -62,12 +64,13 @@ use serde::Serialize;
 
 use super::{
     Candidate, EVIDENCE_PREFIX, GenesisConsensus, NAME, OFFENCE_PREFIX, ValidatorError, candidate,
-    genesis_consensus, slash_stake, write_candidate,
+    genesis_consensus, take_stake, write_candidate,
 };
 use crate::address::Address;
 use crate::error::TxError;
 use crate::event::Event;
 use crate::module::ExecContext;
+use crate::state::StateReader;
 
 /// The consensus signing scheme evidence is signed under.
 pub type EvidenceScheme = vrf::Scheme<ed25519::PublicKey, MinSig>;
@@ -235,18 +238,21 @@ fn decode(bytes: &[u8]) -> Result<Decoded, ValidatorError> {
     Ok(Decoded { kind, votes, check })
 }
 
-/// The verifier scheme and polynomial of the genesis group, or why there is none.
-fn verifier(genesis: &GenesisConsensus) -> Result<(S, Sharing<MinSig>, Namespace), ValidatorError> {
-    let n = u32::try_from(genesis.participants.len()).map_err(|_| ValidatorError::NoVerifier)?;
+/// The verifier scheme and polynomial of a group (`participants` sorted), or why there is none.
+fn verifier(
+    participants: &[Address],
+    polynomial: &[u8],
+    namespace: &[u8],
+) -> Result<(S, Sharing<MinSig>, Namespace), ValidatorError> {
+    let n = u32::try_from(participants.len()).map_err(|_| ValidatorError::NoVerifier)?;
     let bound = std::num::NonZeroU32::new(PARTICIPANTS_MAX).expect("non-zero");
-    if genesis.polynomial.is_empty() || n == 0 || n > PARTICIPANTS_MAX {
+    if polynomial.is_empty() || n == 0 || n > PARTICIPANTS_MAX {
         return Err(ValidatorError::NoVerifier);
     }
     let polynomial =
-        Sharing::<MinSig>::decode_cfg(genesis.polynomial.clone(), &(bound, ModeVersion::v0()))
+        Sharing::<MinSig>::decode_cfg(polynomial.to_vec(), &(bound, ModeVersion::v0()))
             .map_err(|_| ValidatorError::NoVerifier)?;
-    let keys = genesis
-        .participants
+    let keys = participants
         .iter()
         .map(|a| ed25519::PublicKey::decode(a.as_bytes().to_vec()))
         .collect::<Result<Vec<_>, _>>()
@@ -256,14 +262,18 @@ fn verifier(genesis: &GenesisConsensus) -> Result<(S, Sharing<MinSig>, Namespace
     if polynomial.total().get() != n || polynomial.required() != participants.quorum::<N3f1>() {
         return Err(ValidatorError::NoVerifier);
     }
-    let scheme = S::verifier(&genesis.namespace, participants, polynomial.clone());
-    Ok((scheme, polynomial, Namespace::new(&genesis.namespace)))
+    let scheme = S::verifier(namespace, participants, polynomial.clone());
+    Ok((scheme, polynomial, Namespace::new(namespace)))
 }
 
 /// The group identity (compressed G2) of the genesis polynomial, if it is a valid sharing
 /// among the genesis participants (genesis validation uses it).
 pub fn polynomial_identity(genesis: &GenesisConsensus) -> Result<[u8; 96], ValidatorError> {
-    let (_, polynomial, _) = verifier(genesis)?;
+    let (_, polynomial, _) = verifier(
+        &genesis.participants,
+        &genesis.polynomial,
+        &genesis.namespace,
+    )?;
     polynomial
         .public()
         .encode()
@@ -272,20 +282,58 @@ pub fn polynomial_identity(genesis: &GenesisConsensus) -> Result<[u8; 96], Valid
         .map_err(|_| ValidatorError::NoVerifier)
 }
 
-/// Checks `bytes` against the genesis group; returns the kind, offender and view.
+/// Checks `bytes` against the genesis group (consensus epoch 0 only); returns the kind,
+/// offender and view. [`verify_in`] checks any generation the chain knows.
 pub fn verify(
     genesis: &GenesisConsensus,
     bytes: &[u8],
 ) -> Result<(EvidenceKind, Address, u64), ValidatorError> {
     let decoded = decode(bytes)?;
-    let round = decoded.votes[0].round;
-    if round.epoch().get() != 0 {
-        return Err(ValidatorError::WrongEpoch(round.epoch().get()));
+    let epoch = decoded.votes[0].round.epoch().get();
+    if epoch != 0 {
+        return Err(ValidatorError::WrongEpoch(epoch));
     }
-    let (scheme, polynomial, namespace) = verifier(genesis)?;
+    verify_decoded(
+        decoded,
+        &genesis.participants,
+        &genesis.polynomial,
+        &genesis.namespace,
+        bytes,
+    )
+}
+
+/// Checks `bytes` against the signer generation its consensus epoch names
+/// ([`super::reshare::generation`]); returns the kind, offender and view. An epoch naming no
+/// recorded generation is refused as [`ValidatorError::WrongEpoch`].
+pub fn verify_in(
+    state: &dyn StateReader,
+    bytes: &[u8],
+) -> Result<(EvidenceKind, Address, u64), TxError> {
+    let decoded = decode(bytes)?;
+    let epoch = decoded.votes[0].round.epoch().get();
+    let genesis = genesis_consensus(state)?.ok_or(ValidatorError::NoVerifier)?;
+    let generation =
+        super::reshare::generation_light(state, epoch)?.ok_or(ValidatorError::WrongEpoch(epoch))?;
+    Ok(verify_decoded(
+        decoded,
+        &generation.participants,
+        &generation.polynomial,
+        &genesis.namespace,
+        bytes,
+    )?)
+}
+
+fn verify_decoded(
+    decoded: Decoded,
+    participants: &[Address],
+    polynomial: &[u8],
+    namespace: &[u8],
+    bytes: &[u8],
+) -> Result<(EvidenceKind, Address, u64), ValidatorError> {
+    let round = decoded.votes[0].round;
+    let (scheme, polynomial, namespace) = verifier(participants, polynomial, namespace)?;
     let signer = decoded.votes[0].attestation.signer;
-    let offender = *genesis
-        .participants
+    let offender = *participants
         .get(signer.get() as usize)
         .ok_or(ValidatorError::InvalidEvidence)?;
     for vote in &decoded.votes {
@@ -314,8 +362,8 @@ pub fn verify(
     match decoded.kind {
         EvidenceKind::ConflictingFinalize => {}
         EvidenceKind::ConflictingNotarize => {
-            let n = genesis.participants.len() as u64;
-            let leader = super::liveness::leader_index(0, round.view().get(), n);
+            let n = participants.len() as u64;
+            let leader = super::liveness::leader_index(round.epoch().get(), round.view().get(), n);
             if u64::from(signer.get()) != leader {
                 return Err(ValidatorError::NotSlashable(
                     "a conflicting notarize convicts only the view's leader",
@@ -360,8 +408,7 @@ pub(crate) fn submit(
     submitter: Address,
     bytes: &[u8],
 ) -> Result<(), TxError> {
-    let genesis = genesis_consensus(ctx.state)?.ok_or(ValidatorError::NoVerifier)?;
-    let (kind, offender, view) = verify(&genesis, bytes)?;
+    let (kind, offender, view) = verify_in(ctx.state, bytes)?;
     let index = offence_key(&offender, kind, view);
     if ctx.state.get(&index)?.is_some() {
         return Err(ValidatorError::DuplicateEvidence { offender, view }.into());
@@ -371,7 +418,18 @@ pub(crate) fn submit(
         return Err(ValidatorError::Tombstoned(offender).into());
     }
     let bps = ctx.params.validators.equivocation_slash_bps;
-    let slashed = slash_stake(ctx, offender, &mut record, bps)?;
+    let slashed = take_stake(ctx, offender, &mut record, bps)?;
+    // The submitter gets the floor of its share; the rest is burned, so the slashed base units
+    // are all accounted for (none created, none lost).
+    let (reward, burned) =
+        super::evidence_reward_split(slashed, ctx.params.validators.evidence_reward_bps)?;
+    if reward > 0 {
+        // Moves stake staking already removed: no base unit is created.
+        crate::bank::credit(ctx.state, submitter, reward)?;
+    }
+    if burned > 0 {
+        crate::supply::record_burn(ctx, burned, crate::supply::BurnReason::ValidatorSlash)?;
+    }
     // A tombstoned validator never returns: what is left of its collateral unlocks (so it can
     // unbond), and it leaves candidacy.
     crate::staking::unlock(ctx.state, offender, record.collateral)?;
@@ -397,7 +455,9 @@ pub(crate) fn submit(
             .with("offender", offender)
             .with("view", view)
             .with("kind", u64::from(kind.byte()))
-            .with("slashed", slashed),
+            .with("slashed", slashed)
+            .with("reward", reward)
+            .with("submitter", submitter),
     );
     Ok(())
 }

@@ -10,9 +10,11 @@
 //! leader(epoch, view) = participants[(epoch + view) mod n]
 //! ```
 //!
-//! over the genesis participants sorted by key bytes, consensus epoch 0 (the engine never
-//! reshares). A skipped view can be the next leader's fault too (a view also fails when the
-//! network partitions); a window threshold (`missed_views_max` per `liveness_window_blocks`)
+//! over the participants (sorted by key bytes) of the current signer generation, whose number
+//! is the consensus epoch ([`super::reshare`]; generation 0 is the genesis set). The engine
+//! restarts views in a new epoch, which the chain sees as a view not after its parent's: it
+//! only resynchronises then. A skipped view can be the next leader's fault too (a view also
+//! fails when the network partitions); a window threshold (`missed_views_max` per `liveness_window_blocks`)
 //! tolerates that. Counting is arithmetic per participant, so a jump of any number of views
 //! costs `O(n)`.
 //!
@@ -21,9 +23,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
-use super::{
-    Candidate, NAME, VIEW_KEY, candidate, genesis_consensus, slash_stake, write_candidate,
-};
+use super::{Candidate, NAME, VIEW_KEY, candidate, slash_stake, write_candidate};
 use crate::address::Address;
 use crate::error::TxError;
 use crate::event::Event;
@@ -36,7 +36,8 @@ pub fn leader_index(epoch: u64, view: u64, n: u64) -> u64 {
     epoch.wrapping_add(view) % n
 }
 
-/// Views in `first..=last` whose leader (epoch 0) is participant `index` of `n`. View
+/// Views in `first..=last` congruent to `index` mod `n` (the views participant `index` leads
+/// in epoch 0; callers shift `index` by the epoch). View
 /// `u64::MAX` is never counted: no later block could show it skipped.
 pub fn led_views(first: u64, last: u64, index: u64, n: u64) -> u64 {
     let last = last.min(u64::MAX - 1);
@@ -79,16 +80,28 @@ pub(crate) fn begin_block(ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> 
     }
     ctx.state
         .put_borsh(VIEW_KEY.to_vec(), &ViewMark { height, view });
-    let Some(genesis) = genesis_consensus(ctx.state)? else {
+    let Some(generation) = super::reshare::generation_light(
+        ctx.state,
+        super::reshare::current_generation_number(ctx.state)?,
+    )?
+    else {
         return Ok(());
     };
     if view <= parent {
-        // Not a forward step (views are strictly increasing along a chain): resynchronise only.
+        // Not a forward step (views are strictly increasing along a chain; a new engine epoch
+        // restarts them): resynchronise only.
         return Ok(());
     }
-    let n = genesis.participants.len() as u64;
-    for (index, leader) in genesis.participants.iter().enumerate() {
-        let missed = led_views(parent + 1, view - 1, index as u64, n);
+    let n = generation.participants.len() as u64;
+    if n == 0 {
+        return Ok(());
+    }
+    // leader(epoch, v) = (epoch + v) mod n: participant `index` leads the views with
+    // v mod n == (index - epoch) mod n.
+    let shift = generation.generation % n;
+    for (index, leader) in generation.participants.iter().enumerate() {
+        let residue = (index as u64 + n - shift) % n;
+        let missed = led_views(parent + 1, view - 1, residue, n);
         if missed > 0 {
             charge(ctx, *leader, missed)?;
         }

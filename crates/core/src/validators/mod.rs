@@ -4,15 +4,17 @@
 //! Owns `val/`:
 //! - `val/g` -> [`GenesisConsensus`]: the consensus participants of the genesis set (sorted as
 //!   commonware's `ordered::Set` sorts ed25519 keys), the public polynomial of the beacon
-//!   dealing and the consensus namespace, written at genesis; evidence and the leader
-//!   formula read it;
+//!   dealing and the consensus namespace, written at genesis; it is signer generation 0;
 //! - `val/c/<address>` -> [`Candidate`]: candidacy, collateral, jail, tombstone, counters;
 //! - `val/set/<epoch u64 be>` -> [`ActiveSet`]: the set of chain epoch `epoch`, recorded at the
 //!   last block of the epoch before (epoch 0 at genesis: exactly `genesis.validators`);
 //! - `val/ev/<blake3 of evidence bytes>` -> [`EvidenceRecord`] (the bytes are kept on chain);
 //! - `val/ek/<offender><kind u8><view u64 be>` -> the evidence hash: one conviction per offence;
 //! - `val/view` -> [`liveness::ViewMark`]: the last block whose view did not follow its
-//!   parent's by exactly one (written only then, so consecutive empty blocks write nothing).
+//!   parent's by exactly one (written only then, so consecutive empty blocks write nothing);
+//! - `val/gen/<g>`, `val/gcur`, `val/rs/<r>`, `val/rl/<r><dealer>`, `val/ropen`: signer
+//!   generations and reshare rounds, see [`reshare`]. Evidence verifies against the generation
+//!   its consensus epoch names; the leader formula uses the current generation.
 //!
 //! # Seats
 //! Simplex gives every participant one equal vote, so every member has `seats = 1`. The BFT
@@ -28,10 +30,12 @@
 //! - a candidate's collateral is at most its bonded stake (it is locked stake).
 //!
 //! This module holds no tokens: collateral stays in staking (locked), and slashed stake is
-//! burned ([`crate::supply::BurnReason::ValidatorSlash`]).
+//! burned ([`crate::supply::BurnReason::ValidatorSlash`]), except the share of an
+//! equivocation slash (`evidence_reward_bps`, floor) paid to the evidence's submitter.
 //!
-//! The consensus engine is not reconfigured by the sets recorded here (that needs resharing
-//! the threshold key); see `docs/design/validators.md`.
+//! The chain records who should sign ([`reshare`] generations, the group key reshared with the
+//! dealers' logs as transactions); the node running the interactive part of a round and
+//! reconfiguring the engine is not built yet; see `docs/design/validators.md`.
 //!
 //! Stability: ALPHA.
 
@@ -39,6 +43,7 @@ mod error;
 pub mod evidence;
 pub mod liveness;
 mod params;
+pub mod reshare;
 pub mod set;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -131,6 +136,13 @@ pub enum ValidatorsMsg {
     },
     /// End the signer's jail (from `jailed_until` on).
     Unjail,
+    /// A dealer's signed log of an open reshare round ([`reshare`]), submitted by the dealer.
+    ReshareLog {
+        /// The round number.
+        round: u64,
+        /// Commonware codec of `feldman_desmedt::SignedDealerLog<MinSig, ed25519::PublicKey>`.
+        log: Vec<u8>,
+    },
 }
 
 /// The state key of `address`'s candidate record.
@@ -214,6 +226,7 @@ pub fn handle(
         ValidatorsMsg::Leave => leave(ctx, signer),
         ValidatorsMsg::Evidence { bytes } => evidence::submit(ctx, signer, bytes),
         ValidatorsMsg::Unjail => unjail(ctx, signer),
+        ValidatorsMsg::ReshareLog { round, log } => reshare::submit(ctx, signer, *round, log),
     }
 }
 
@@ -305,6 +318,21 @@ pub(crate) fn slash_stake(
     record: &mut Candidate,
     bps: u16,
 ) -> Result<Amount, TxError> {
+    let removed = take_stake(ctx, address, record, bps)?;
+    if removed > 0 {
+        crate::supply::record_burn(ctx, removed, crate::supply::BurnReason::ValidatorSlash)?;
+    }
+    Ok(removed)
+}
+
+/// [`slash_stake`] without the burn: the caller must pay out or burn every base unit returned,
+/// in the same transaction.
+pub(crate) fn take_stake(
+    ctx: &mut ExecContext<'_, '_>,
+    address: Address,
+    record: &mut Candidate,
+    bps: u16,
+) -> Result<Amount, TxError> {
     let stake = staking::stake(ctx.state, &address)?;
     let wanted = stake
         .bonded
@@ -324,8 +352,17 @@ pub(crate) fn slash_stake(
     let from_collateral = removed.min(record.collateral);
     record.collateral = crate::error::sub(record.collateral, from_collateral, "collateral")?;
     record.slashed = crate::error::add(record.slashed, removed, "slashed")?;
-    crate::supply::record_burn(ctx, removed, crate::supply::BurnReason::ValidatorSlash)?;
     Ok(removed)
+}
+
+/// Splits `slashed` into the submitter's reward (`floor(slashed * bps / 10,000)`) and the
+/// burned rest; the two always sum to `slashed`.
+pub fn evidence_reward_split(slashed: Amount, bps: u16) -> Result<(Amount, Amount), TxError> {
+    let reward = slashed
+        .checked_mul(Amount::from(bps.min(crate::params::BPS_ONE)))
+        .ok_or(TxError::Overflow("evidence reward"))?
+        / Amount::from(crate::params::BPS_ONE);
+    Ok((reward, crate::error::sub(slashed, reward, "evidence burn")?))
 }
 
 /// The validators module.
@@ -346,7 +383,11 @@ impl Module for Validators {
     }
 
     fn end_block(&self, ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> {
-        set::end_block(ctx)
+        set::end_block(ctx)?;
+        match crate::rewards::ending_epoch(ctx.block.height, ctx.params.rewards.epoch_blocks) {
+            Some(epoch) => reshare::end_block(ctx, epoch),
+            None => Ok(()),
+        }
     }
 
     fn held_by_entry(&self, _key: &[u8], _value: &[u8]) -> Result<Amount, StateError> {
@@ -354,7 +395,8 @@ impl Module for Validators {
     }
 
     fn check_invariants(&self, state: &dyn StateReader) -> Result<(), String> {
-        set::check_invariants(state)
+        set::check_invariants(state)?;
+        reshare::check_invariants(state)
     }
 }
 

@@ -25,6 +25,14 @@ pub struct ValidatorParams {
     pub jail_blocks: u64,
     /// Share of the bonded stake a jailing for downtime costs, basis points.
     pub downtime_slash_bps: u16,
+    /// Share of an equivocation slash paid to the evidence's submitter, basis points (the
+    /// rest is burned). Missing in older genesis files: the default.
+    #[serde(default = "default_evidence_reward_bps")]
+    pub evidence_reward_bps: u16,
+}
+
+fn default_evidence_reward_bps() -> u16 {
+    1_000
 }
 
 impl Default for ValidatorParams {
@@ -37,6 +45,7 @@ impl Default for ValidatorParams {
             missed_views_max: 50,
             jail_blocks: 200,
             downtime_slash_bps: 10,
+            evidence_reward_bps: default_evidence_reward_bps(),
         }
     }
 }
@@ -50,8 +59,13 @@ impl ValidatorParams {
         if self.min_self_bond == 0 {
             return Err("validators.min_self_bond must be positive".into());
         }
-        if self.equivocation_slash_bps > BPS_ONE || self.downtime_slash_bps > BPS_ONE {
-            return Err("validators slash shares must be at most 10000 bps".into());
+        if self.equivocation_slash_bps > BPS_ONE
+            || self.downtime_slash_bps > BPS_ONE
+            || self.evidence_reward_bps > BPS_ONE
+        {
+            return Err(
+                "validators slash and evidence reward shares must be at most 10000 bps".into(),
+            );
         }
         if self.liveness_window_blocks == 0 || self.jail_blocks == 0 {
             return Err(
@@ -96,6 +110,10 @@ mod tests {
                 ..ok.clone()
             },
             ValidatorParams {
+                evidence_reward_bps: 10_001,
+                ..ok.clone()
+            },
+            ValidatorParams {
                 liveness_window_blocks: 0,
                 ..ok.clone()
             },
@@ -115,5 +133,11 @@ mod tests {
         for p in bad {
             assert!(p.validate().is_err(), "{p:?}");
         }
+        let edge = ValidatorParams {
+            evidence_reward_bps: 10_000,
+            ..ok.clone()
+        };
+        assert_eq!(edge.validate(), Ok(()));
+        assert_eq!(ok.evidence_reward_bps, 1_000);
     }
 }

@@ -15,6 +15,7 @@ mod net;
 mod payout;
 mod poi;
 mod quality;
+mod reshare;
 mod rewards;
 mod spot;
 mod staking;

@@ -10,7 +10,9 @@ use commonware_consensus::simplex::types::{
 };
 use commonware_consensus::types::{Epoch, Round, View};
 use commonware_cryptography::bls12381::dkg::feldman_desmedt;
-use commonware_cryptography::bls12381::primitives::{sharing::Mode as ShareMode, variant::MinSig};
+use commonware_cryptography::bls12381::primitives::{
+    group::Share, sharing::Mode as ShareMode, variant::MinSig,
+};
 use commonware_cryptography::certificate::Attestation;
 use commonware_cryptography::{Hasher as _, Sha256, ed25519};
 use commonware_utils::{N3f1, ordered::Set};
@@ -32,31 +34,33 @@ use rand_chacha::rand_core::SeedableRng as _;
 
 use crate::chain::{CHAIN, addr, key};
 
-const FEE: u128 = 10_000;
-const START: u128 = 1_000_000 * POI;
-const EPOCH: u64 = 10;
+pub(crate) const FEE: u128 = 10_000;
+pub(crate) const START: u128 = 1_000_000 * POI;
+pub(crate) const EPOCH: u64 = 10;
 
-type S = vrf::Scheme<ed25519::PublicKey, MinSig>;
-type D = commonware_cryptography::sha256::Digest;
+pub(crate) type S = vrf::Scheme<ed25519::PublicKey, MinSig>;
+pub(crate) type D = commonware_cryptography::sha256::Digest;
 
 /// A test chain: genesis validators (keys 201..), funded users, optionally a dealt beacon.
-struct Net {
-    chain: Chain,
-    state: MemState,
+pub(crate) struct Net {
+    pub(crate) chain: Chain,
+    pub(crate) state: MemState,
     /// Genesis validators' keys, sorted by address (the participant order).
-    validators: Vec<SigningKey>,
+    pub(crate) validators: Vec<SigningKey>,
     /// Vote signers, parallel to `validators` (empty without a beacon).
-    signers: Vec<S>,
+    pub(crate) signers: Vec<S>,
+    /// Beacon shares, parallel to `validators` (empty without a beacon).
+    pub(crate) shares: Vec<Share>,
     nonces: std::collections::BTreeMap<Address, u64>,
 }
 
-fn params() -> Params {
+pub(crate) fn params() -> Params {
     let mut p = Params::default();
     p.rewards.epoch_blocks = EPOCH;
     p
 }
 
-fn net(validators: u8, users: &[&SigningKey], params: Params, beacon: bool) -> Net {
+pub(crate) fn net(validators: u8, users: &[&SigningKey], params: Params, beacon: bool) -> Net {
     let mut keys: Vec<SigningKey> = (0..validators).map(|i| key(201 + i)).collect();
     keys.sort_by_key(addr);
     let mut accounts: Vec<GenesisAccount> = keys
@@ -68,10 +72,10 @@ fn net(validators: u8, users: &[&SigningKey], params: Params, beacon: bool) -> N
         })
         .collect();
     accounts.dedup_by_key(|a| a.address);
-    let (genesis_beacon, signers) = if beacon {
+    let (genesis_beacon, signers, shares) = if beacon {
         deal(&keys)
     } else {
-        (None, Vec::new())
+        (None, Vec::new(), Vec::new())
     };
     let genesis = Genesis {
         chain_id: CHAIN.into(),
@@ -90,11 +94,12 @@ fn net(validators: u8, users: &[&SigningKey], params: Params, beacon: bool) -> N
         state,
         validators: keys,
         signers,
+        shares,
         nonces: Default::default(),
     }
 }
 
-fn participants(keys: &[SigningKey]) -> Set<ed25519::PublicKey> {
+pub(crate) fn participants(keys: &[SigningKey]) -> Set<ed25519::PublicKey> {
     let pks: Vec<ed25519::PublicKey> = keys
         .iter()
         .map(|k| {
@@ -104,23 +109,32 @@ fn participants(keys: &[SigningKey]) -> Set<ed25519::PublicKey> {
     Set::try_from(pks).expect("sorted unique keys")
 }
 
-fn namespace() -> Vec<u8> {
+pub(crate) fn namespace() -> Vec<u8> {
     [CHAIN.as_bytes(), b"_CONSENSUS"].concat()
 }
 
 /// Deals a beacon to `keys` (sorted) with a trusted dealer, as the node's `deal` does.
-fn deal(keys: &[SigningKey]) -> (Option<GenesisBeacon>, Vec<S>) {
+fn deal(keys: &[SigningKey]) -> (Option<GenesisBeacon>, Vec<S>, Vec<Share>) {
     let players = participants(keys);
     let rng = ChaCha20Rng::from_seed([7; 32]);
     let (output, shares) =
         feldman_desmedt::deal::<MinSig, _, N3f1>(rng, ShareMode::NonZeroCounter, players.clone())
             .expect("deal");
     let polynomial = output.public().clone();
-    let signers = players
+    let ordered: Vec<Share> = players
         .iter()
-        .map(|p| {
-            let share = shares.get_value(p).expect("dealt").clone();
-            S::signer(&namespace(), players.clone(), polynomial.clone(), share).expect("signer")
+        .map(|p| shares.get_value(p).expect("dealt").clone())
+        .collect();
+    let signers = ordered
+        .iter()
+        .map(|share| {
+            S::signer(
+                &namespace(),
+                players.clone(),
+                polynomial.clone(),
+                share.clone(),
+            )
+            .expect("signer")
         })
         .collect();
     let beacon = GenesisBeacon {
@@ -128,34 +142,44 @@ fn deal(keys: &[SigningKey]) -> (Option<GenesisBeacon>, Vec<S>) {
         seed_namespace: hex::encode(Namespace::new(&namespace()).seed),
         polynomial: hex::encode(polynomial.encode()),
     };
-    (Some(beacon), signers)
+    (Some(beacon), signers, ordered)
 }
 
 impl Net {
-    fn tx(&mut self, from: &SigningKey, msg: Msg) -> Tx {
+    pub(crate) fn tx(&mut self, from: &SigningKey, msg: Msg) -> Tx {
+        self.tx_with_fee(from, msg, FEE)
+    }
+
+    /// A transaction paying `fee` (larger ones need more than [`FEE`]).
+    pub(crate) fn tx_with_fee(&mut self, from: &SigningKey, msg: Msg, fee: u128) -> Tx {
         let nonce = self.nonces.entry(addr(from)).or_insert(0);
         let body = TxBody {
             chain_id: CHAIN.into(),
             signer: addr(from),
             nonce: *nonce,
-            fee: FEE,
+            fee,
             msg,
         };
         *nonce += 1;
         body.sign(from)
     }
 
-    fn val(&mut self, from: &SigningKey, msg: ValidatorsMsg) -> Tx {
+    pub(crate) fn val(&mut self, from: &SigningKey, msg: ValidatorsMsg) -> Tx {
         self.tx(from, Msg::Validators(msg))
     }
 
-    fn stake(&mut self, from: &SigningKey, msg: StakingMsg) -> Tx {
+    pub(crate) fn stake(&mut self, from: &SigningKey, msg: StakingMsg) -> Tx {
         self.tx(from, Msg::Staking(msg))
     }
 
     /// Executes a block at `height` and `view`, applies and audits it; returns the outcome
     /// codes ("ok" for success) and the outcome.
-    fn run_view(&mut self, height: u64, view: u64, txs: Vec<Tx>) -> (Vec<String>, BlockOutcome) {
+    pub(crate) fn run_view(
+        &mut self,
+        height: u64,
+        view: u64,
+        txs: Vec<Tx>,
+    ) -> (Vec<String>, BlockOutcome) {
         let ctx = BlockContext {
             height,
             timestamp_ms: height * 1000,
@@ -182,30 +206,30 @@ impl Net {
         (codes, out)
     }
 
-    fn run(&mut self, height: u64, txs: Vec<Tx>) -> Vec<String> {
+    pub(crate) fn run(&mut self, height: u64, txs: Vec<Tx>) -> Vec<String> {
         self.run_view(height, height, txs).0
     }
 
-    fn members(&self, epoch: u64) -> Option<Vec<Address>> {
+    pub(crate) fn members(&self, epoch: u64) -> Option<Vec<Address>> {
         validators::active_set(&self.state, epoch)
             .unwrap()
             .map(|s| s.members.iter().map(|m| m.address).collect())
     }
 
-    fn candidate(&self, who: &SigningKey) -> validators::Candidate {
+    pub(crate) fn candidate(&self, who: &SigningKey) -> validators::Candidate {
         validators::candidate(&self.state, &addr(who))
             .unwrap()
             .expect("a candidate")
     }
 
-    fn bonded(&self, who: &SigningKey) -> u128 {
+    pub(crate) fn bonded(&self, who: &SigningKey) -> u128 {
         poi_core::staking::stake(&self.state, &addr(who))
             .unwrap()
             .bonded
     }
 
     /// The state under `val/` and `stk/`.
-    fn snapshot(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.state
             .0
             .iter()
@@ -216,7 +240,12 @@ impl Net {
     }
 }
 
-fn bond_and_register(n: &mut Net, who: &SigningKey, bond: u128, collateral: u128) -> Vec<Tx> {
+pub(crate) fn bond_and_register(
+    n: &mut Net,
+    who: &SigningKey,
+    bond: u128,
+    collateral: u128,
+) -> Vec<Tx> {
     vec![
         n.stake(who, StakingMsg::Bond { amount: bond }),
         n.val(
@@ -383,6 +412,13 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
         notarize(&n, 2, 0, view, b"a"),
     );
     let burned_before = supply_burned(&n);
+    let balance = |n: &Net, who: &SigningKey| {
+        poi_core::bank::account(&n.state, &addr(who))
+            .unwrap()
+            .map_or(0, |a| a.balance)
+    };
+    let reporter_before = balance(&n, &reporter);
+    let supply_before = supply::read(&n.state, 0).unwrap();
     let txs = vec![
         n.val(
             &reporter,
@@ -404,7 +440,19 @@ fn equivocation_evidence_slashes_tombstones_and_is_recorded_once() {
     );
     let slash = before * 500 / 10_000;
     assert_eq!(n.bonded(offender), before - slash);
-    assert_eq!(supply_burned(&n) - burned_before, slash);
+    // The submitter gets floor(10%) of the slash, the rest is burned; fees always stick.
+    let reward = slash * 1_000 / 10_000;
+    assert!(reward > 0);
+    assert_eq!(supply_burned(&n) - burned_before, slash - reward);
+    assert_eq!(balance(&n, &reporter), reporter_before - 3 * FEE + reward);
+    let supply_after = supply::read(&n.state, 0).unwrap();
+    assert_eq!(
+        supply_after.total,
+        supply_after.genesis + supply_after.minted - supply_after.burned
+    );
+    // Nothing minted for the reward: minted is unchanged, and the audit after every block
+    // (held == genesis + minted - burned) holds with the reward in the reporter's account.
+    assert_eq!(supply_after.minted, supply_before.minted);
     let record = n.candidate(offender);
     assert_eq!(
         (record.tombstoned_at, record.evidence, record.slashed),
@@ -477,8 +525,8 @@ fn conflicting_finalizes_convict_nullify_finalize_never_and_both_need_the_polyno
 fn genesis_refuses_a_polynomial_of_another_group() {
     let mut keys: Vec<SigningKey> = (0..4).map(|i| key(201 + i)).collect();
     keys.sort_by_key(addr);
-    let (ours, _) = deal(&keys);
-    let (theirs, _) = deal(&keys[..3]);
+    let (ours, _, _) = deal(&keys);
+    let (theirs, _, _) = deal(&keys[..3]);
     let mut beacon = ours.unwrap();
     let genesis = |beacon: GenesisBeacon| Genesis {
         chain_id: CHAIN.into(),
@@ -504,7 +552,7 @@ fn n_params() -> Params {
     params()
 }
 
-fn supply_burned(n: &Net) -> u128 {
+pub(crate) fn supply_burned(n: &Net) -> u128 {
     supply::read(&n.state, 0)
         .unwrap()
         .burned_by_reason
@@ -596,6 +644,28 @@ fn the_leader_formula_is_commonwares_round_robin() {
                 liveness::leader_index(epoch, view, 7),
                 "{epoch}/{view}"
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The evidence reward is the floor of its share and reward + burn is the whole slash.
+    #[test]
+    fn the_evidence_reward_split_conserves_the_slash(
+        slashed in any::<u128>(),
+        small in 0u128..1_000_000_000_000,
+        bps in 0u16..=10_000,
+    ) {
+        for amount in [slashed / 10_000, small] {
+            let (reward, burned) = validators::evidence_reward_split(amount, bps).unwrap();
+            prop_assert_eq!(reward + burned, amount);
+            prop_assert_eq!(reward, amount * u128::from(bps) / 10_000);
+        }
+        // A product past u128 is an overflow error, not a wrong amount.
+        if slashed.checked_mul(u128::from(bps)).is_none() {
+            prop_assert!(validators::evidence_reward_split(slashed, bps).is_err());
         }
     }
 }
