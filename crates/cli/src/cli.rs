@@ -685,6 +685,10 @@ pub(crate) struct LocalnetArgs {
     /// serve the API, but do not vote. Full node j uses the ports after the validators'.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
     pub(crate) full_nodes: u8,
+    /// Blocks per chain epoch (2..=100000). The validator set, and so a key reshare and an
+    /// engine switch, can change only at epoch boundaries. Fixed once the localnet exists.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    pub(crate) epoch_blocks: u64,
     /// Funded test accounts to create (0..=26).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=26))]
     pub(crate) accounts: u8,

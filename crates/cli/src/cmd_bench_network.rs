@@ -85,6 +85,7 @@ fn run_one(
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let args = LocalnetArgs {
         full_nodes: 0,
+        epoch_blocks: 100,
         validators: u8::try_from(count).context("count")?,
         base_port: 0,
         accounts: SENDERS + 1,

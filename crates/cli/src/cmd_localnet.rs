@@ -93,9 +93,9 @@ pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
         .take(usize::from(args.accounts))
         .copied();
     let mut accounts = test_accounts(&keystore, names)?;
-    // Validators hold funds too: to bond collateral, and to pay the fee of the evidence
-    // transactions their nodes submit.
-    for seed in &seeds[..count] {
+    // Validators hold funds too: to bond collateral, and to pay the fee of the evidence and
+    // reshare transactions their nodes submit; full nodes, to bond and register as candidates.
+    for seed in &seeds {
         accounts.push(GenesisAccount {
             address: validator_address(seed),
             balance: DEVNET_BALANCE_POI * BASE_UNITS_PER_POI,
@@ -103,6 +103,7 @@ pub(crate) fn create(root: &Path, args: &LocalnetArgs) -> anyhow::Result<()> {
     }
     let mut params = devnet_params(args.block_interval_ms);
     crate::devnet::poi_params(&mut params, None);
+    params.rewards.epoch_blocks = args.epoch_blocks;
     let genesis = Genesis {
         chain_id: LOCALNET_CHAIN_ID.into(),
         genesis_time_ms: now_ms(),

@@ -7,6 +7,8 @@
 //! HOME/node_key.json   this validator's ed25519 seed (0600; keep it secret and backed up)
 //! HOME/node_share.json this validator's share of the beacon group key (0600; secret, backed up)
 //! HOME/beacon_polynomial.json  the public polynomial of the beacon dealing (same on every node)
+//! HOME/shares/generation-<g>.json  this validator's share of signer generation g >= 1 (0600;
+//!                      written when the key is reshared to a new validator set)
 //! HOME/keys/           the CLI keystore (user keys)
 //! HOME/data/state.redb committed chain state, blocks and receipts
 //! HOME/data/proposals/ blocks proposed or received, not yet final
@@ -309,6 +311,53 @@ impl Home {
         bytes
             .try_into()
             .map_err(|_| NodeError::Config(format!("{}: seed is not 32 bytes", path.display())))
+    }
+
+    /// `shares/generation-<g>.json`: this validator's share of signer generation `g >= 1`
+    /// (written by the key reshare; same format as `node_share.json`).
+    pub fn generation_share_path(&self, generation: u64) -> PathBuf {
+        self.root
+            .join("shares")
+            .join(format!("generation-{generation}.json"))
+    }
+
+    /// Writes this validator's share of generation `generation` (0600), atomically: a crash
+    /// leaves the old file or the new one.
+    pub fn write_generation_share(&self, generation: u64, share: &[u8]) -> Result<()> {
+        let path = self.generation_share_path(generation);
+        let dir = path.parent().expect("a file in shares/");
+        std::fs::create_dir_all(dir).map_err(|e| NodeError::io("create", dir, e))?;
+        let text = serde_json::to_string_pretty(&NodeShareFile {
+            share: hex::encode(share),
+        })
+        .expect("serialises");
+        let partial = path.with_extension("json.partial");
+        write_private(&partial, text.as_bytes())?;
+        std::fs::rename(&partial, &path).map_err(|e| NodeError::io("rename", &partial, e))
+    }
+
+    /// Reads this validator's share of generation `generation`, checked against that
+    /// generation's public polynomial (from the chain).
+    pub fn generation_share(&self, generation: u64, polynomial: &[u8]) -> Result<BeaconKey> {
+        let path = self.generation_share_path(generation);
+        if !path.exists() {
+            return Err(NodeError::Config(format!(
+                "this node is a validator of signer generation {generation} but has no share \
+                 of it ({} is missing: the node was not running while the key was reshared)",
+                path.display()
+            )));
+        }
+        let text = read_text(&path, &self.root)?;
+        let file: NodeShareFile = serde_json::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        let share = hex::decode(file.share.trim())
+            .map_err(|_| NodeError::Config(format!("{}: share is not hex", path.display())))?;
+        BeaconKey::from_bytes(polynomial, &share).map_err(|e| {
+            NodeError::Config(format!(
+                "{} does not fit generation {generation}'s polynomial: {e}",
+                path.display()
+            ))
+        })
     }
 
     /// Reads this validator's beacon key: `node_share.json` and `beacon_polynomial.json`.

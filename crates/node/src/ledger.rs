@@ -115,7 +115,7 @@ pub struct Ledger {
     /// Node-local network observations (`GET /network`).
     network: Arc<NetworkStatus>,
     /// Where transactions submitted here are gossiped to the other validators, once set.
-    gossip: std::sync::OnceLock<TxGossip>,
+    gossip: Mutex<Option<TxGossip>>,
 }
 
 /// What a background commit hands back for acknowledging the block.
@@ -181,7 +181,7 @@ impl Ledger {
                 .map_err(|e| NodeError::io("start the signature pool", &data_dir, e))?,
             prechecks: Mutex::new(BTreeMap::new()),
             network: Arc::default(),
-            gossip: std::sync::OnceLock::new(),
+            gossip: Mutex::new(None),
         })
     }
 
@@ -383,7 +383,8 @@ impl Ledger {
     /// transaction submitted by a client; one received from a peer is not gossiped again).
     pub fn submit_and_gossip(&self, bytes: &[u8]) -> std::result::Result<TxHash, TxError> {
         let hash = self.submit(bytes)?;
-        if let Some(gossip) = self.gossip.get()
+        let gossip = self.gossip.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(gossip) = gossip
             && !gossip.send(bytes.to_vec())
         {
             tracing::debug!(tx = %hex::encode(hash), "gossip queue full; kept locally");
@@ -391,9 +392,10 @@ impl Ledger {
         Ok(hash)
     }
 
-    /// Sets where [`Ledger::submit_and_gossip`] gossips; later calls are ignored.
+    /// Sets where [`Ledger::submit_and_gossip`] gossips (replacing the previous consensus
+    /// run's queue after an engine switch).
     pub fn set_gossip(&self, gossip: TxGossip) {
-        let _ = self.gossip.set(gossip);
+        *self.gossip.lock().unwrap_or_else(|p| p.into_inner()) = Some(gossip);
     }
 
     /// Builds a block for consensus view `view` on the head (which must be `parent`) carrying
@@ -711,6 +713,14 @@ impl Ledger {
             std::fs::File::open(&self.proposals_dir)?.sync_all()
         };
         write().map_err(|e| NodeError::io("write", &path, e))
+    }
+
+    /// Height of a block this node holds, committed or executed and pending finality.
+    pub fn known_height(&self, hash: &BlockHash) -> Option<u64> {
+        if let Ok(Some(height)) = self.store.height_by_block_hash(hash) {
+            return Some(height);
+        }
+        self.pending().get(hash).map(|p| p.block.header.height)
     }
 
     /// Encoded bytes of a block we hold (pending, proposed on disk, or committed).

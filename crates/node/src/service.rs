@@ -41,6 +41,24 @@ pub struct LedgerApp {
     /// Signs the evidence transactions this validator submits (its node key); none: faults
     /// are only logged.
     evidence_signer: Option<Arc<ed25519_dalek::SigningKey>>,
+    /// The signer generation (consensus epoch) the engine runs.
+    generation: u64,
+    /// Chain view of the engine's floor block: blocks carry `view_offset + engine view`.
+    view_offset: u64,
+    /// Set to the next generation (and the node shut down) once a committed block records it.
+    switch: Arc<Mutex<Option<u64>>>,
+}
+
+/// Whether the engine may build on (or vote for a child of) a parent block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extend {
+    /// Yes: the parent is within this engine's generation.
+    Yes,
+    /// No: the parent recorded the next generation; only that generation's engine extends it.
+    No,
+    /// Not yet known: the parent ends a chain epoch (where a generation may be recorded) and
+    /// is not committed yet.
+    Wait,
 }
 
 impl LedgerApp {
@@ -68,7 +86,83 @@ impl LedgerApp {
             shutdown,
             halted: Arc::new(Mutex::new(None)),
             evidence_signer: None,
+            generation: 0,
+            view_offset: 0,
+            switch: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Runs the engine of signer generation `generation`, whose floor is block `floor` at
+    /// chain view `view_offset`; `switch` receives the next generation when a committed block
+    /// records it (the node then stops so that its engine can start).
+    pub fn with_generation(
+        mut self,
+        generation: u64,
+        floor: BlockDigest,
+        view_offset: u64,
+        switch: Arc<Mutex<Option<u64>>>,
+    ) -> Self {
+        self.generation = generation;
+        self.genesis = floor;
+        self.view_offset = view_offset;
+        self.switch = switch;
+        self
+    }
+
+    /// The chain view of engine view `view`.
+    fn chain_view(&self, view: u64) -> Option<u64> {
+        self.view_offset.checked_add(view)
+    }
+
+    /// Whether this generation's engine may extend `parent` (see [`Extend`]).
+    fn extend(&self, parent: &BlockDigest) -> Result<Extend> {
+        let tip = self.ledger.tip();
+        if tip.block_hash == *parent {
+            let state = self.ledger.snapshot()?;
+            let current = poi_core::validators::reshare::current_generation_number(&state)
+                .map_err(|e| NodeError::Corrupt(e.to_string()))?;
+            return Ok(if current == self.generation {
+                Extend::Yes
+            } else {
+                Extend::No
+            });
+        }
+        let committed = self.ledger.store().height_by_block_hash(parent)?.is_some();
+        let epoch_blocks = self.ledger.params()?.rewards.epoch_blocks;
+        match self.ledger.known_height(parent) {
+            Some(height)
+                if !committed
+                    && poi_core::rewards::ending_epoch(height, epoch_blocks).is_some() =>
+            {
+                Ok(Extend::Wait)
+            }
+            _ => Ok(Extend::Yes),
+        }
+    }
+
+    /// After a block landed: records a switch (and stops the node) if it recorded the next
+    /// signer generation.
+    fn after_commit(&self) {
+        let state = match self.ledger.snapshot() {
+            Ok(state) => state,
+            Err(error) => return tracing::warn!(%error, "cannot read committed state"),
+        };
+        let current = match poi_core::validators::reshare::current_generation_number(&state) {
+            Ok(current) => current,
+            Err(error) => return tracing::warn!(%error, "cannot read the signer generation"),
+        };
+        if current > self.generation {
+            let mut switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+            if switch.is_none() {
+                tracing::info!(
+                    from = self.generation,
+                    to = current,
+                    "a finalized block recorded the next signer generation; restarting consensus"
+                );
+                *switch = Some(current);
+                self.shutdown.trigger();
+            }
+        }
     }
 
     /// Submits the convicting faults consensus reports as evidence transactions signed with
@@ -82,9 +176,9 @@ impl LedgerApp {
     /// (gossiped), unless the chain would not convict on it or already has.
     fn submit_evidence(&self, fault: &consensus::Fault) -> Result<Option<String>> {
         use poi_core::validators::{self, EvidenceKind, ValidatorError, ValidatorsMsg};
-        let Some(key) = &self.evidence_signer else {
+        if self.evidence_signer.is_none() {
             return Ok(None);
-        };
+        }
         let kind = match fault.kind {
             consensus::FaultKind::ConflictingNotarize => EvidenceKind::ConflictingNotarize,
             consensus::FaultKind::ConflictingFinalize => EvidenceKind::ConflictingFinalize,
@@ -92,15 +186,10 @@ impl LedgerApp {
         };
         let bytes = validators::encode_evidence(kind, &fault.encoded);
         let state = self.ledger.snapshot()?;
-        let Some(genesis) =
-            validators::genesis_consensus(&state).map_err(|e| NodeError::Corrupt(e.to_string()))?
-        else {
-            return Ok(None);
-        };
-        match validators::evidence::verify(&genesis, &bytes) {
+        match validators::evidence::verify_in(&state, &bytes) {
             Ok(_) => {}
             // Not every verified fault convicts (see validators::evidence): keep it in the log.
-            Err(ValidatorError::NotSlashable(why)) => {
+            Err(poi_core::error::TxError::Validator(ValidatorError::NotSlashable(why))) => {
                 tracing::info!(view = fault.view, offender = %hex::encode(fault.offender), why, "fault not slashable");
                 return Ok(None);
             }
@@ -109,8 +198,24 @@ impl LedgerApp {
                 return Ok(None);
             }
         }
+        self.submit_own(
+            &state,
+            poi_core::tx::Msg::Validators(ValidatorsMsg::Evidence { bytes }),
+        )
+    }
+
+    /// Signs `msg` with this validator's node key (it pays the minimum fee) and submits it
+    /// (gossiped); `None` when it has no key or the mempool refuses it (logged).
+    fn submit_own(
+        &self,
+        state: &dyn poi_core::state::StateReader,
+        msg: poi_core::tx::Msg,
+    ) -> Result<Option<String>> {
+        let Some(key) = &self.evidence_signer else {
+            return Ok(None);
+        };
         let signer = Address(key.verifying_key().to_bytes());
-        let committed = poi_core::bank::account(&state, &signer)
+        let committed = poi_core::bank::account(state, &signer)
             .map_err(|e| NodeError::Corrupt(e.to_string()))?
             .map_or(0, |account| account.nonce);
         let params = self.ledger.params()?;
@@ -119,14 +224,14 @@ impl LedgerApp {
             signer,
             nonce: self.ledger.next_nonce(&signer, committed),
             fee: 0,
-            msg: poi_core::tx::Msg::Validators(ValidatorsMsg::Evidence { bytes }),
+            msg,
         };
         body.fee = params.min_fee(body.clone().sign(key).encoded_len());
         let tx = body.sign(key);
         match self.ledger.submit_and_gossip(&tx.encode()) {
             Ok(hash) => Ok(Some(hex::encode(hash))),
             Err(error) => {
-                tracing::info!(%error, "evidence transaction not admitted");
+                tracing::info!(%error, "own transaction not admitted");
                 Ok(None)
             }
         }
@@ -236,7 +341,20 @@ impl Application for LedgerApp {
     }
 
     async fn propose(&self, parent: BlockDigest, view: u64) -> Option<BlockDigest> {
-        if !self.parent_is_head(parent).await {
+        let parent_is_head = self.parent_is_head(parent).await;
+        match self.extend(&parent) {
+            Ok(Extend::Yes) => {}
+            Ok(verdict) => {
+                tracing::debug!(view, ?verdict, "declining: the parent may end this generation");
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot check the parent's generation");
+                return None;
+            }
+        }
+        let view = self.chain_view(view)?;
+        if !parent_is_head {
             let committed = self
                 .ledger
                 .store()
@@ -269,8 +387,23 @@ impl Application for LedgerApp {
         // A block on a parent that is not final yet is checked by verify_block (only an empty
         // block can be); one on an older committed block is refused there.
         let _ = self.parent_is_head(parent).await;
+        let Some(view) = self.chain_view(view) else {
+            return false;
+        };
         let ledger = Arc::clone(&self.ledger);
         loop {
+            match self.extend(&parent) {
+                Ok(Extend::Yes) => {}
+                Ok(Extend::No) => return false,
+                Ok(Extend::Wait) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check the parent's generation");
+                    return false;
+                }
+            }
             let ledger = Arc::clone(&ledger);
             match tokio::task::spawn_blocking(move || ledger.verify_block(&digest, view)).await {
                 Ok(Ok(valid)) => return valid,
@@ -351,7 +484,7 @@ impl Application for LedgerApp {
         tokio::spawn(async move {
             let ledger = Arc::clone(&app.ledger);
             match tokio::task::spawn_blocking(move || ledger.land()).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => app.after_commit(),
                 Ok(Err(error)) => app.halt(format!("cannot commit a finalized block: {error}")),
                 Err(error) => app.halt(format!("commit panicked: {error}")),
             }
@@ -382,6 +515,12 @@ pub struct ReadyInfo {
 }
 
 /// Runs the node in `home` until Ctrl-C. Blocks the calling thread.
+///
+/// The consensus engine runs one signer generation at a time (the chain's
+/// `validators::reshare` records them). When a finalized block records the next generation,
+/// the engine of the old one stops and a new one starts: new participants, this node's share
+/// of the reshared key (or none: it then follows as a full node), the next epoch's journal,
+/// and that block as its floor. The ledger and its store stay open across the switch.
 pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     let mut config = home.config()?;
     if let Some(addr) = options.api_addr {
@@ -389,17 +528,116 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     }
     let genesis = home.genesis()?;
     let seed = home.node_seed()?;
+    let ledger = Arc::new(Ledger::open(
+        home.data_dir(),
+        genesis.clone(),
+        Metrics::default(),
+    )?);
+    let mut on_ready = options.on_ready;
+    loop {
+        let outcome = run_generation(home, &config, &genesis, seed, &ledger, on_ready.take())?;
+        match outcome {
+            Some(next) => tracing::info!(generation = next, "switching to the next signer generation"),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The signer generation the committed chain runs now, with what its engine starts from.
+struct EngineStart {
+    generation: u64,
+    participants: Vec<Address>,
+    polynomial: Vec<u8>,
+    floor: BlockDigest,
+    view_offset: u64,
+}
+
+fn engine_start(ledger: &Ledger, genesis: &poi_core::genesis::Genesis) -> Result<EngineStart> {
+    use poi_core::validators::reshare;
+    let state = ledger.snapshot()?;
+    let corrupt = |e: poi_core::error::StateError| NodeError::Corrupt(e.to_string());
+    let genesis_hash = ledger
+        .block(0)?
+        .ok_or_else(|| NodeError::Corrupt("genesis block missing".into()))?
+        .block
+        .hash();
+    let Some(current) = reshare::current_generation(&state).map_err(corrupt)? else {
+        // A chain without a recorded consensus group (no beacon polynomial): genesis as is.
+        return Ok(EngineStart {
+            generation: 0,
+            participants: genesis.validators.clone(),
+            polynomial: Vec::new(),
+            floor: genesis_hash,
+            view_offset: 0,
+        });
+    };
+    let floor = if current.generation == 0 {
+        genesis_hash
+    } else {
+        ledger
+            .block(current.recorded_at)?
+            .ok_or_else(|| {
+                NodeError::Corrupt(format!(
+                    "block {} that recorded generation {} is missing",
+                    current.recorded_at, current.generation
+                ))
+            })?
+            .block
+            .hash()
+    };
+    Ok(EngineStart {
+        generation: current.generation,
+        participants: current.participants,
+        polynomial: current.polynomial,
+        floor,
+        view_offset: current.view_offset,
+    })
+}
+
+/// This node's role in generation `start`: a participant votes with its share (generation 0:
+/// `node_share.json`; later ones: the share the reshare wrote), anyone else follows.
+fn role_in(
+    home: &Home,
+    genesis: &poi_core::genesis::Genesis,
+    seed: [u8; 32],
+    start: &EngineStart,
+) -> Result<Role> {
+    let me = Address(consensus::validator_public_key(&seed));
+    if !start.participants.contains(&me) {
+        if start.generation == 0 || start.polynomial.is_empty() {
+            return Ok(Role::FullNode(full_node_beacon(genesis)?));
+        }
+        let beacon = BeaconPublic::from_bytes(&start.polynomial).map_err(|e| {
+            NodeError::Corrupt(format!("generation {} polynomial: {e}", start.generation))
+        })?;
+        return Ok(Role::FullNode(beacon));
+    }
+    if start.generation == 0 {
+        let beacon = home.beacon_key()?;
+        check_genesis_beacon(genesis, &beacon)?;
+        return Ok(Role::Validator(beacon));
+    }
+    let beacon = home.generation_share(start.generation, &start.polynomial)?;
+    Ok(Role::Validator(beacon))
+}
+
+/// Runs consensus for the generation the committed chain is in; `Some(next)` when it stopped
+/// because a finalized block recorded generation `next`, `None` on a requested stop.
+fn run_generation(
+    home: &Home,
+    config: &NodeConfig,
+    genesis: &poi_core::genesis::Genesis,
+    seed: [u8; 32],
+    ledger: &Arc<Ledger>,
+    on_ready: Option<fn(&ReadyInfo)>,
+) -> Result<Option<u64>> {
+    let start = engine_start(ledger, genesis)?;
     let public = consensus::validator_public_key(&seed);
     let proposer = Address(public);
-    // A key genesis names votes with its beacon share; any other key follows as a full node.
-    let role = if genesis.validators.contains(&proposer) {
-        let beacon = home.beacon_key()?;
-        check_genesis_beacon(&genesis, &beacon)?;
-        Role::Validator(beacon)
-    } else {
-        Role::FullNode(full_node_beacon(&genesis)?)
-    };
-    let consensus_cfg = consensus_config(home, &config, &genesis, seed, role)?;
+    let role = role_in(home, genesis, seed, &start)?;
+    let mut consensus_cfg =
+        consensus_config_for(home, config, genesis, seed, role, &start.participants)?;
+    consensus_cfg.epoch = start.generation;
     let is_validator = consensus_cfg.is_validator();
     let full_node_views: Vec<crate::network::FullNodeView> = consensus_cfg
         .full_nodes
@@ -425,20 +663,31 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
         })
         .collect();
     let listen = consensus_cfg.listen;
-    let data_dir = home.data_dir();
+    let api_addr_configured = config.api_addr;
     let halted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let halted_in = Arc::clone(&halted);
+    let switch: Arc<Mutex<Option<u64>>> = Arc::new(Mutex::new(None));
+    let switch_in = Arc::clone(&switch);
+    let ledger = Arc::clone(ledger);
+    let chain_id = genesis.chain_id.clone();
+    tracing::info!(
+        generation = start.generation,
+        validators = start.participants.len(),
+        voting = is_validator,
+        "starting consensus"
+    );
     let result = consensus::run(consensus_cfg, move |node| async move {
-        let ledger = Arc::new(Ledger::open(data_dir, genesis.clone(), Metrics::default())?);
         ledger.network().configure(public, listen, peer_views);
         ledger
             .network()
             .configure_role(is_validator, full_node_views);
         ledger.network().attach_votes(node.votes.clone());
         ledger.set_gossip(node.txs.clone());
-        let listener = tokio::net::TcpListener::bind(config.api_addr)
+        let listener = tokio::net::TcpListener::bind(api_addr_configured)
             .await
-            .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.api_addr)))?;
+            .map_err(|e| {
+                NodeError::Config(format!("cannot listen on {api_addr_configured}: {e}"))
+            })?;
         let api_addr = listener
             .local_addr()
             .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -450,7 +699,8 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             node.seeds.clone(),
             node.blocks.clone(),
             shutdown.clone(),
-        )?;
+        )?
+        .with_generation(start.generation, start.floor, start.view_offset, switch_in);
         // Only validators report equivocation: a full node's key holds no funds for fees.
         let app = if is_validator {
             app.with_evidence_signer(seed)
@@ -459,9 +709,10 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
         };
         let app_halted = Arc::clone(&app.halted);
         let api_shutdown = shutdown.clone();
+        let api_ledger = Arc::clone(&ledger);
         tokio::spawn(async move {
             let stop = async move { api_shutdown.wait().await };
-            if let Err(error) = crate::api::serve_on(ledger, listener, stop).await {
+            if let Err(error) = crate::api::serve_on(api_ledger, listener, stop).await {
                 tracing::error!(%error, "API server failed");
             }
         });
@@ -476,10 +727,10 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
             api_addr,
             height: tip.height,
             state_root: tip.state_root,
-            chain_id: genesis.chain_id.clone(),
+            chain_id,
         };
         tracing::info!(api = %api_addr, height = tip.height, "node ready");
-        if let Some(on_ready) = options.on_ready {
+        if let Some(on_ready) = on_ready {
             on_ready(&info);
         }
         Ok::<_, NodeError>(app)
@@ -487,7 +738,8 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     if let Some(reason) = halted.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(NodeError::Halt(reason));
     }
-    result.map_err(|e| NodeError::Consensus(e.to_string()))
+    result.map_err(|e| NodeError::Consensus(e.to_string()))?;
+    Ok(switch.lock().unwrap_or_else(|p| p.into_inner()).take())
 }
 
 /// The consensus config of the node in `home`: every genesis validator at the address
@@ -501,14 +753,27 @@ pub fn consensus_config(
     seed: [u8; 32],
     role: Role,
 ) -> Result<ConsensusConfig> {
+    consensus_config_for(home, config, genesis, seed, role, &genesis.validators)
+}
+
+/// [`consensus_config`] for the signer generation whose participants are `participants`
+/// (genesis's validators for generation 0).
+pub fn consensus_config_for(
+    home: &Home,
+    config: &NodeConfig,
+    genesis: &poi_core::genesis::Genesis,
+    seed: [u8; 32],
+    role: Role,
+    participants: &[Address],
+) -> Result<ConsensusConfig> {
     let public = consensus::validator_public_key(&seed);
     let namespace = genesis.chain_id.as_bytes().to_vec();
     let mut peer_keys = Vec::with_capacity(config.peers.len());
     for peer in &config.peers {
         peer_keys.push((peer.key()?, peer.p2p_addr));
     }
-    let mut validators = Vec::with_capacity(genesis.validators.len());
-    for validator in &genesis.validators {
+    let mut validators = Vec::with_capacity(participants.len());
+    for validator in participants {
         let key = validator.0;
         let address = if key == public {
             config.p2p_addr
@@ -516,7 +781,7 @@ pub fn consensus_config(
             let entry = peer_keys.iter().find(|(peer, _)| *peer == key);
             entry.map(|(_, addr)| *addr).ok_or_else(|| {
                 NodeError::Config(format!(
-                    "{} has no [[peers]] entry for genesis validator {} (public_key = \"{}\")",
+                    "{} has no [[peers]] entry for validator {} (public_key = \"{}\")",
                     home.config_path().display(),
                     validator,
                     hex::encode(key)
@@ -530,7 +795,7 @@ pub fn consensus_config(
     }
     let mut full_nodes: Vec<Validator> = peer_keys
         .iter()
-        .filter(|(key, _)| !genesis.validators.contains(&Address(*key)))
+        .filter(|(key, _)| !participants.contains(&Address(*key)))
         .map(|(key, addr)| Validator {
             public_key: *key,
             address: *addr,

@@ -12,8 +12,10 @@
 //!
 //! over the participants (sorted by key bytes) of the current signer generation, whose number
 //! is the consensus epoch ([`super::reshare`]; generation 0 is the genesis set). The engine
-//! restarts views in a new epoch, which the chain sees as a view not after its parent's: it
-//! only resynchronises then. A skipped view can be the next leader's fault too (a view also
+//! restarts views at 0 in a new epoch; blocks carry the chain view `view_offset + engine view`
+//! (the generation's [`super::reshare::Generation::view_offset`]), so the leader of chain view
+//! `V` is `participants[(epoch + V - view_offset) mod n]`. A view not after its parent's
+//! (which honest nodes never build) only resynchronises. A skipped view can be the next leader's fault too (a view also
 //! fails when the network partitions); a window threshold (`missed_views_max` per `liveness_window_blocks`)
 //! tolerates that. Counting is arithmetic per participant, so a jump of any number of views
 //! costs `O(n)`.
@@ -96,9 +98,9 @@ pub(crate) fn begin_block(ctx: &mut ExecContext<'_, '_>) -> Result<(), TxError> 
     if n == 0 {
         return Ok(());
     }
-    // leader(epoch, v) = (epoch + v) mod n: participant `index` leads the views with
-    // v mod n == (index - epoch) mod n.
-    let shift = generation.generation % n;
+    // leader(epoch, v) = (epoch + v - view_offset) mod n: participant `index` leads the chain
+    // views with v mod n == (index - epoch + view_offset) mod n.
+    let shift = (generation.generation % n + n - generation.view_offset % n) % n;
     for (index, leader) in generation.participants.iter().enumerate() {
         let residue = (index as u64 + n - shift) % n;
         let missed = led_views(parent + 1, view - 1, residue, n);

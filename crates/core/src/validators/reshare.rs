@@ -119,8 +119,14 @@ pub struct Generation {
     pub generation: u64,
     /// The first chain epoch it signs.
     pub first_epoch: u64,
-    /// Height it was recorded at (0 for generation 0).
+    /// Height it was recorded at (0 for generation 0): the last block the previous
+    /// generation's engine finalizes, and the floor (genesis) of this generation's engine.
     pub recorded_at: u64,
+    /// The chain view of the block at `recorded_at` (0 for generation 0). This generation's
+    /// engine counts views from 0 again at that block, and a node writes chain view
+    /// `view_offset + engine view` into the blocks it proposes, so chain views keep increasing
+    /// across generations (PoI targets and liveness count in chain views).
+    pub view_offset: u64,
     /// The reshare round that produced it (`None` for generation 0).
     pub round: Option<u64>,
     /// Participants' ed25519 keys, ascending by bytes (commonware's `ordered::Set` order).
@@ -266,6 +272,7 @@ pub(crate) fn generation_light(
         generation: 0,
         first_epoch: 0,
         recorded_at: 0,
+        view_offset: 0,
         round: None,
         participants: genesis.participants,
         polynomial: genesis.polynomial,
@@ -579,6 +586,7 @@ fn close(ctx: &mut ExecContext<'_, '_>, mut open: ReshareRound, first: u64) -> R
                 generation: g,
                 first_epoch: first,
                 recorded_at: ctx.block.height,
+                view_offset: ctx.block.view,
                 round: Some(r),
                 participants: open.players.clone(),
                 polynomial,

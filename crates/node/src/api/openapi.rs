@@ -310,9 +310,13 @@ pub(super) fn spec() -> Value {
                         "slashed": {"type": "string"}}}},
                     "consensus": {"type": "array", "description": "as /network's peers"}}}))
             }}},
-            "/network": { "get": { "summary": "This node's network: the validators it dials, block sync progress", "responses": {
+            "/network": { "get": { "summary": "This node's network: its role, the validators it dials, the full nodes it admits, block sync progress", "responses": {
                 "200": ok_json("Network", json!({"type": "object", "properties": {
                     "public_key": {"type": "string"}, "listen": {"type": ["string", "null"]},
+                    "role": {"type": "string", "enum": ["validator", "full_node"]},
+                    "full_nodes": {"type": "array", "items": {"type": "object", "properties": {
+                        "public_key": {"type": "string"}, "p2p_addr": {"type": "string"},
+                        "this_node": {"type": "boolean"}}}},
                     "peers": {"type": "array", "items": {"type": "object", "properties": {
                         "public_key": {"type": "string"}, "p2p_addr": {"type": "string"},
                         "this_node": {"type": "boolean"}, "notarizes": {"type": "integer"},

@@ -18,6 +18,7 @@ use super::{
     error::ConsensusError,
     fault::key_bytes,
     fetch::{BlockRequester, BlockRequests, block_requests},
+    dkg::{DkgQueue, DkgSender, dkg_channel, receive_dkg, send_dkg},
     gossip::{GossipQueue, TxGossip, receive_gossip, send_gossip, tx_gossip},
     stats::VoteStats,
 };
@@ -61,6 +62,9 @@ pub const CHANNEL_BLOCK_REQUESTS: u64 = 4;
 /// p2p channel carrying gossiped transactions (see [`TxGossip`]); only between real
 /// processes ([`start`]), not in [`start_with_channels`].
 pub const CHANNEL_TXS: u64 = 5;
+/// p2p channel carrying key-reshare messages between single peers (see [`DkgSender`]); only
+/// between real processes ([`start`]).
+pub const CHANNEL_DKG: u64 = 6;
 
 /// How far a peer's handshake timestamp may run ahead of our clock.
 const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
@@ -124,6 +128,8 @@ pub struct Links {
     /// Transactions the application gossips; `None` gossips nothing (peers' gossip is still
     /// received).
     pub gossip: Option<GossipQueue>,
+    /// Reshare messages the application sends; `None` sends nothing.
+    pub dkg: Option<DkgQueue>,
 }
 
 impl Links {
@@ -135,6 +141,7 @@ impl Links {
             seeds: SeedCache::new(),
             votes: VoteStats::new(),
             gossip: None,
+            dkg: None,
         };
         (requester, links)
     }
@@ -229,6 +236,17 @@ where
     context
         .child("gossip_receive")
         .spawn(move |_| receive_gossip(gossip_app, gossip_out.1));
+    let dkg = network.register(CHANNEL_DKG, quota);
+    if let Some(queue) = links.dkg.take() {
+        let max_bytes = prepared.max_message_size as usize;
+        context
+            .child("dkg_send")
+            .spawn(move |_| send_dkg(queue, dkg.0, max_bytes));
+    }
+    let dkg_app = app.clone();
+    context
+        .child("dkg_receive")
+        .spawn(move |_| receive_dkg(dkg_app, dkg.1));
     let mut network_task = network.start();
     let mut consensus_task = context
         .child("consensus")
@@ -400,6 +418,9 @@ pub struct NodeContext {
     /// Gossips a transaction this node accepted to every other validator (they receive it in
     /// [`Application::receive_tx`]).
     pub txs: TxGossip,
+    /// Sends key-reshare messages to single peers (they receive them in
+    /// [`Application::receive_dkg`]).
+    pub dkg: DkgSender,
 }
 
 /// Runs a validator until shutdown: builds commonware's tokio runtime (storage rooted at
@@ -439,6 +460,8 @@ where
         let (requester, mut links) = Links::new();
         let (txs, gossip) = tx_gossip();
         links.gossip = Some(gossip);
+        let (dkg, dkg_queue) = dkg_channel();
+        links.dkg = Some(dkg_queue);
         let node = NodeContext {
             runtime: context.child("app"),
             shutdown: shutdown.clone(),
@@ -448,6 +471,7 @@ where
             validators: cfg.validators.clone(),
             public_key: cfg.public_key(),
             txs,
+            dkg,
         };
         let app = app_factory(node)
             .await

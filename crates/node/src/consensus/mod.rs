@@ -85,6 +85,7 @@
 mod actor;
 pub mod beacon;
 mod config;
+mod dkg;
 mod engine;
 mod error;
 mod fault;
@@ -101,9 +102,10 @@ pub use config::{
     NetworkProfile, Role, Timeouts, VALIDATORS_MAX, Validator, consensus_namespace,
     validator_public_key,
 };
+pub use dkg::{DKG_QUEUED_MAX, DkgQueue, DkgSender, dkg_channel};
 pub use engine::{
-    CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_RESOLVER, CHANNEL_TXS,
-    CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start,
+    CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_DKG, CHANNEL_RESOLVER,
+    CHANNEL_TXS, CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start,
     start_with_channels,
 };
 pub use error::{BeaconKeyError, ConfigError, ConsensusError};
@@ -179,6 +181,13 @@ pub trait Application: Clone + Send + Sync + 'static {
     /// it again. The default ignores it.
     fn receive_tx(&self, tx: Vec<u8>) -> impl Future<Output = ()> + Send {
         let _ = tx;
+        async {}
+    }
+
+    /// A key-reshare message from the peer with ed25519 key `from` ([`NodeContext::dkg`] on
+    /// its side): the sender is authenticated, the content is not. The default ignores it.
+    fn receive_dkg(&self, from: [u8; 32], bytes: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let _ = (from, bytes);
         async {}
     }
 }

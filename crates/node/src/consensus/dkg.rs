@@ -1,0 +1,88 @@
+//! The DKG channel: point-to-point messages of the key reshare between nodes (a dealer's
+//! dealing to a player, the player's acknowledgement back).
+//!
+//! Owns: [`DkgSender`] (the application's handle), [`DkgQueue`] (its consensus-side half), the
+//! channel [`CHANNEL_DKG`](super::CHANNEL_DKG) and the two tasks behind it. The p2p layer
+//! authenticates and encrypts every connection, which is what the reshare protocol requires of
+//! the private dealings; this module only moves bytes.
+//!
+//! Invariants: the local queue is bounded ([`DKG_QUEUED_MAX`]) and a full queue drops the
+//! message (the reshare re-sends unacknowledged dealings periodically); a message to a key
+//! that does not decode, or to a peer not connected, is dropped the same way; received bytes
+//! are untrusted and go to [`Application::receive_dkg`] with the sender's authenticated key.
+
+use super::Application;
+use commonware_codec::DecodeExt as _;
+use commonware_cryptography::ed25519::PublicKey;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_utils::channel::mpsc;
+use tracing::{debug, info};
+
+/// DKG messages that may wait to be sent; more are dropped.
+pub const DKG_QUEUED_MAX: usize = 1_024;
+
+/// Sends reshare messages to single peers.
+#[derive(Clone, Debug)]
+pub struct DkgSender {
+    queue: mpsc::Sender<([u8; 32], Vec<u8>)>,
+}
+
+impl DkgSender {
+    /// Queues `bytes` for the peer with ed25519 key `to`; `false` if the queue is full or
+    /// consensus has stopped.
+    pub fn send(&self, to: [u8; 32], bytes: Vec<u8>) -> bool {
+        self.queue.try_send((to, bytes)).is_ok()
+    }
+}
+
+/// The consensus-side half of a [`DkgSender`].
+#[derive(Debug)]
+pub struct DkgQueue {
+    queue: mpsc::Receiver<([u8; 32], Vec<u8>)>,
+}
+
+/// A connected handle (for the application) and queue (for consensus).
+pub fn dkg_channel() -> (DkgSender, DkgQueue) {
+    let (sender, receiver) = mpsc::channel(DKG_QUEUED_MAX);
+    (DkgSender { queue: sender }, DkgQueue { queue: receiver })
+}
+
+/// Sends queued messages, each to its one peer.
+pub(crate) async fn send_dkg<S>(mut local: DkgQueue, mut sender: S, max_bytes: usize)
+where
+    S: Sender<PublicKey = PublicKey>,
+{
+    while let Some((to, bytes)) = local.queue.recv().await {
+        if bytes.len() > max_bytes {
+            debug!(len = bytes.len(), "DKG message too large; dropped");
+            continue;
+        }
+        let Ok(peer) = PublicKey::decode(to.to_vec()) else {
+            debug!(to = %hex::encode(to), "DKG message to an invalid key; dropped");
+            continue;
+        };
+        let sent = sender.send(Recipients::One(peer), bytes, true);
+        if sent.is_empty() {
+            debug!(to = %hex::encode(to), "DKG peer not connected; dropped");
+        }
+    }
+}
+
+/// Hands every DKG message peers send to [`Application::receive_dkg`].
+pub(crate) async fn receive_dkg<A, R>(app: A, mut receiver: R)
+where
+    A: Application,
+    R: Receiver<PublicKey = PublicKey>,
+{
+    loop {
+        let (peer, message) = match receiver.recv().await {
+            Ok(message) => message,
+            Err(error) => {
+                info!(%error, "DKG channel closed");
+                return;
+            }
+        };
+        app.receive_dkg(super::fault::key_bytes(&peer), message.as_ref().to_vec())
+            .await;
+    }
+}
