@@ -332,7 +332,37 @@ impl Home {
         })
         .expect("serialises");
         let partial = path.with_extension("json.partial");
+        // A crash may have left a partial file behind; it never replaced the real one.
+        let _ = std::fs::remove_file(&partial);
         write_private(&partial, text.as_bytes())?;
+        std::fs::rename(&partial, &path).map_err(|e| NodeError::io("rename", &partial, e))
+    }
+
+    /// `shares/reshare-journal.bin`: the dealings this node accepted in the open key-reshare
+    /// round (secret; see `reshare`).
+    pub fn reshare_journal_path(&self) -> PathBuf {
+        self.root.join("shares").join("reshare-journal.bin")
+    }
+
+    /// The reshare journal, empty when there is none.
+    pub fn reshare_journal(&self) -> Result<Vec<u8>> {
+        let path = self.reshare_journal_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(NodeError::io("read", &path, e)),
+        }
+    }
+
+    /// Replaces the reshare journal atomically (0600, synced before the rename).
+    pub fn write_reshare_journal(&self, journal: &[u8]) -> Result<()> {
+        let path = self.reshare_journal_path();
+        let dir = path.parent().expect("a file in shares/");
+        std::fs::create_dir_all(dir).map_err(|e| NodeError::io("create", dir, e))?;
+        let partial = path.with_extension("bin.partial");
+        // A crash may have left a partial file behind; it never replaced the real one.
+        let _ = std::fs::remove_file(&partial);
+        write_private(&partial, journal)?;
         std::fs::rename(&partial, &path).map_err(|e| NodeError::io("rename", &partial, e))
     }
 

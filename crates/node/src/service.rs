@@ -19,11 +19,15 @@ use crate::error::{NodeError, Result};
 use crate::home::{Home, NodeConfig};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::reshare::{ReshareOutput, Resharer};
 
 /// How long a proposal or verification waits for its parent to be committed before treating the
 /// parent as a block that is not final (normally finalization lands within milliseconds). Below
 /// the consensus leader timeout, so a proposal is still made in time.
 pub const PARENT_WAIT_MAX: Duration = Duration::from_millis(300);
+
+/// How often the resharer re-sends dealings that were not acknowledged.
+pub const RESHARE_TICK: Duration = Duration::from_secs(1);
 
 /// How long a catching-up node waits for a requested block before asking the next peer.
 pub const BLOCK_FETCH_RETRY: Duration = Duration::from_millis(500);
@@ -47,6 +51,16 @@ pub struct LedgerApp {
     view_offset: u64,
     /// Set to the next generation (and the node shut down) once a committed block records it.
     switch: Arc<Mutex<Option<u64>>>,
+    /// This node's part in resharing the consensus key, with where it sends and persists.
+    reshare: Option<ReshareLink>,
+}
+
+/// What [`LedgerApp`] needs to run this node's [`Resharer`].
+#[derive(Clone)]
+struct ReshareLink {
+    resharer: Arc<Mutex<Resharer>>,
+    dkg: consensus::DkgSender,
+    home: Home,
 }
 
 /// Whether the engine may build on (or vote for a child of) a parent block.
@@ -89,7 +103,81 @@ impl LedgerApp {
             generation: 0,
             view_offset: 0,
             switch: Arc::new(Mutex::new(None)),
+            reshare: None,
         })
+    }
+
+    /// Takes part in key reshares: `resharer` is fed every commit, every DKG message and a
+    /// periodic tick; its messages go out on `dkg`; its journal and new shares are written
+    /// into `home`.
+    pub fn with_resharer(mut self, resharer: Resharer, dkg: consensus::DkgSender, home: Home) -> Self {
+        self.reshare = Some(ReshareLink {
+            resharer: Arc::new(Mutex::new(resharer)),
+            dkg,
+            home,
+        });
+        self
+    }
+
+    /// Feeds the resharer (under its lock) and carries out what it asks, in order.
+    fn reshare_step(&self, step: impl FnOnce(&mut Resharer) -> Vec<ReshareOutput>) {
+        let Some(link) = &self.reshare else {
+            return;
+        };
+        let outputs = {
+            let mut resharer = link.resharer.lock().unwrap_or_else(|p| p.into_inner());
+            step(&mut resharer)
+        };
+        for output in outputs {
+            match output {
+                ReshareOutput::Persist { journal } => {
+                    // Persisting before acknowledging is the protocol's safety rule: stop here
+                    // if it fails (the dealer re-sends; nothing was acknowledged).
+                    if let Err(error) = link.home.write_reshare_journal(&journal) {
+                        tracing::error!(%error, "cannot persist the reshare journal");
+                        return;
+                    }
+                }
+                ReshareOutput::Send { to, bytes } => {
+                    if !link.dkg.send(to, bytes) {
+                        tracing::debug!(to = %hex::encode(to), "DKG queue full; the tick resends");
+                    }
+                }
+                ReshareOutput::PostLog { round, log } => {
+                    let msg = poi_core::tx::Msg::Validators(
+                        poi_core::validators::ValidatorsMsg::ReshareLog { round, log },
+                    );
+                    let submitted = self
+                        .ledger
+                        .snapshot()
+                        .and_then(|state| self.submit_own(&state, msg));
+                    match submitted {
+                        Ok(Some(hash)) => tracing::info!(round, tx = %hash, "posted the dealer log"),
+                        Ok(None) => tracing::warn!(round, "dealer log not posted"),
+                        Err(error) => tracing::warn!(round, %error, "cannot post the dealer log"),
+                    }
+                }
+                ReshareOutput::Share {
+                    generation,
+                    polynomial,
+                    share,
+                } => {
+                    if let Err(error) = BeaconKey::from_bytes(&polynomial, &share) {
+                        tracing::error!(generation, %error, "the reshare produced an unusable share");
+                        continue;
+                    }
+                    match link.home.write_generation_share(generation, &share) {
+                        Ok(()) => tracing::info!(generation, "received a share of the next generation"),
+                        Err(error) => tracing::error!(generation, %error, "cannot write the new share"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The resharer's periodic step (re-sends unacknowledged dealings).
+    pub fn reshare_tick(&self) {
+        self.reshare_step(|resharer| resharer.on_tick());
     }
 
     /// Runs the engine of signer generation `generation`, whose floor is block `floor` at
@@ -147,6 +235,9 @@ impl LedgerApp {
             Ok(state) => state,
             Err(error) => return tracing::warn!(%error, "cannot read committed state"),
         };
+        // Before any switch: a share the next generation needs is written here.
+        let height = self.ledger.tip().height;
+        self.reshare_step(|resharer| resharer.on_commit(&state, height));
         let current = match poi_core::validators::reshare::current_generation_number(&state) {
             Ok(current) => current,
             Err(error) => return tracing::warn!(%error, "cannot read the signer generation"),
@@ -432,6 +523,10 @@ impl Application for LedgerApp {
         }
     }
 
+    async fn receive_dkg(&self, from: [u8; 32], bytes: Vec<u8>) {
+        self.reshare_step(|resharer| resharer.on_message(from, &bytes));
+    }
+
     async fn fault(&self, fault: consensus::Fault) {
         tracing::warn!(
             kind = ?fault.kind,
@@ -635,6 +730,13 @@ fn run_generation(
     let public = consensus::validator_public_key(&seed);
     let proposer = Address(public);
     let role = role_in(home, genesis, seed, &start)?;
+    let current_share = match &role {
+        Role::Validator(beacon) => Some((start.generation, beacon.share_bytes())),
+        Role::FullNode(_) => None,
+    };
+    let resharer = Resharer::new(seed, current_share, &home.reshare_journal()?)
+        .map_err(|e| NodeError::Config(format!("reshare journal: {e}")))?;
+    let reshare_home = home.clone();
     let mut consensus_cfg =
         consensus_config_for(home, config, genesis, seed, role, &start.participants)?;
     consensus_cfg.epoch = start.generation;
@@ -707,6 +809,18 @@ fn run_generation(
         } else {
             app
         };
+        let app = app.with_resharer(resharer, node.dkg.clone(), reshare_home);
+        let ticking = app.clone();
+        let tick_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESHARE_TICK);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => ticking.reshare_tick(),
+                    () = tick_stop.wait() => return,
+                }
+            }
+        });
         let app_halted = Arc::clone(&app.halted);
         let api_shutdown = shutdown.clone();
         let api_ledger = Arc::clone(&ledger);

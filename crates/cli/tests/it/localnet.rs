@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use poi_core::Address;
 use poi_core::bank::BankMsg;
 use poi_core::params::Params;
+use poi_core::token::BASE_UNITS_PER_POI as POI_UNIT;
 use poi_core::tx::{Msg, TxBody};
 
 use crate::{Api, Node, POI, devnet_key};
@@ -55,7 +56,8 @@ struct Printed {
 }
 
 impl Localnet {
-    fn start(home: &Path, log_dir: &Path) -> (Localnet, Vec<Printed>) {
+    /// Starts `poi localnet --validators 4 --full-nodes 1` with `extra` arguments.
+    fn start(home: &Path, log_dir: &Path, extra: &[&str]) -> (Localnet, Vec<Printed>) {
         let stdout = log_dir.join("localnet.out");
         let out = std::fs::File::create(&stdout).expect("log");
         let child = Command::new(POI)
@@ -68,6 +70,7 @@ impl Localnet {
                 "--base-port",
                 "0",
             ])
+            .args(extra)
             .args(["--accounts", "2", "--block-interval-ms", "100", "--home"])
             .arg(home)
             .env_remove("POI_HOME")
@@ -154,7 +157,7 @@ fn assert_agree(apis: &[&Api], height: u64) -> String {
 fn four_validators_and_a_full_node_agree_survive_sigkills_and_catch_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("net");
-    let (net, printed) = Localnet::start(&home, dir.path());
+    let (net, printed) = Localnet::start(&home, dir.path(), &[]);
     let mut apis: Vec<Api> = printed.iter().map(|p| Api::new(p.api)).collect();
     let full = apis.pop().expect("the full node");
     let full_pid = printed[4].pid;
@@ -308,5 +311,134 @@ fn four_validators_and_a_full_node_agree_survive_sigkills_and_catch_up() {
     );
     drop(rejoined);
     drop(restarted);
+    drop(net);
+}
+
+/// The node key of the node home `home` (its `node_key.json`).
+fn node_key(home: &Path) -> ed25519_dalek::SigningKey {
+    let text = std::fs::read_to_string(home.join("node_key.json")).expect("node_key.json");
+    let file: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let seed: [u8; 32] = hex::decode(file["seed"].as_str().expect("seed"))
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
+/// Signs `msg` from `key` with nonce `nonce` and the minimum fee, submits it to `api`, and
+/// returns its hash.
+#[track_caller]
+fn submit_msg(api: &Api, key: &ed25519_dalek::SigningKey, nonce: u64, msg: Msg) -> String {
+    let params: Params = serde_json::from_value(api.get_ok("/params")).expect("params");
+    let mut body = TxBody {
+        chain_id: "poi-localnet".into(),
+        signer: Address::from_public_key(&key.verifying_key()),
+        nonce,
+        fee: 0,
+        msg,
+    };
+    body.fee = params.min_fee(body.clone().sign(key).encoded_len());
+    let tx = body.sign(key);
+    let (status, answer) = api.submit(&tx);
+    assert_eq!(status, 202, "{answer}");
+    hex::encode(tx.hash())
+}
+
+#[test]
+fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
+    use poi_core::staking::StakingMsg;
+    use poi_core::validators::ValidatorsMsg;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("net");
+    let (net, printed) = Localnet::start(&home, dir.path(), &["--epoch-blocks", "30"]);
+    let apis: Vec<Api> = printed.iter().map(|p| Api::new(p.api)).collect();
+    let everyone: Vec<&Api> = apis.iter().collect();
+    wait_all(&everyone, 2, "start", &net.stdout);
+
+    // Validators 0..=2 and the full node bond and register; validator 3 does not, so the
+    // set elected at the next epoch boundary is {0, 1, 2, full0}.
+    let homes = ["node0", "node1", "node2", "full0"].map(|name| home.join(name));
+    let mut hashes = Vec::new();
+    for (index, node) in homes.iter().enumerate() {
+        let key = node_key(node);
+        let bond = if index == 3 { 20 * POI_UNIT } else { 10 * POI_UNIT };
+        submit_msg(&apis[0], &key, 0, Msg::Staking(StakingMsg::Bond { amount: bond }));
+        hashes.push(submit_msg(
+            &apis[0],
+            &key,
+            1,
+            Msg::Validators(ValidatorsMsg::Register { self_bond: bond }),
+        ));
+    }
+    let deadline = Instant::now() + PROGRESS_DEADLINE;
+    for hash in &hashes {
+        loop {
+            let (_, status) = apis[0].get(&format!("/txs/{hash}"));
+            if status["status"] == "committed" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registration not committed: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // The elected set differs from the genesis signers: the key is reshared to it during the
+    // following epoch, and every node switches its engine after the block that records
+    // generation 1.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let signers = loop {
+        let set = apis[0].get_ok("/validators");
+        if set["signers"]["generation"] == 1 {
+            break set["signers"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key was never reshared: {set}; see {}",
+            net.stdout.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut expected: Vec<Address> = homes
+        .iter()
+        .map(|node| Address::from_public_key(&node_key(node).verifying_key()))
+        .collect();
+    expected.sort_by_key(|a| a.0);
+    let expected: Vec<String> = expected.iter().map(|a| a.to_string()).collect();
+    let participants: Vec<String> = signers["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| p.as_str().expect("address").to_owned())
+        .collect();
+    assert_eq!(participants, expected, "{signers}");
+
+    // The new set finalizes blocks: every node (the dropped validator now following as a full
+    // node) agrees on them, and the new member leads some of them.
+    let switched = height(&apis[0]).expect("height");
+    wait_all(&everyone, switched + 12, "after the switch", &net.stdout);
+    assert_agree(&everyone, switched + 12);
+    let candidate = Address::from_public_key(&node_key(&homes[3]).verifying_key()).to_string();
+    let dropped = Address::from_public_key(&node_key(&home.join("node3")).verifying_key());
+    let proposers: Vec<String> = (switched + 1..=switched + 12)
+        .map(|h| {
+            apis[0].get_ok(&format!("/blocks/{h}"))["proposer"]
+                .as_str()
+                .expect("proposer")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        proposers.contains(&candidate),
+        "the new validator proposed none of {proposers:?}"
+    );
+    assert!(
+        !proposers.contains(&dropped.to_string()),
+        "the dropped validator still proposes: {proposers:?}"
+    );
+    assert_eq!(apis[4].get_ok("/network")["role"], "validator");
+    assert_eq!(apis[3].get_ok("/network")["role"], "full_node");
     drop(net);
 }

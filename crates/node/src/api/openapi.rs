@@ -308,6 +308,7 @@ pub(super) fn spec() -> Value {
                         "jailed": {"type": "boolean"}, "jailed_until": {"type": "integer"},
                         "tombstoned": {"type": "boolean"}, "evidence": {"type": "integer"},
                         "slashed": {"type": "string"}}}},
+                    "signers": {"type": ["object", "null"], "description": "the signer generation the consensus engine runs (generation, first_epoch, participants) and the open key-reshare round, if any (open_round, open_round_logs)"},
                     "consensus": {"type": "array", "description": "as /network's peers"}}}))
             }}},
             "/network": { "get": { "summary": "This node's network: its role, the validators it dials, the full nodes it admits, block sync progress", "responses": {
