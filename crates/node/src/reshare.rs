@@ -39,7 +39,25 @@
 //!    `Player::finalize` over `round_checked_logs` (exactly the logs the chain observed),
 //!    checks that the output's polynomial is the recorded generation's and that the share is a
 //!    point of it, and emits `Share`, then an emptied journal (`Persist`). `Failed`: the round
-//!    state is dropped (the journal too).
+//!    state is dropped (the journal too). The same commit may open the next round, which is
+//!    then joined at once. A node restarted after the close with the round's journal (and
+//!    without the new share) computes the share at its first commit.
+//!
+//! # What the node must do
+//! - at start: `Resharer::new(seed, Some((generation, share bytes)), &journal file or [])`, the
+//!   share being the newest one persisted (a `Share` output, or the genesis share as
+//!   generation 0); then `on_commit` with the committed state (never a speculative block);
+//! - carry out outputs in order: `Persist` (durable, atomic, private file) before any later
+//!   output; `Send` on the DKG channel (best effort: ticks and re-sent dealings heal losses);
+//!   `PostLog` as a `ValidatorsMsg::ReshareLog` transaction signed with the validator's own
+//!   account key (the chain refuses a log submitted by anyone but its dealer; a 4-player log
+//!   is about 1 KB, so its fee is a size-based one); `Share`: persist share and polynomial,
+//!   then run the engine of that generation from its first epoch (`Generation::first_epoch`).
+//!
+//! Randomness: the dealer's and the finalizer's rngs are blake3's extendable output under a
+//! derive-key context, keyed by (seed, purpose, round): deterministic, so a restart
+//! regenerates the same dealing (a different one would be an equivocation the players'
+//! earlier acks do not cover), and secret, since the seed is.
 //!
 //! # Invariants
 //! - an ack is only ever emitted after the `Persist` of a journal holding its dealing (in the
@@ -394,7 +412,9 @@ fn bytes_of(key: &Key) -> [u8; 32] {
 /// The codec bound of a round's messages.
 fn bound(record: &ReshareRound) -> NonZeroU32 {
     let n = record.players.len().max(record.dealers.len());
-    let n = u32::try_from(n).unwrap_or(u32::MAX).clamp(1, PARTICIPANTS_MAX);
+    let n = u32::try_from(n)
+        .unwrap_or(u32::MAX)
+        .clamp(1, PARTICIPANTS_MAX);
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
@@ -471,8 +491,8 @@ impl Resharer {
         current: Option<(u64, Vec<u8>)>,
         journal: &[u8],
     ) -> Result<Self, ReshareError> {
-        let signer = Signer::decode(seed.to_vec())
-            .map_err(|e| ReshareError::Share(format!("seed: {e}")))?;
+        let signer =
+            Signer::decode(seed.to_vec()).map_err(|e| ReshareError::Share(format!("seed: {e}")))?;
         let me = bytes_of(&signer.public_key());
         let share = match current {
             None => None,
@@ -528,7 +548,11 @@ impl Resharer {
             }
         };
         let open_number = open.as_ref().map(|o| o.round);
-        if self.round.as_ref().is_some_and(|r| Some(r.number) != open_number) {
+        if self
+            .round
+            .as_ref()
+            .is_some_and(|r| Some(r.number) != open_number)
+        {
             self.close(state, &mut out);
         }
         // Restarted after a round closed but before its share was computed: finish it.
@@ -568,6 +592,9 @@ impl Resharer {
     /// from a peer of the wrong role.
     pub fn on_message(&mut self, from: [u8; 32], bytes: &[u8]) -> Vec<ReshareOutput> {
         let mut out = Vec::new();
+        if from == self.me {
+            return out;
+        }
         let wire = match decode_wire(bytes) {
             Ok(wire) => wire,
             Err(why) => {
@@ -733,9 +760,7 @@ impl Resharer {
             .saturating_add(1)
             .saturating_mul(epoch_blocks)
             .saturating_sub(1);
-        let post_at = record
-            .opened_at
-            .saturating_add((epoch_blocks / 2).max(2));
+        let post_at = record.opened_at.saturating_add((epoch_blocks / 2).max(2));
         let mut round = Round {
             number,
             info,
@@ -786,14 +811,16 @@ impl Resharer {
                 DealerPubMsg::<MinSig>::decode_cfg(e.pub_msg.clone(), &bound(&round.record)),
                 DealerPrivMsg::decode(e.priv_msg.clone()),
             ) else {
-                error!(round = number, "reshare: undecodable journal entry, skipped");
+                error!(
+                    round = number,
+                    "reshare: undecodable journal entry, skipped"
+                );
                 continue;
             };
             msgs.push((dealer, pub_msg, priv_msg));
         }
         let logs = checked_logs(state, round);
-        match Player::resume::<N3f1>(round.info.clone(), self.signer.clone(), &logs, msgs.clone())
-        {
+        match Player::resume::<N3f1>(round.info.clone(), self.signer.clone(), &logs, msgs.clone()) {
             Ok((player, acks)) => Some(PlayerSide {
                 player,
                 acks: acks.iter().map(|(k, a)| (bytes_of(k), a.clone())).collect(),
@@ -982,7 +1009,10 @@ impl Resharer {
                 return;
             }
             RoundStatus::Open => {
-                warn!(round = number, "reshare: our round is still open but not current");
+                warn!(
+                    round = number,
+                    "reshare: our round is still open but not current"
+                );
                 return;
             }
         };
@@ -1052,7 +1082,11 @@ fn post(number: u64, side: &mut DealerSide, height: u64, out: &mut Vec<ReshareOu
         side.log = Some(dealer.finalize::<N3f1>().encode().to_vec());
     }
     if let Some(log) = &side.log {
-        info!(round = number, acked = side.acked.len(), "reshare: posting our dealer log");
+        info!(
+            round = number,
+            acked = side.acked.len(),
+            "reshare: posting our dealer log"
+        );
         out.push(ReshareOutput::PostLog {
             round: number,
             log: log.clone(),
@@ -1062,7 +1096,10 @@ fn post(number: u64, side: &mut DealerSide, height: u64, out: &mut Vec<ReshareOu
 }
 
 fn on_chain(state: &dyn StateReader, number: u64, me: &[u8; 32]) -> bool {
-    matches!(state.get(&chain::log_key(number, &Address(*me))), Ok(Some(_)))
+    matches!(
+        state.get(&chain::log_key(number, &Address(*me))),
+        Ok(Some(_))
+    )
 }
 
 /// The round's logs on chain, checked, by dealer (for `Player::resume`).
@@ -1072,8 +1109,7 @@ fn checked_logs(state: &dyn StateReader, round: &Round) -> BTreeMap<Key, DealerL
         return logs;
     };
     for (_, bytes) in posted {
-        let Ok(signed) = ReshareSignedLog::decode_cfg(bytes, &bound(&round.record))
-        else {
+        let Ok(signed) = ReshareSignedLog::decode_cfg(bytes, &bound(&round.record)) else {
             continue;
         };
         if let Some((dealer, log)) = signed.check(&round.info) {
@@ -1129,7 +1165,12 @@ mod tests {
         other[0] = 1;
         other[1] = 9;
         assert!(decode_wire(&other).is_err());
-        let dealing = [vec![1, KIND_DEALING], 5u64.to_be_bytes().to_vec(), vec![4; 40]].concat();
+        let dealing = [
+            vec![1, KIND_DEALING],
+            5u64.to_be_bytes().to_vec(),
+            vec![4; 40],
+        ]
+        .concat();
         assert_eq!(
             decode_wire(&dealing),
             Ok(Wire::Dealing {

@@ -60,7 +60,12 @@ impl rand_core::TryRng for TestRng {
 impl rand_core::TryCryptoRng for TestRng {}
 
 fn empty_journal() -> Vec<u8> {
-    [vec![1], 0u64.to_be_bytes().to_vec(), 0u32.to_be_bytes().to_vec()].concat()
+    [
+        vec![1],
+        0u64.to_be_bytes().to_vec(),
+        0u32.to_be_bytes().to_vec(),
+    ]
+    .concat()
 }
 
 /// One validator: its key, resharer and what it persisted.
@@ -102,6 +107,8 @@ struct Sim {
     queue: VecDeque<Flight>,
     /// While set, `Send`s are dropped (and kept here).
     dropping: bool,
+    /// Dealers whose `PostLog`s are counted but whose transactions are lost.
+    muted: Vec<[u8; 32]>,
     dropped: Vec<Flight>,
     height: u64,
     identity: [u8; 96],
@@ -119,8 +126,7 @@ impl Sim {
         let validators: Vec<[u8; 32]> = keys.iter().map(|k| addr(k).0).collect();
         let mut rng = blake3::Hasher::new();
         rng.update(b"reshare test dealing");
-        let dealt =
-            beacon::deal_with(TestRng(rng.finalize_xof()), &validators).expect("a dealing");
+        let dealt = beacon::deal_with(TestRng(rng.finalize_xof()), &validators).expect("a dealing");
         let mut params = Params::default();
         params.rewards.epoch_blocks = EPOCH;
         params.validators.set_size_max = 4;
@@ -172,13 +178,18 @@ impl Sim {
             pending: Vec::new(),
             queue: VecDeque::new(),
             dropping: false,
+            muted: Vec::new(),
             dropped: Vec::new(),
             height: 0,
             identity: dealt[0].identity(),
         };
         for i in 0..sim.nodes.len() {
             let k = sim.nodes[i].key.clone();
-            let bond = if sim.nodes[i].genesis.is_some() { 100 } else { 200 } * POI;
+            let bond = if sim.nodes[i].genesis.is_some() {
+                100
+            } else {
+                200
+            } * POI;
             let txs = [
                 Msg::Staking(StakingMsg::Bond { amount: bond }),
                 Msg::Validators(ValidatorsMsg::Register { self_bond: bond }),
@@ -221,7 +232,10 @@ impl Sim {
                 ReshareOutput::Send { to, bytes } => {
                     if bytes[1] == 2 && persisted {
                         // An ack after a Persist in the same list: the journal holds it.
-                        assert_eq!(self.nodes[i].journal, self.nodes[i].resharer.journal_bytes());
+                        assert_eq!(
+                            self.nodes[i].journal,
+                            self.nodes[i].resharer.journal_bytes()
+                        );
                     }
                     let flight = (self.nodes[i].me(), to, bytes);
                     if self.dropping {
@@ -232,6 +246,9 @@ impl Sim {
                 }
                 ReshareOutput::PostLog { round, log } => {
                     self.nodes[i].posts += 1;
+                    if self.muted.contains(&self.nodes[i].me()) {
+                        continue;
+                    }
                     let k = self.nodes[i].key.clone();
                     let tx = self.tx(
                         &k,
@@ -287,7 +304,10 @@ impl Sim {
             self.handle(i, outputs);
         }
         self.deliver();
-        out.block_events.iter().map(|e| e.kind.to_string()).collect()
+        out.block_events
+            .iter()
+            .map(|e| e.kind.to_string())
+            .collect()
     }
 
     fn run_to(&mut self, height: u64) {
@@ -305,16 +325,26 @@ impl Sim {
     }
 
     fn round(&self) -> reshare::ReshareRound {
-        reshare::round(&self.state, 1).unwrap().expect("round 1")
+        self.round_of(1)
+    }
+
+    fn round_of(&self, r: u64) -> reshare::ReshareRound {
+        reshare::round(&self.state, r).unwrap().expect("the round")
     }
 
     /// After the close: generation 1 is recorded, every player (and nobody else) got a share
     /// of it that is a point of its polynomial, and a quorum of them signs under the genesis
     /// identity.
     fn check_generation_one(&self) {
+        self.check_generation_one_of(1);
+    }
+
+    /// [`Sim::check_generation_one`] for a generation made by round `r`.
+    fn check_generation_one_of(&self, r: u64) {
         assert_eq!(reshare::current_generation_number(&self.state).unwrap(), 1);
         let g1 = reshare::generation(&self.state, 1).unwrap().expect("gen 1");
-        let round = self.round();
+        assert_eq!(g1.round, Some(r));
+        let round = self.round_of(r);
         assert_eq!(round.status, RoundStatus::Succeeded { generation: 1 });
         let sharing = reshare::decode_sharing(&g1.polynomial, 4).unwrap();
         let mut shares = Vec::new();
@@ -335,7 +365,10 @@ impl Sim {
             shares.push(Share::decode(share.to_vec()).unwrap());
         }
         assert_eq!(shares.len(), 4);
-        let (ns, msg) = (b"poi-node-reshare-test".as_slice(), b"new holders".as_slice());
+        let (ns, msg) = (
+            b"poi-node-reshare-test".as_slice(),
+            b"new holders".as_slice(),
+        );
         let partials: Vec<_> = shares
             .iter()
             .skip(1)
@@ -359,10 +392,25 @@ fn resharers_move_the_key_to_the_new_set_across_restarts() {
     let kinds = sim.step();
     assert!(kinds.iter().any(|k| k == "reshare_open"));
     let round = sim.round();
-    assert_eq!((round.round, round.generation, round.opened_at), (1, 0, OPEN));
+    assert_eq!(
+        (round.round, round.generation, round.opened_at),
+        (1, 0, OPEN)
+    );
     // Every dealing was delivered and acked at once: each dealer posted its log.
-    assert!(sim.nodes.iter().filter(|n| n.genesis.is_some()).all(|n| n.posts == 1));
-    assert_eq!(sim.nodes.iter().filter(|n| n.genesis.is_none()).map(|n| n.posts).sum::<usize>(), 0);
+    assert!(
+        sim.nodes
+            .iter()
+            .filter(|n| n.genesis.is_some())
+            .all(|n| n.posts == 1)
+    );
+    assert_eq!(
+        sim.nodes
+            .iter()
+            .filter(|n| n.genesis.is_none())
+            .map(|n| n.posts)
+            .sum::<usize>(),
+        0
+    );
     let newcomer = sim.nodes.iter().position(|n| n.genesis.is_none()).unwrap();
     let both = sim
         .nodes
@@ -407,17 +455,106 @@ fn dropped_first_dealings_are_healed_by_ticks() {
     let mut sim = Sim::new();
     sim.dropping = true;
     sim.step();
-    sim.dropping = false;
-    assert!(!sim.dropped.is_empty());
+    let first = std::mem::take(&mut sim.dropped);
+    assert!(!first.is_empty());
     assert!(sim.nodes.iter().all(|n| n.posts == 0), "no acks yet");
-    // Dealers and players that are both delivered to themselves; everyone else waits.
+    // A dealer restarted now deals the very same messages again (its rng is derived from
+    // its seed and the round).
+    let d = sim.nodes.iter().position(|n| n.genesis.is_some()).unwrap();
+    sim.nodes[d].restart();
+    let outputs = sim.nodes[d].resharer.on_commit(&sim.state, sim.height);
+    sim.handle(d, outputs);
+    sim.dropping = false;
+    let again = std::mem::take(&mut sim.dropped);
+    let before: Vec<Flight> = first
+        .iter()
+        .filter(|f| f.0 == sim.nodes[d].me())
+        .cloned()
+        .collect();
+    assert!(!before.is_empty());
+    assert_eq!(again, before, "identical dealings after a restart");
+    // One tick re-sends every dealing: all players ack, every dealer posts.
     sim.tick();
-    assert!(sim.nodes.iter().filter(|n| n.genesis.is_some()).all(|n| n.posts == 1));
-    // A later tick sends nothing: every player acked.
-    sim.tick();
-    assert!(sim.queue.is_empty());
+    assert!(
+        sim.nodes
+            .iter()
+            .filter(|n| n.genesis.is_some())
+            .all(|n| n.posts == 1)
+    );
+    // Nothing is left to re-send.
+    for node in &mut sim.nodes {
+        assert!(node.resharer.on_tick().is_empty());
+    }
     sim.run_to(CLOSE);
     sim.check_generation_one();
+}
+
+#[test]
+fn lost_log_transactions_are_posted_again_in_the_last_quarter() {
+    let mut sim = Sim::new();
+    sim.muted = sim.nodes.iter().map(Node::me).collect();
+    sim.step();
+    sim.muted.clear();
+    let dealers = |sim: &Sim| -> Vec<usize> {
+        sim.nodes
+            .iter()
+            .filter(|n| n.genesis.is_some())
+            .map(|n| n.posts)
+            .collect()
+    };
+    assert_eq!(dealers(&sim), [1; 4]);
+    // The last quarter of epoch 1 starts at CLOSE - EPOCH / 4: no re-post before it.
+    let last_quarter = CLOSE - EPOCH / 4;
+    sim.run_to(last_quarter - 1);
+    assert_eq!(dealers(&sim), [1; 4]);
+    assert!(reshare::round_logs(&sim.state, 1).unwrap().is_empty());
+    sim.step();
+    assert_eq!(dealers(&sim), [2; 4], "re-posted once");
+    sim.step();
+    assert_eq!(reshare::round_logs(&sim.state, 1).unwrap().len(), 4);
+    sim.run_to(CLOSE);
+    assert_eq!(dealers(&sim), [2; 4], "confirmed logs are not posted again");
+    sim.check_generation_one();
+}
+
+#[test]
+fn a_failed_round_is_dropped_and_the_next_round_succeeds() {
+    let mut sim = Sim::new();
+    // Two of the four logs never land: round 1 fails (it needs 3).
+    sim.muted = sim
+        .nodes
+        .iter()
+        .filter(|n| n.genesis.is_some())
+        .map(Node::me)
+        .take(2)
+        .collect();
+    sim.run_to(CLOSE - 1);
+    assert_eq!(reshare::round_logs(&sim.state, 1).unwrap().len(), 2);
+    let kinds = sim.step();
+    assert!(kinds.iter().any(|k| k == "reshare_failed"), "{kinds:?}");
+    assert!(matches!(
+        sim.round_of(1).status,
+        RoundStatus::Failed {
+            required: 3,
+            found: 2
+        }
+    ));
+    assert!(sim.nodes.iter().all(|n| n.shares.is_empty()));
+    // The same block opened round 2; every resharer moved to it (a new journal each).
+    assert_eq!(
+        reshare::open_round(&sim.state).unwrap().map(|r| r.round),
+        Some(2)
+    );
+    let players = sim.round_of(2).players;
+    for node in &sim.nodes {
+        assert_eq!(node.resharer.round(), Some(2));
+        if players.contains(&Address(node.me())) {
+            assert_eq!(node.journal.get(1..9), Some(2u64.to_be_bytes().as_slice()));
+        }
+    }
+    sim.muted.clear();
+    sim.run_to(3 * EPOCH - 1);
+    sim.check_generation_one_of(2);
 }
 
 #[test]
@@ -434,19 +571,33 @@ fn dealers_post_by_the_deadline_without_every_ack() {
         .find(|n| n.genesis.is_some() && round.players.contains(&Address(n.me())))
         .unwrap()
         .me();
-    let through: Vec<Flight> = sim.dropped.iter().filter(|f| f.1 != lost).cloned().collect();
+    let through: Vec<Flight> = sim
+        .dropped
+        .iter()
+        .filter(|f| f.1 != lost)
+        .cloned()
+        .collect();
     sim.queue.extend(through);
     sim.deliver();
     // Only the player that lost its dealings has every ack (its own in-process).
     let posted = |sim: &Sim| -> Vec<[u8; 32]> {
-        sim.nodes.iter().filter(|n| n.posts > 0).map(Node::me).collect()
+        sim.nodes
+            .iter()
+            .filter(|n| n.posts > 0)
+            .map(Node::me)
+            .collect()
     };
     assert_eq!(posted(&sim), vec![lost]);
     let deadline = round.opened_at + EPOCH / 2;
     sim.run_to(deadline - 1);
     assert_eq!(posted(&sim), vec![lost]);
     sim.step();
-    assert!(sim.nodes.iter().filter(|n| n.genesis.is_some()).all(|n| n.posts == 1));
+    assert!(
+        sim.nodes
+            .iter()
+            .filter(|n| n.genesis.is_some())
+            .all(|n| n.posts == 1)
+    );
     sim.run_to(CLOSE);
     // The player without the dealings gets its share from the reveals in the logs.
     sim.check_generation_one();
@@ -502,10 +653,15 @@ fn malformed_and_foreign_messages_change_nothing() {
     let d = sim.index(&dealer).unwrap();
     let ack = [vec![1, 2], 1u64.to_be_bytes().to_vec(), vec![0; 64]].concat();
     assert!(sim.nodes[d].resharer.on_message(outsider, &ack).is_empty());
-    assert!(sim.nodes[d].resharer.on_message(me, &ack).is_empty(), "a bad signature");
+    assert!(
+        sim.nodes[d].resharer.on_message(me, &ack).is_empty(),
+        "a bad signature"
+    );
     // The real dealing is still accepted afterwards: persisted, then acked.
     let out = sim.nodes[newcomer].resharer.on_message(dealer, &dealing);
-    assert!(matches!(out.as_slice(), [ReshareOutput::Persist { .. }, ReshareOutput::Send { to, .. }] if *to == dealer));
+    assert!(
+        matches!(out.as_slice(), [ReshareOutput::Persist { .. }, ReshareOutput::Send { to, .. }] if *to == dealer)
+    );
     // A re-sent dealing gets the same ack again, with nothing new to persist.
     let again = sim.nodes[newcomer].resharer.on_message(dealer, &dealing);
     assert_eq!(again.as_slice(), &out[1..]);
