@@ -628,11 +628,18 @@ impl Resharer {
                     return out;
                 };
                 if let Some(ack) = side.acks.get(&from) {
-                    // A re-send: the dealer missed our ack.
-                    out.push(ReshareOutput::Send {
-                        to: from,
-                        bytes: encode_ack(number, ack),
+                    let same = self.journal.dealings.iter().any(|e| {
+                        e.dealer == from && e.pub_msg == pub_msg && e.priv_msg == priv_msg
                     });
+                    if same {
+                        // A re-send: the dealer missed our ack.
+                        out.push(ReshareOutput::Send {
+                            to: from,
+                            bytes: encode_ack(number, ack),
+                        });
+                    } else {
+                        warn!(from = %hex::encode(from), "reshare: another dealing from a dealer already acked");
+                    }
                     return out;
                 }
                 let Ok(priv_decoded) = DealerPrivMsg::decode(priv_msg.to_vec()) else {
