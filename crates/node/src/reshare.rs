@@ -404,9 +404,8 @@ fn key_of(bytes: &[u8; 32]) -> Option<Key> {
 }
 
 fn bytes_of(key: &Key) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(key.as_ref());
-    out
+    // An ed25519 public key is always 32 bytes.
+    <[u8; 32]>::try_from(key.as_ref()).unwrap_or_default()
 }
 
 /// The codec bound of a round's messages.
