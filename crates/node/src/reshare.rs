@@ -113,7 +113,7 @@ use crate::consensus::BeaconKey;
 
 /// Version byte of DKG-channel messages and of the journal.
 pub const RESHARE_FORMAT_VERSION: u8 = 1;
-/// Largest DKG-channel message accepted (a dealing for [`PARTICIPANTS_MAX`] players is about
+/// Largest DKG-channel message accepted (a dealing for [`PARTICIPANTS_MAX`] players is at most
 /// 98 KB); the p2p channel's message limit should be at least this.
 pub const DKG_MESSAGE_BYTES_MAX: usize = 128 * 1024;
 
