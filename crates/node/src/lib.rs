@@ -20,5 +20,6 @@ pub mod ledger;
 pub mod mempool;
 pub mod metrics;
 pub mod network;
+pub mod reshare;
 pub mod service;
 pub mod signatures;

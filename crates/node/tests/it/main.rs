@@ -8,6 +8,7 @@ mod market;
 mod mempool;
 mod reads;
 mod rejections;
+mod reshare;
 mod staking;
 mod supply;
 mod transfers;
