@@ -383,7 +383,11 @@ impl Ledger {
     /// transaction submitted by a client; one received from a peer is not gossiped again).
     pub fn submit_and_gossip(&self, bytes: &[u8]) -> std::result::Result<TxHash, TxError> {
         let hash = self.submit(bytes)?;
-        let gossip = self.gossip.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let gossip = self
+            .gossip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Some(gossip) = gossip
             && !gossip.send(bytes.to_vec())
         {

@@ -110,7 +110,12 @@ impl LedgerApp {
     /// Takes part in key reshares: `resharer` is fed every commit, every DKG message and a
     /// periodic tick; its messages go out on `dkg`; its journal and new shares are written
     /// into `home`.
-    pub fn with_resharer(mut self, resharer: Resharer, dkg: consensus::DkgSender, home: Home) -> Self {
+    pub fn with_resharer(
+        mut self,
+        resharer: Resharer,
+        dkg: consensus::DkgSender,
+        home: Home,
+    ) -> Self {
         self.reshare = Some(ReshareLink {
             resharer: Arc::new(Mutex::new(resharer)),
             dkg,
@@ -152,7 +157,9 @@ impl LedgerApp {
                         .snapshot()
                         .and_then(|state| self.submit_own(&state, msg));
                     match submitted {
-                        Ok(Some(hash)) => tracing::info!(round, tx = %hash, "posted the dealer log"),
+                        Ok(Some(hash)) => {
+                            tracing::info!(round, tx = %hash, "posted the dealer log")
+                        }
                         Ok(None) => tracing::warn!(round, "dealer log not posted"),
                         Err(error) => tracing::warn!(round, %error, "cannot post the dealer log"),
                     }
@@ -167,8 +174,12 @@ impl LedgerApp {
                         continue;
                     }
                     match link.home.write_generation_share(generation, &share) {
-                        Ok(()) => tracing::info!(generation, "received a share of the next generation"),
-                        Err(error) => tracing::error!(generation, %error, "cannot write the new share"),
+                        Ok(()) => {
+                            tracing::info!(generation, "received a share of the next generation")
+                        }
+                        Err(error) => {
+                            tracing::error!(generation, %error, "cannot write the new share")
+                        }
                     }
                 }
             }
@@ -436,7 +447,11 @@ impl Application for LedgerApp {
         match self.extend(&parent) {
             Ok(Extend::Yes) => {}
             Ok(verdict) => {
-                tracing::debug!(view, ?verdict, "declining: the parent may end this generation");
+                tracing::debug!(
+                    view,
+                    ?verdict,
+                    "declining: the parent may end this generation"
+                );
                 return None;
             }
             Err(error) => {
@@ -632,7 +647,9 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     loop {
         let outcome = run_generation(home, &config, &genesis, seed, &ledger, on_ready.take())?;
         match outcome {
-            Some(next) => tracing::info!(generation = next, "switching to the next signer generation"),
+            Some(next) => {
+                tracing::info!(generation = next, "switching to the next signer generation")
+            }
             None => return Ok(()),
         }
     }

@@ -358,30 +358,39 @@ fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
     // Validators 0..=2 and the full node bond and register; validator 3 does not, so the
     // set elected at the next epoch boundary is {0, 1, 2, full0}.
     let homes = ["node0", "node1", "node2", "full0"].map(|name| home.join(name));
-    let mut hashes = Vec::new();
-    for (index, node) in homes.iter().enumerate() {
-        let key = node_key(node);
-        let bond = if index == 3 { 20 * POI_UNIT } else { 10 * POI_UNIT };
-        submit_msg(&apis[0], &key, 0, Msg::Staking(StakingMsg::Bond { amount: bond }));
-        hashes.push(submit_msg(
-            &apis[0],
-            &key,
-            1,
-            Msg::Validators(ValidatorsMsg::Register { self_bond: bond }),
-        ));
-    }
-    let deadline = Instant::now() + PROGRESS_DEADLINE;
-    for hash in &hashes {
-        loop {
-            let (_, status) = apis[0].get(&format!("/txs/{hash}"));
-            if status["status"] == "committed" {
-                break;
+    let bond = |index: usize| {
+        if index == 3 {
+            20 * POI_UNIT
+        } else {
+            10 * POI_UNIT
+        }
+    };
+    // Registering locks bonded stake, which the mempool checks against committed state: bond
+    // first, then register.
+    for (nonce, step) in [0u64, 1].into_iter().zip(["bond", "register"]) {
+        let mut hashes = Vec::new();
+        for (index, node) in homes.iter().enumerate() {
+            let msg = if nonce == 0 {
+                Msg::Staking(StakingMsg::Bond {
+                    amount: bond(index),
+                })
+            } else {
+                Msg::Validators(ValidatorsMsg::Register {
+                    self_bond: bond(index),
+                })
+            };
+            hashes.push(submit_msg(&apis[0], &node_key(node), nonce, msg));
+        }
+        let deadline = Instant::now() + PROGRESS_DEADLINE;
+        for hash in &hashes {
+            loop {
+                let (_, status) = apis[0].get(&format!("/txs/{hash}"));
+                if status["status"] == "committed" {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{step} not committed: {status}");
+                std::thread::sleep(Duration::from_millis(100));
             }
-            assert!(
-                Instant::now() < deadline,
-                "registration not committed: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -307,8 +307,7 @@ pub(super) async fn validators(State(ledger): Shared) -> ApiResult {
         poi_core::validators::status_all(&state, &params, height).map_err(ApiError::internal)?;
     let set =
         poi_core::validators::current_set(&state, height, &params).map_err(ApiError::internal)?;
-    let signers =
-        poi_core::validators::reshare::summary(&state).map_err(ApiError::internal)?;
+    let signers = poi_core::validators::reshare::summary(&state).map_err(ApiError::internal)?;
     Ok(Json(json!({
         "height": height,
         "epoch": set.as_ref().map(|s| s.epoch),

@@ -15,10 +15,10 @@ use super::{
         MAILBOX_SIZE, NetworkProfile, PAGE_CACHE_PAGES, Prepared, REPLAY_BUFFER_BYTES,
         WRITE_BUFFER_BYTES,
     },
+    dkg::{DkgQueue, DkgSender, dkg_channel, receive_dkg, send_dkg},
     error::ConsensusError,
     fault::key_bytes,
     fetch::{BlockRequester, BlockRequests, block_requests},
-    dkg::{DkgQueue, DkgSender, dkg_channel, receive_dkg, send_dkg},
     gossip::{GossipQueue, TxGossip, receive_gossip, send_gossip, tx_gossip},
     stats::VoteStats,
 };

@@ -105,8 +105,8 @@ pub use config::{
 pub use dkg::{DKG_QUEUED_MAX, DkgQueue, DkgSender, dkg_channel};
 pub use engine::{
     CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_DKG, CHANNEL_RESOLVER,
-    CHANNEL_TXS, CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run, start,
-    start_with_channels,
+    CHANNEL_TXS, CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run,
+    start, start_with_channels,
 };
 pub use error::{BeaconKeyError, ConfigError, ConsensusError};
 pub use fault::{FAULTS_REMEMBERED_MAX, Fault, FaultKind, verify_fault};
