@@ -57,7 +57,8 @@ pub(crate) enum Command {
     /// Offer compute: register as a provider, send heartbeats, show a provider's state.
     #[command(subcommand)]
     Provider(ProviderCmd),
-    /// Verify AI work: run the PoI validator agent (see docs/agents.md).
+    /// Consensus candidacy (register, leave, unjail) and the PoI validator agent that verifies
+    /// AI work (run; see docs/agents.md).
     #[command(subcommand)]
     Validator(crate::cmd_agents::ValidatorCmd),
     /// Buy compute: submit training and inference jobs, follow and settle them.

@@ -53,6 +53,26 @@ pub(crate) struct ProviderRunArgs {
 pub(crate) enum ValidatorCmd {
     /// Bond, register as a PoI verifier, then re-execute and attest every check assigned.
     Run(ValidatorRunArgs),
+    /// Stand for the consensus validator set: lock collateral from your bonded stake (bond
+    /// first with `poi stake bond`). The top `validators.set_size_max` candidates by bonded
+    /// stake are elected at each epoch boundary; the key is then reshared to them.
+    Register {
+        /// Collateral to lock: base units or POI (10poi); at least `validators.min_self_bond`.
+        #[arg(long)]
+        self_bond: String,
+        #[command(flatten)]
+        tx: crate::cli::TxOptions,
+    },
+    /// Leave candidacy: unlocks the collateral; you are in no set elected afterwards.
+    Leave {
+        #[command(flatten)]
+        tx: crate::cli::TxOptions,
+    },
+    /// End a downtime jail once `jailed_until` has passed (`poi query` the validators).
+    Unjail {
+        #[command(flatten)]
+        tx: crate::cli::TxOptions,
+    },
 }
 
 /// `poi validator run` options.
@@ -133,7 +153,14 @@ pub(crate) fn run_provider(global: &Global, args: ProviderRunArgs) -> anyhow::Re
 
 /// `poi validator run`.
 pub(crate) fn run_validator(global: &Global, cmd: ValidatorCmd) -> anyhow::Result<()> {
-    let ValidatorCmd::Run(args) = cmd;
+    let args = match cmd {
+        ValidatorCmd::Run(args) => args,
+        ValidatorCmd::Register { self_bond, tx } => {
+            return crate::cmd_validator::register(global, &self_bond, &tx);
+        }
+        ValidatorCmd::Leave { tx } => return crate::cmd_validator::leave(global, &tx),
+        ValidatorCmd::Unjail { tx } => return crate::cmd_validator::unjail(global, &tx),
+    };
     let behaviour: ValidatorBehaviour = args.behaviour.parse()?;
     let key = cmd_keys::unlock(global, &args.from)?;
     let name = args.name.unwrap_or_else(|| args.from.clone());

@@ -17,6 +17,7 @@ mod cmd_node;
 mod cmd_query;
 mod cmd_stake;
 mod cmd_tx;
+mod cmd_validator;
 mod cmd_work;
 mod devnet;
 pub mod keystore;

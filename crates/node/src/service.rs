@@ -643,16 +643,49 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
         genesis.clone(),
         Metrics::default(),
     )?);
-    let mut on_ready = options.on_ready;
-    loop {
-        let outcome = run_generation(home, &config, &genesis, seed, &ledger, on_ready.take())?;
-        match outcome {
-            Some(next) => {
-                tracing::info!(generation = next, "switching to the next signer generation")
-            }
-            None => return Ok(()),
+    // The API has its own runtime so that it keeps serving while consensus switches engines.
+    let api_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("poi-api")
+        .enable_all()
+        .build()
+        .map_err(|e| NodeError::Config(format!("cannot start the API runtime: {e}")))?;
+    let listener = api_runtime
+        .block_on(tokio::net::TcpListener::bind(config.api_addr))
+        .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.api_addr)))?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let api_stop = Shutdown::new();
+    let api_wait = api_stop.clone();
+    let api_ledger = Arc::clone(&ledger);
+    api_runtime.spawn(async move {
+        let stop = async move { api_wait.wait().await };
+        if let Err(error) = crate::api::serve_on(api_ledger, listener, stop).await {
+            tracing::error!(%error, "API server failed");
         }
-    }
+    });
+    let mut on_ready = options.on_ready;
+    let outcome = loop {
+        match run_generation(
+            home,
+            &config,
+            &genesis,
+            seed,
+            &ledger,
+            api_addr,
+            on_ready.take(),
+        ) {
+            Ok(Some(next)) => {
+                tracing::info!(generation = next, "switching to the next signer generation");
+            }
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
+    api_stop.trigger();
+    api_runtime.shutdown_timeout(Duration::from_secs(5));
+    outcome
 }
 
 /// The signer generation the committed chain runs now, with what its engine starts from.
@@ -741,6 +774,7 @@ fn run_generation(
     genesis: &poi_core::genesis::Genesis,
     seed: [u8; 32],
     ledger: &Arc<Ledger>,
+    api_addr: std::net::SocketAddr,
     on_ready: Option<fn(&ReadyInfo)>,
 ) -> Result<Option<u64>> {
     let start = engine_start(ledger, genesis)?;
@@ -782,7 +816,6 @@ fn run_generation(
         })
         .collect();
     let listen = consensus_cfg.listen;
-    let api_addr_configured = config.api_addr;
     let halted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let halted_in = Arc::clone(&halted);
     let switch: Arc<Mutex<Option<u64>>> = Arc::new(Mutex::new(None));
@@ -802,14 +835,6 @@ fn run_generation(
             .configure_role(is_validator, full_node_views);
         ledger.network().attach_votes(node.votes.clone());
         ledger.set_gossip(node.txs.clone());
-        let listener = tokio::net::TcpListener::bind(api_addr_configured)
-            .await
-            .map_err(|e| {
-                NodeError::Config(format!("cannot listen on {api_addr_configured}: {e}"))
-            })?;
-        let api_addr = listener
-            .local_addr()
-            .map_err(|e| NodeError::Config(e.to_string()))?;
         let tip = ledger.tip();
         let shutdown = node.shutdown.clone();
         let app = LedgerApp::new(
@@ -839,14 +864,6 @@ fn run_generation(
             }
         });
         let app_halted = Arc::clone(&app.halted);
-        let api_shutdown = shutdown.clone();
-        let api_ledger = Arc::clone(&ledger);
-        tokio::spawn(async move {
-            let stop = async move { api_shutdown.wait().await };
-            if let Err(error) = crate::api::serve_on(api_ledger, listener, stop).await {
-                tracing::error!(%error, "API server failed");
-            }
-        });
         tokio::spawn(async move {
             shutdown.wait().await;
             let reason = app_halted.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -60,6 +60,10 @@ fn help_of_every_subcommand_exits_0() {
         "devnet",
         "localnet",
         "bench network",
+        "validator run",
+        "validator register",
+        "validator leave",
+        "validator unjail",
     ] {
         assert!(
             checked.iter().any(|c| c == leaf),

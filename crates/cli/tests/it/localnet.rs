@@ -155,6 +155,7 @@ fn assert_agree(apis: &[&Api], height: u64) -> String {
 
 #[test]
 fn four_validators_and_a_full_node_agree_survive_sigkills_and_catch_up() {
+    let _serial = crate::many_processes();
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("net");
     let (net, printed) = Localnet::start(&home, dir.path(), &[]);
@@ -346,6 +347,7 @@ fn submit_msg(api: &Api, key: &ed25519_dalek::SigningKey, nonce: u64, msg: Msg) 
 
 #[test]
 fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
+    let _serial = crate::many_processes();
     use poi_core::staking::StakingMsg;
     use poi_core::validators::ValidatorsMsg;
     let dir = tempfile::tempdir().expect("tempdir");

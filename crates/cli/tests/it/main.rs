@@ -23,6 +23,18 @@ use serde_json::Value;
 
 /// The binary under test.
 pub(crate) const POI: &str = env!("CARGO_BIN_EXE_poi");
+
+/// Held by the tests that run many node processes (the devnet main job, the localnets), so
+/// that they do not run at the same time: together they are more processes than the 2-core
+/// CI machine schedules in time, and a starved devnet misses its first epoch's work.
+pub(crate) static MANY_PROCESSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`MANY_PROCESSES`] (a test that panicked while holding it does not poison the rest).
+pub(crate) fn many_processes() -> std::sync::MutexGuard<'static, ()> {
+    MANY_PROCESSES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 /// Block interval of test devnets.
 pub(crate) const BLOCK_INTERVAL_MS: &str = "50";
 /// Balance of each devnet test account: 1,000,000 POI in base units.

@@ -14,6 +14,7 @@ const WITHIN: Duration = Duration::from_secs(300);
 
 #[test]
 fn the_devnet_verifies_real_work_measures_it_and_slashes_the_cheater() {
+    let _serial = crate::many_processes();
     let dir = tempfile::tempdir().expect("temp dir");
     let home = dir.path().join("devnet");
     let node = Node::devnet_with(&home, dir.path(), "250", &[]);

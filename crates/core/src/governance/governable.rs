@@ -60,6 +60,7 @@ const TABLE: &[Governable] = &[
     g("validators.missed_views_max", 1, 1_000_000),
     g("validators.jail_blocks", 10, 10_000_000),
     g("validators.downtime_slash_bps", 0, 1_000),
+    g("validators.evidence_reward_bps", 0, 10_000),
 ];
 
 /// The governable paths, in table order.
@@ -127,6 +128,9 @@ pub fn apply(params: &mut Params, path: &str, value: &str) -> Result<(), String>
         "validators.missed_views_max" => params.validators.missed_views_max = narrow(path, v)?,
         "validators.jail_blocks" => params.validators.jail_blocks = narrow(path, v)?,
         "validators.downtime_slash_bps" => params.validators.downtime_slash_bps = narrow(path, v)?,
+        "validators.evidence_reward_bps" => {
+            params.validators.evidence_reward_bps = narrow(path, v)?
+        }
         _ => return Err(format!("`{path}` is not a governable parameter")),
     }
     Ok(())

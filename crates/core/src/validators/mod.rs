@@ -33,9 +33,10 @@
 //! burned ([`crate::supply::BurnReason::ValidatorSlash`]), except the share of an
 //! equivocation slash (`evidence_reward_bps`, floor) paid to the evidence's submitter.
 //!
-//! The chain records who should sign ([`reshare`] generations, the group key reshared with the
-//! dealers' logs as transactions); the node running the interactive part of a round and
-//! reconfiguring the engine is not built yet; see `docs/design/validators.md`.
+//! The chain records who signs ([`reshare`] generations, the group key reshared with the
+//! dealers' logs as transactions); the node runs the interactive part of a round
+//! (`poi_node::reshare`) and one consensus engine per generation; see
+//! `docs/design/network.md`.
 //!
 //! Stability: ALPHA.
 
