@@ -243,6 +243,16 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 100)]
         block_interval_ms: u64,
     },
+    /// What moving the validator set costs: four validators and a full node on loopback; the
+    /// set changes at an epoch boundary, the key is reshared and every engine switches.
+    Reshare {
+        /// Blocks per chain epoch (the switch comes one to two epochs after registering).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+        epoch_blocks: u64,
+        /// Milliseconds between blocks.
+        #[arg(long, default_value_t = 100)]
+        block_interval_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,32 @@ use crate::output;
 
 pub(crate) fn run(global: &Global, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Reshare {
+            epoch_blocks,
+            block_interval_ms,
+        } => {
+            let run = crate::cmd_bench_reshare::run(epoch_blocks, block_interval_ms, |step| {
+                eprintln!("bench: {step}")
+            })?;
+            if global.json {
+                output::json(&serde_json::to_value(&run)?);
+                return Ok(());
+            }
+            println!(
+                "reshare: 4 validators + 1 full node on loopback, {block_interval_ms} ms blocks, \
+                 {epoch_blocks}-block epochs"
+            );
+            println!(
+                "  registered -> generation 1 running: {:.1} s (boundary block {})",
+                run.registered_to_switch_s, run.boundary_height
+            );
+            println!(
+                "  switch gap: {} ms; median block gap around it: {} ms (x{:.1})",
+                run.switch_gap_ms,
+                run.block_gap_p50_ms,
+                run.switch_gap_ms as f64 / run.block_gap_p50_ms.max(1) as f64
+            );
+        }
         BenchCmd::Network {
             validators,
             latency_samples,

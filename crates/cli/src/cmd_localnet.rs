@@ -171,7 +171,7 @@ pub(crate) fn spawn(index: usize, home: Home) -> anyhow::Result<Validator> {
 }
 
 /// Starts the node in `home` as a `poi node start` child, its output in `node.log`.
-fn spawn_named(name: String, home: Home) -> anyhow::Result<Validator> {
+pub(crate) fn spawn_named(name: String, home: Home) -> anyhow::Result<Validator> {
     let exe = std::env::current_exe().context("cannot find the poi executable")?;
     let log_path = home.root().join("node.log");
     let log = std::fs::OpenOptions::new()

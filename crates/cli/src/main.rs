@@ -9,6 +9,7 @@ mod client;
 mod cmd_agents;
 mod cmd_bench;
 mod cmd_bench_network;
+mod cmd_bench_reshare;
 mod cmd_gov;
 mod cmd_keys;
 mod cmd_localnet;

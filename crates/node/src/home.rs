@@ -220,37 +220,20 @@ impl Home {
         node_seed: [u8; 32],
         beacon: &BeaconKey,
     ) -> Result<()> {
-        if self.is_initialized() {
-            return Err(NodeError::Config(format!(
-                "{} is already initialised; use another --home or delete it",
-                self.root.display()
-            )));
-        }
-        config.validate()?;
-        genesis
-            .validate()
-            .map_err(|e| NodeError::Genesis(e.to_string()))?;
-        std::fs::create_dir_all(&self.root).map_err(|e| NodeError::io("create", &self.root, e))?;
-        let key = serde_json::to_string_pretty(&NodeKeyFile {
-            seed: hex::encode(node_seed),
+        self.init_with(config, genesis, node_seed, |home| {
+            let share = serde_json::to_string_pretty(&NodeShareFile {
+                share: hex::encode(beacon.share_bytes()),
+            })
+            .expect("serialises");
+            write_private(&home.node_share_path(), share.as_bytes())?;
+            let polynomial = serde_json::to_string_pretty(&BeaconPolynomialFile {
+                validators: beacon.validators(),
+                identity: hex::encode(beacon.identity()),
+                polynomial: hex::encode(beacon.polynomial_bytes()),
+            })
+            .expect("serialises");
+            write_file(&home.beacon_polynomial_path(), polynomial.as_bytes())
         })
-        .expect("serialises");
-        write_private(&self.node_key_path(), key.as_bytes())?;
-        let share = serde_json::to_string_pretty(&NodeShareFile {
-            share: hex::encode(beacon.share_bytes()),
-        })
-        .expect("serialises");
-        write_private(&self.node_share_path(), share.as_bytes())?;
-        let polynomial = serde_json::to_string_pretty(&BeaconPolynomialFile {
-            validators: beacon.validators(),
-            identity: hex::encode(beacon.identity()),
-            polynomial: hex::encode(beacon.polynomial_bytes()),
-        })
-        .expect("serialises");
-        write_file(&self.beacon_polynomial_path(), polynomial.as_bytes())?;
-        let config_text = toml::to_string_pretty(config).expect("serialises");
-        write_file(&self.config_path(), config_text.as_bytes())?;
-        write_file(&self.genesis_path(), genesis.to_toml().as_bytes())
     }
 
     /// Writes config, genesis and node key of a full node (no beacon share: it does not
@@ -260,6 +243,18 @@ impl Home {
         config: &NodeConfig,
         genesis: &Genesis,
         node_seed: [u8; 32],
+    ) -> Result<()> {
+        self.init_with(config, genesis, node_seed, |_| Ok(()))
+    }
+
+    /// The steps of every init: checks, the node key, `keys` (the role's files), then config
+    /// and genesis last, so that a home interrupted mid-way does not count as initialised.
+    fn init_with(
+        &self,
+        config: &NodeConfig,
+        genesis: &Genesis,
+        node_seed: [u8; 32],
+        keys: impl FnOnce(&Self) -> Result<()>,
     ) -> Result<()> {
         if self.is_initialized() {
             return Err(NodeError::Config(format!(
@@ -277,6 +272,7 @@ impl Home {
         })
         .expect("serialises");
         write_private(&self.node_key_path(), key.as_bytes())?;
+        keys(self)?;
         let config_text = toml::to_string_pretty(config).expect("serialises");
         write_file(&self.config_path(), config_text.as_bytes())?;
         write_file(&self.genesis_path(), genesis.to_toml().as_bytes())

@@ -572,6 +572,24 @@ impl Resharer {
                 Err(e) => warn!(error = %e, "reshare: cannot read the journal's round"),
             }
         }
+        // Down for a whole round (no journal of it, e.g. restarted after the switch and caught
+        // up past it): the share may still come from the dealers' reveals of the dealings this
+        // player never received.
+        if self.round.is_none()
+            && let Some(number) = self.missed_round(state)
+        {
+            match chain::round(state, number) {
+                Ok(Some(record)) if record.status != RoundStatus::Open => {
+                    self.round = self.build(state, record, &mut out);
+                    if self.round.is_some() {
+                        self.close(state, &mut out);
+                    }
+                    self.done = self.done.max(number);
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "reshare: cannot read a missed round"),
+            }
+        }
         if let Some(record) = open
             && record.round > self.done
             && self.round.is_none()
@@ -733,6 +751,22 @@ impl Resharer {
     }
 
     /// Builds the state of `record` (the dealer side only while it is open).
+    /// The round that produced the chain's current generation, when this validator is one of
+    /// its participants, holds no share of it and has not finished that round here.
+    fn missed_round(&self, state: &dyn StateReader) -> Option<u64> {
+        let current = match chain::current_generation(state) {
+            Ok(current) => current?,
+            Err(e) => {
+                warn!(error = %e, "reshare: cannot read the current generation");
+                return None;
+            }
+        };
+        let number = current.round?;
+        let member = current.participants.iter().any(|a| a.0 == self.me);
+        let behind = self.generation().is_none_or(|g| g < current.generation);
+        (member && behind && number > self.done).then_some(number)
+    }
+
     fn build(
         &mut self,
         state: &dyn StateReader,

@@ -26,6 +26,10 @@ use crate::reshare::{ReshareOutput, Resharer};
 /// the consensus leader timeout, so a proposal is still made in time.
 pub const PARENT_WAIT_MAX: Duration = Duration::from_millis(300);
 
+/// How long the tip may stand still before the node asks its peers for their newest
+/// finalization (they may run a later consensus epoch).
+pub const SYNC_STALL: Duration = Duration::from_secs(3);
+
 /// How often the resharer re-sends dealings that were not acknowledged.
 pub const RESHARE_TICK: Duration = Duration::from_secs(1);
 
@@ -51,8 +55,26 @@ pub struct LedgerApp {
     view_offset: u64,
     /// Set to the next generation (and the node shut down) once a committed block records it.
     switch: Arc<Mutex<Option<u64>>>,
+    /// Serializes [`LedgerApp::after_commit`]: a share the resharer is still writing must be
+    /// on disk before another commit's check stops consensus for the switch.
+    after_commit_lock: Arc<Mutex<()>>,
     /// This node's part in resharing the consensus key, with where it sends and persists.
     reshare: Option<ReshareLink>,
+    /// Catching up across engine switches (see `consensus::LatestFinalization`).
+    sync: Option<SyncLink>,
+}
+
+/// What [`LedgerApp`] needs to catch up with peers that run a later consensus epoch.
+#[derive(Clone)]
+struct SyncLink {
+    sender: consensus::DkgSender,
+    finalizations: consensus::LatestFinalization,
+    /// Every other node this node knows (validators and full nodes).
+    peers: Vec<[u8; 32]>,
+    identity: [u8; consensus::beacon::IDENTITY_BYTES],
+    namespace: Vec<u8>,
+    /// Whether a catch-up to a peer's finalization is running.
+    busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What [`LedgerApp`] needs to run this node's [`Resharer`].
@@ -103,8 +125,43 @@ impl LedgerApp {
             generation: 0,
             view_offset: 0,
             switch: Arc::new(Mutex::new(None)),
+            after_commit_lock: Arc::new(Mutex::new(())),
             reshare: None,
+            sync: None,
         })
+    }
+
+    /// Answers peers' catch-up requests with `finalizations` and, when this node's tip stops
+    /// moving, asks `peers` for theirs (sent with `sender`); a verified certificate of a later
+    /// epoch (checked under group key `identity` and consensus `namespace`) is committed with
+    /// every block up to it, which switches this node's engine to that epoch.
+    pub fn with_sync(
+        mut self,
+        sender: consensus::DkgSender,
+        finalizations: consensus::LatestFinalization,
+        peers: Vec<[u8; 32]>,
+        identity: [u8; consensus::beacon::IDENTITY_BYTES],
+        namespace: Vec<u8>,
+    ) -> Self {
+        self.sync = Some(SyncLink {
+            sender,
+            finalizations,
+            peers,
+            identity,
+            namespace,
+            busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        });
+        self
+    }
+
+    /// Asks every known peer for its newest finalization (the node's tip has not moved).
+    pub fn request_sync(&self) {
+        let Some(link) = &self.sync else {
+            return;
+        };
+        for peer in &link.peers {
+            link.sender.send(*peer, vec![consensus::SYNC_REQUEST]);
+        }
     }
 
     /// Takes part in key reshares: `resharer` is fed every commit, every DKG message and a
@@ -242,6 +299,10 @@ impl LedgerApp {
     /// After a block landed: records a switch (and stops the node) if it recorded the next
     /// signer generation.
     fn after_commit(&self) {
+        let _serial = self
+            .after_commit_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let state = match self.ledger.snapshot() {
             Ok(state) => state,
             Err(error) => return tracing::warn!(%error, "cannot read committed state"),
@@ -538,6 +599,38 @@ impl Application for LedgerApp {
         }
     }
 
+    async fn receive_sync(&self, from: [u8; 32], bytes: Vec<u8>) {
+        let Some(link) = &self.sync else {
+            return;
+        };
+        if bytes == [consensus::SYNC_REQUEST] {
+            if let Some(response) = link.finalizations.response() {
+                link.sender.send(from, response);
+            }
+            return;
+        }
+        let Some(verified) =
+            consensus::verify_finalization(&bytes, &link.namespace, &link.identity)
+        else {
+            tracing::debug!(from = %hex::encode(from), "ignoring an unverifiable sync response");
+            return;
+        };
+        // Only a later epoch needs this path: within ours, the engine delivers finalizations.
+        if verified.epoch <= self.generation
+            || link.busy.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        tracing::info!(
+            epoch = verified.epoch,
+            view = verified.view,
+            block = %hex::encode(verified.digest),
+            "a peer runs a later consensus epoch; catching up to its finalized block"
+        );
+        self.finalized(verified.digest).await;
+        link.busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     async fn receive_dkg(&self, from: [u8; 32], bytes: Vec<u8>) {
         self.reshare_step(|resharer| resharer.on_message(from, &bytes));
     }
@@ -651,7 +744,7 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
         .build()
         .map_err(|e| NodeError::Config(format!("cannot start the API runtime: {e}")))?;
     let listener = api_runtime
-        .block_on(tokio::net::TcpListener::bind(config.api_addr))
+        .block_on(bind_api(config.api_addr))
         .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.api_addr)))?;
     let api_addr = listener
         .local_addr()
@@ -686,6 +779,21 @@ pub fn run(home: &Home, options: RunOptions) -> Result<()> {
     api_stop.trigger();
     api_runtime.shutdown_timeout(Duration::from_secs(5));
     outcome
+}
+
+/// Binds the API address, retrying for a few seconds while it is in use: a node restarted
+/// right after a crash may find its old socket not yet released.
+async fn bind_api(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let mut attempts = 0;
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && attempts < 25 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// The signer generation the committed chain runs now, with what its engine starts from.
@@ -816,6 +924,18 @@ fn run_generation(
         })
         .collect();
     let listen = consensus_cfg.listen;
+    let identity = match &consensus_cfg.role {
+        Role::Validator(beacon) => beacon.identity(),
+        Role::FullNode(beacon) => beacon.identity(),
+    };
+    let namespace = consensus_cfg.consensus_namespace();
+    let sync_peers: Vec<[u8; 32]> = consensus_cfg
+        .validators
+        .iter()
+        .chain(&consensus_cfg.full_nodes)
+        .map(|node| node.public_key)
+        .filter(|key| *key != public)
+        .collect();
     let halted: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let halted_in = Arc::clone(&halted);
     let switch: Arc<Mutex<Option<u64>>> = Arc::new(Mutex::new(None));
@@ -851,7 +971,36 @@ fn run_generation(
         } else {
             app
         };
-        let app = app.with_resharer(resharer, node.dkg.clone(), reshare_home);
+        let app = app
+            .with_resharer(resharer, node.dkg.clone(), reshare_home)
+            .with_sync(
+                node.sync.clone(),
+                node.finalizations.clone(),
+                sync_peers,
+                identity,
+                namespace,
+            );
+        let watcher = app.clone();
+        let watch_ledger = Arc::clone(&ledger);
+        let watch_stop = shutdown.clone();
+        tokio::spawn(async move {
+            // A tip that does not move for SYNC_STALL may mean peers run a later epoch.
+            let mut last = watch_ledger.tip().height;
+            let mut tick = tokio::time::interval(SYNC_STALL);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let now = watch_ledger.tip().height;
+                        if now == last {
+                            watcher.request_sync();
+                        }
+                        last = now;
+                    }
+                    () = watch_stop.wait() => return,
+                }
+            }
+        });
         let ticking = app.clone();
         let tick_stop = shutdown.clone();
         tokio::spawn(async move {
@@ -1053,12 +1202,9 @@ mod tests {
     use super::*;
     use crate::consensus::{beacon, validator_public_key};
 
-    #[test]
-    fn every_genesis_validator_needs_a_peer_entry() {
-        let seeds = [[5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]];
-        let keys: Vec<[u8; 32]> = seeds.iter().map(validator_public_key).collect();
-        let shares = beacon::deal(&keys).unwrap();
-        let genesis = poi_core::genesis::Genesis {
+    /// A genesis of chain `poi-test` with validators `keys` and no beacon.
+    fn test_genesis(keys: &[[u8; 32]]) -> poi_core::genesis::Genesis {
+        poi_core::genesis::Genesis {
             chain_id: "poi-test".into(),
             genesis_time_ms: 0,
             validators: keys.iter().map(|k| Address(*k)).collect(),
@@ -1067,7 +1213,15 @@ mod tests {
             beacon: None,
             models: Vec::new(),
             data: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn every_genesis_validator_needs_a_peer_entry() {
+        let seeds = [[5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]];
+        let keys: Vec<[u8; 32]> = seeds.iter().map(validator_public_key).collect();
+        let shares = beacon::deal(&keys).unwrap();
+        let genesis = test_genesis(&keys);
         let home = Home::new("/nonexistent/poi-home");
         let peer = |i: usize| crate::home::PeerConfig {
             public_key: hex::encode(keys[i]),
@@ -1102,16 +1256,7 @@ mod tests {
         let seeds = [[5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]];
         let keys: Vec<[u8; 32]> = seeds.iter().map(validator_public_key).collect();
         let shares = beacon::deal(&keys).unwrap();
-        let mut genesis = poi_core::genesis::Genesis {
-            chain_id: "poi-test".into(),
-            genesis_time_ms: 0,
-            validators: keys.iter().map(|k| Address(*k)).collect(),
-            params: poi_core::params::Params::default(),
-            accounts: vec![],
-            beacon: None,
-            models: Vec::new(),
-            data: Vec::new(),
-        };
+        let mut genesis = test_genesis(&keys);
         let home = Home::new("/nonexistent/poi-home");
         let full_seed = [9u8; 32];
         let full_key = validator_public_key(&full_seed);
@@ -1166,16 +1311,7 @@ mod tests {
         let key = beacon::deal(&[validator_public_key(&[5; 32])])
             .unwrap()
             .remove(0);
-        let mut genesis = poi_core::genesis::Genesis {
-            chain_id: "poi-test".into(),
-            genesis_time_ms: 0,
-            validators: vec![Address(validator_public_key(&[5; 32]))],
-            params: poi_core::params::Params::default(),
-            accounts: vec![],
-            beacon: None,
-            models: Vec::new(),
-            data: Vec::new(),
-        };
+        let mut genesis = test_genesis(&[validator_public_key(&[5; 32])]);
         let error = check_genesis_beacon(&genesis, &key)
             .unwrap_err()
             .to_string();

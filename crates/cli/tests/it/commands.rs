@@ -60,6 +60,7 @@ fn help_of_every_subcommand_exits_0() {
         "devnet",
         "localnet",
         "bench network",
+        "bench reshare",
         "validator run",
         "validator register",
         "validator leave",

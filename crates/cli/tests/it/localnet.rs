@@ -354,8 +354,7 @@ fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
     let home = dir.path().join("net");
     let (net, printed) = Localnet::start(&home, dir.path(), &["--epoch-blocks", "30"]);
     let apis: Vec<Api> = printed.iter().map(|p| Api::new(p.api)).collect();
-    let everyone: Vec<&Api> = apis.iter().collect();
-    wait_all(&everyone, 2, "start", &net.stdout);
+    wait_all(&apis.iter().collect::<Vec<_>>(), 2, "start", &net.stdout);
 
     // Validators 0..=2 and the full node bond and register; validator 3 does not, so the
     // set elected at the next epoch boundary is {0, 1, 2, full0}.
@@ -396,9 +395,13 @@ fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
         }
     }
 
+    // SIGKILL validator 1 before the boundary: it misses the election, its dealings and the
+    // switch (three of four genesis validators still finalize and deal).
+    signal(printed[1].pid, libc::SIGKILL);
+
     // The elected set differs from the genesis signers: the key is reshared to it during the
-    // following epoch, and every node switches its engine after the block that records
-    // generation 1.
+    // following epoch, and every running node switches its engine after the block that
+    // records generation 1.
     let deadline = Instant::now() + Duration::from_secs(240);
     let signers = loop {
         let set = apis[0].get_ok("/validators");
@@ -426,9 +429,15 @@ fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
         .collect();
     assert_eq!(participants, expected, "{signers}");
 
-    // The new set finalizes blocks: every node (the dropped validator now following as a full
-    // node) agrees on them, and the new member leads some of them.
+    // The new set finalizes blocks (three of its four run). Validator 1, restarted, runs the
+    // genesis engine that nobody else runs any more: its tip stalls, it asks its peers for
+    // their newest finalization, checks it under the group key, fetches and re-executes every
+    // block up to it, computes its share of generation 1 from the dealers' logs (their reveals
+    // of the dealings it never received), and switches too.
     let switched = height(&apis[0]).expect("height");
+    let restarted = Node::start(&home.join("node1"), dir.path());
+    let mut everyone: Vec<&Api> = apis.iter().collect();
+    everyone[1] = &restarted.api;
     wait_all(&everyone, switched + 12, "after the switch", &net.stdout);
     assert_agree(&everyone, switched + 12);
     let candidate = Address::from_public_key(&node_key(&homes[3]).verifying_key()).to_string();
@@ -451,5 +460,11 @@ fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
     );
     assert_eq!(apis[4].get_ok("/network")["role"], "validator");
     assert_eq!(apis[3].get_ok("/network")["role"], "full_node");
+    assert_eq!(restarted.api.get_ok("/network")["role"], "validator");
+    assert!(
+        home.join("node1/shares/generation-1.json").exists(),
+        "the restarted validator has no share of generation 1"
+    );
+    drop(restarted);
     drop(net);
 }

@@ -76,6 +76,8 @@ pub(crate) struct Config<A, S> {
     pub(crate) scheme: BeaconScheme,
     /// The validator set, as the engine indexes it.
     pub(crate) participants: Arc<Set<PublicKey>>,
+    /// Receives every finalization certificate the engine reports.
+    pub(crate) finalizations: super::LatestFinalization,
 }
 
 /// The p2p receivers and local queue the actor consumes.
@@ -105,7 +107,12 @@ impl<A: Application, S: Sender<PublicKey = PublicKey>> Actor<A, S> {
     pub(crate) fn new(metrics: impl Metrics, cfg: Config<A, S>) -> (Self, Mailbox) {
         let (sender, receiver) = mailbox::new(metrics, MAILBOX_SIZE);
         let (finalized, _) = watch::channel(None);
-        let mailbox = Mailbox::new(sender, cfg.participants.clone(), cfg.votes.clone());
+        let mailbox = Mailbox::new(
+            sender,
+            cfg.participants.clone(),
+            cfg.votes.clone(),
+            cfg.finalizations.clone(),
+        );
         let actor = Self {
             cfg,
             mailbox: receiver,

@@ -74,7 +74,7 @@ const _: () = assert!(SEED_CACHE_VIEWS_MAX >= 256);
 /// One validator's beacon key: the public polynomial of the dealing and its own share.
 #[derive(Clone)]
 pub struct BeaconKey {
-    polynomial: Sharing<MinSig>,
+    public: BeaconPublic,
     share: Share,
 }
 
@@ -82,7 +82,7 @@ impl fmt::Debug for BeaconKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BeaconKey")
             .field("identity", &hex::encode(self.identity()))
-            .field("validators", &self.polynomial.total())
+            .field("validators", &self.public.validators())
             .field("share_index", &self.share.index)
             .field("share", &"<redacted>")
             .finish()
@@ -109,7 +109,10 @@ impl BeaconKey {
         if expected != share.public::<MinSig>() {
             return Err(BeaconKeyError::ShareMismatch { index: index.get() });
         }
-        Ok(Self { polynomial, share })
+        Ok(Self {
+            public: BeaconPublic { polynomial },
+            share,
+        })
     }
 
     /// Decodes the bytes of [`BeaconKey::polynomial_bytes`] and [`BeaconKey::share_bytes`].
@@ -122,7 +125,7 @@ impl BeaconKey {
 
     /// The public polynomial in commonware's codec (public; the same for every validator).
     pub fn polynomial_bytes(&self) -> Vec<u8> {
-        self.polynomial.encode().to_vec()
+        self.public.polynomial.encode().to_vec()
     }
 
     /// This validator's share in commonware's codec (secret).
@@ -132,17 +135,17 @@ impl BeaconKey {
 
     /// The group identity (the public key every seed verifies against).
     pub fn identity(&self) -> [u8; IDENTITY_BYTES] {
-        identity_bytes(self.polynomial.public())
+        self.public.identity()
     }
 
     /// Number of validators the polynomial was dealt for.
     pub fn validators(&self) -> u32 {
-        self.polynomial.total().get()
+        self.public.validators()
     }
 
     /// Signatures needed to recover a seed or certificate.
     pub fn threshold(&self) -> u32 {
-        self.polynomial.required()
+        self.public.threshold()
     }
 
     /// Index of this validator's share (its position in the sorted validator set).
@@ -152,7 +155,7 @@ impl BeaconKey {
 
     /// The public polynomial.
     pub(crate) fn polynomial(&self) -> &Sharing<MinSig> {
-        &self.polynomial
+        self.public.polynomial()
     }
 
     /// The share.
@@ -210,9 +213,7 @@ impl BeaconPublic {
 
 impl From<&BeaconKey> for BeaconPublic {
     fn from(key: &BeaconKey) -> Self {
-        Self {
-            polynomial: key.polynomial.clone(),
-        }
+        key.public.clone()
     }
 }
 

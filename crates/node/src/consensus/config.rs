@@ -15,7 +15,7 @@ use commonware_consensus::simplex::max_payload_size;
 use commonware_cryptography::{
     ChaCha20Poly1305, Signer as _, ed25519, sha256::Digest as Sha256Digest,
 };
-use commonware_p2p::{Address, authenticated::max_size};
+use commonware_p2p::{Address, authenticated::max_size, utils::mux::prefixed};
 use commonware_stream::SakeCups;
 use commonware_utils::{
     N3f1,
@@ -372,8 +372,11 @@ impl ConsensusConfig {
         // Checked against VALIDATORS_MAX in `validator_set`, so the count fits in u32.
         let count = u32::try_from(participants.len()).expect("count bounded by VALIDATORS_MAX");
         let consensus_bytes = max_payload_size::<BeaconScheme, Sha256Digest>(count);
-        let max_message_size =
-            commonware_p2p::max_message_size(&[consensus_bytes, self.max_block_bytes as usize]);
+        // Consensus and block messages carry a subchannel prefix (see `engine.rs`).
+        let max_message_size = commonware_p2p::max_message_size(&[
+            prefixed(consensus_bytes),
+            prefixed(self.max_block_bytes as usize),
+        ]);
         if max_message_size > transport_max {
             return Err(ConfigError::TooManyValidators {
                 count: participants.len(),

@@ -68,8 +68,17 @@ where
     }
 }
 
-/// Hands every DKG message peers send to [`Application::receive_dkg`].
-pub(crate) async fn receive_dkg<A, R>(app: A, mut receiver: R)
+/// Which application method a direct channel delivers to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Direct {
+    /// [`Application::receive_dkg`] ([`CHANNEL_DKG`](super::CHANNEL_DKG)).
+    Dkg,
+    /// [`Application::receive_sync`] ([`CHANNEL_SYNC`](super::CHANNEL_SYNC)).
+    Sync,
+}
+
+/// Hands every message peers send on a direct channel to the application.
+pub(crate) async fn receive_direct<A, R>(app: A, mut receiver: R, channel: Direct)
 where
     A: Application,
     R: Receiver<PublicKey = PublicKey>,
@@ -78,11 +87,14 @@ where
         let (peer, message) = match receiver.recv().await {
             Ok(message) => message,
             Err(error) => {
-                info!(%error, "DKG channel closed");
+                info!(%error, ?channel, "direct channel closed");
                 return;
             }
         };
-        app.receive_dkg(super::fault::key_bytes(&peer), message.as_ref().to_vec())
-            .await;
+        let (from, bytes) = (super::fault::key_bytes(&peer), message.as_ref().to_vec());
+        match channel {
+            Direct::Dkg => app.receive_dkg(from, bytes).await,
+            Direct::Sync => app.receive_sync(from, bytes).await,
+        }
     }
 }

@@ -15,7 +15,7 @@ use super::{
         MAILBOX_SIZE, NetworkProfile, PAGE_CACHE_PAGES, Prepared, REPLAY_BUFFER_BYTES,
         WRITE_BUFFER_BYTES,
     },
-    dkg::{DkgQueue, DkgSender, dkg_channel, receive_dkg, send_dkg},
+    dkg::{Direct, DkgQueue, DkgSender, dkg_channel, receive_direct, send_dkg},
     error::ConsensusError,
     fault::key_bytes,
     fetch::{BlockRequester, BlockRequests, block_requests},
@@ -31,6 +31,7 @@ use commonware_macros::select;
 use commonware_p2p::{
     AddressableManager as _, AddressableTrackedPeers, Blocker, Receiver, Sender,
     authenticated::{lookup, peer_set_limit},
+    utils::mux::Muxer,
 };
 use commonware_parallel::Sequential;
 use commonware_runtime::{
@@ -65,6 +66,9 @@ pub const CHANNEL_TXS: u64 = 5;
 /// p2p channel carrying key-reshare messages between single peers (see [`DkgSender`]); only
 /// between real processes ([`start`]).
 pub const CHANNEL_DKG: u64 = 6;
+/// p2p channel carrying catch-up requests and finalization certificates between single peers
+/// (see [`LatestFinalization`](super::LatestFinalization)); only between real processes.
+pub const CHANNEL_SYNC: u64 = 7;
 
 /// How far a peer's handshake timestamp may run ahead of our clock.
 const HANDSHAKE_SYNCHRONY_BOUND: Duration = Duration::from_secs(5);
@@ -130,6 +134,10 @@ pub struct Links {
     pub gossip: Option<GossipQueue>,
     /// Reshare messages the application sends; `None` sends nothing.
     pub dkg: Option<DkgQueue>,
+    /// Catch-up messages the application sends; `None` sends nothing.
+    pub sync: Option<DkgQueue>,
+    /// Receives the newest finalization certificate the engine reports.
+    pub finalizations: super::LatestFinalization,
 }
 
 impl Links {
@@ -142,6 +150,8 @@ impl Links {
             votes: VoteStats::new(),
             gossip: None,
             dkg: None,
+            sync: None,
+            finalizations: super::LatestFinalization::new(),
         };
         (requester, links)
     }
@@ -217,12 +227,39 @@ where
         warn!("p2p oracle refused the validator set");
     }
     let quota = Quota::per_second(cfg.messages_per_second);
+    // Consensus messages travel on the subchannel of their epoch: a peer still (or already)
+    // in another epoch is not heard, instead of being blocked by the engine for an "epoch
+    // mismatch", so nodes switching engines at slightly different times stay connected.
+    // Blocks are not per epoch (a node catching up fetches them across epochs): subchannel 0.
+    let epoch = cfg.epoch;
+    let mut mux = |channel: u64, subchannel: u64| {
+        let (sender, receiver) = network.register(channel, quota);
+        let (muxer, handle) = Muxer::new(context.child("mux"), sender, receiver);
+        muxer.start();
+        (handle, subchannel)
+    };
+    let routes = [
+        mux(CHANNEL_VOTES, epoch),
+        mux(CHANNEL_CERTIFICATES, epoch),
+        mux(CHANNEL_RESOLVER, epoch),
+        mux(CHANNEL_BLOCKS, 0),
+        mux(CHANNEL_BLOCK_REQUESTS, 0),
+    ];
+    let mut opened = Vec::with_capacity(routes.len());
+    for (mut handle, subchannel) in routes {
+        match handle.register(subchannel).await {
+            Ok(pair) => opened.push(pair),
+            Err(error) => return error!(%error, "cannot open a p2p subchannel"),
+        }
+    }
+    let mut opened = opened.into_iter();
+    let mut next = || opened.next().expect("five subchannels opened");
     let channels = Channels {
-        votes: network.register(CHANNEL_VOTES, quota),
-        certificates: network.register(CHANNEL_CERTIFICATES, quota),
-        resolver: network.register(CHANNEL_RESOLVER, quota),
-        blocks: network.register(CHANNEL_BLOCKS, quota),
-        block_requests: network.register(CHANNEL_BLOCK_REQUESTS, quota),
+        votes: next(),
+        certificates: next(),
+        resolver: next(),
+        blocks: next(),
+        block_requests: next(),
     };
     let gossip_out = network.register(CHANNEL_TXS, quota);
     let mut links = links;
@@ -246,7 +283,18 @@ where
     let dkg_app = app.clone();
     context
         .child("dkg_receive")
-        .spawn(move |_| receive_dkg(dkg_app, dkg.1));
+        .spawn(move |_| receive_direct(dkg_app, dkg.1, Direct::Dkg));
+    let sync = network.register(CHANNEL_SYNC, quota);
+    if let Some(queue) = links.sync.take() {
+        let max_bytes = prepared.max_message_size as usize;
+        context
+            .child("sync_send")
+            .spawn(move |_| send_dkg(queue, sync.0, max_bytes));
+    }
+    let sync_app = app.clone();
+    context
+        .child("sync_receive")
+        .spawn(move |_| receive_direct(sync_app, sync.1, Direct::Sync));
     let mut network_task = network.start();
     let mut consensus_task = context
         .child("consensus")
@@ -290,6 +338,7 @@ async fn drive<E, A, B, S, R>(
             votes: links.votes,
             scheme: prepared.scheme.clone(),
             participants: Arc::new(prepared.participants.clone()),
+            finalizations: links.finalizations.clone(),
         },
     );
     let timeouts = cfg.timeouts;
@@ -421,6 +470,12 @@ pub struct NodeContext {
     /// Sends key-reshare messages to single peers (they receive them in
     /// [`Application::receive_dkg`]).
     pub dkg: DkgSender,
+    /// Sends catch-up messages to single peers (they receive them in
+    /// [`Application::receive_sync`]).
+    pub sync: DkgSender,
+    /// The newest finalization certificate the engine reported (what this node answers a
+    /// [`SYNC_REQUEST`](super::SYNC_REQUEST) with).
+    pub finalizations: super::LatestFinalization,
 }
 
 /// Runs a validator until shutdown: builds commonware's tokio runtime (storage rooted at
@@ -462,6 +517,8 @@ where
         links.gossip = Some(gossip);
         let (dkg, dkg_queue) = dkg_channel();
         links.dkg = Some(dkg_queue);
+        let (sync, sync_queue) = dkg_channel();
+        links.sync = Some(sync_queue);
         let node = NodeContext {
             runtime: context.child("app"),
             shutdown: shutdown.clone(),
@@ -472,6 +529,8 @@ where
             public_key: cfg.public_key(),
             txs,
             dkg,
+            sync,
+            finalizations: links.finalizations.clone(),
         };
         let app = app_factory(node)
             .await

@@ -103,6 +103,8 @@ pub(crate) struct Mailbox {
     participants: Arc<Set<PublicKey>>,
     /// Where votes are counted.
     votes: VoteStats,
+    /// Where the newest finalization certificate is kept for peers catching up.
+    finalizations: super::LatestFinalization,
 }
 
 impl Mailbox {
@@ -111,11 +113,13 @@ impl Mailbox {
         sender: Sender<Message>,
         participants: Arc<Set<PublicKey>>,
         votes: VoteStats,
+        finalizations: super::LatestFinalization,
     ) -> Self {
         Self {
             sender,
             participants,
             votes,
+            finalizations,
         }
     }
 
@@ -168,11 +172,14 @@ impl Reporter for Mailbox {
 
     fn report(&mut self, activity: Self::Activity) -> Feedback {
         match activity {
-            Activity::Finalization(finalization) => self.sender.enqueue(Message::Finalized {
-                view: finalization.view(),
-                payload: finalization.proposal.payload,
-                seed: seed_of(finalization.proposal.round, &finalization.certificate),
-            }),
+            Activity::Finalization(finalization) => {
+                self.finalizations.record(&finalization);
+                self.sender.enqueue(Message::Finalized {
+                    view: finalization.view(),
+                    payload: finalization.proposal.payload,
+                    seed: seed_of(finalization.proposal.round, &finalization.certificate),
+                })
+            }
             Activity::Notarization(notarization) => {
                 match seed_of(notarization.proposal.round, &notarization.certificate) {
                     Some(seed) => self.sender.enqueue(Message::Seed(seed)),

@@ -93,6 +93,7 @@ mod fetch;
 mod gossip;
 mod ingress;
 mod stats;
+mod sync;
 #[cfg(test)]
 mod tests;
 
@@ -105,14 +106,17 @@ pub use config::{
 pub use dkg::{DKG_QUEUED_MAX, DkgQueue, DkgSender, dkg_channel};
 pub use engine::{
     CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_DKG, CHANNEL_RESOLVER,
-    CHANNEL_TXS, CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT, Shutdown, run,
-    start, start_with_channels,
+    CHANNEL_SYNC, CHANNEL_TXS, CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT,
+    Shutdown, run, start, start_with_channels,
 };
 pub use error::{BeaconKeyError, ConfigError, ConsensusError};
 pub use fault::{FAULTS_REMEMBERED_MAX, Fault, FaultKind, verify_fault};
 pub use fetch::{BLOCK_REQUESTS_QUEUED_MAX, BlockRequester, BlockRequests, block_requests};
 pub use gossip::{GOSSIP_BATCH_TXS_MAX, GOSSIP_QUEUED_MAX, GossipQueue, TxGossip, tx_gossip};
 pub use stats::{ParticipantActivity, VoteStats};
+pub use sync::{
+    LatestFinalization, SYNC_REQUEST, SYNC_RESPONSE, VerifiedFinalization, verify_finalization,
+};
 
 use std::future::Future;
 
@@ -187,6 +191,14 @@ pub trait Application: Clone + Send + Sync + 'static {
     /// A key-reshare message from the peer with ed25519 key `from` ([`NodeContext::dkg`] on
     /// its side): the sender is authenticated, the content is not. The default ignores it.
     fn receive_dkg(&self, from: [u8; 32], bytes: Vec<u8>) -> impl Future<Output = ()> + Send {
+        let _ = (from, bytes);
+        async {}
+    }
+
+    /// A catch-up message ([`SYNC_REQUEST`] or [`SYNC_RESPONSE`]) from the peer with key
+    /// `from`, on [`CHANNEL_SYNC`] ([`NodeContext::sync`] on its side). The default ignores
+    /// it.
+    fn receive_sync(&self, from: [u8; 32], bytes: Vec<u8>) -> impl Future<Output = ()> + Send {
         let _ = (from, bytes);
         async {}
     }
