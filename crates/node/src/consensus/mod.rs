@@ -3,7 +3,7 @@
 //! Stability: ALPHA; the [`Application`] seam and [`ConsensusConfig`] may still change.
 //! Uses only BETA commonware parts (simplex with the `bls12381_threshold::vrf` scheme,
 //! `dkg::feldman_desmedt`'s dealer, ed25519 p2p identities, tokio runtime,
-//! `p2p::authenticated`).
+//! `p2p::authenticated`, `p2p::utils::mux`).
 //!
 //! # What this module owns
 //! Consensus moves 32-byte block digests; the application owns blocks. The driver connects
@@ -19,10 +19,20 @@
 //! [`Application::fault`] (`fault.rs`, which also argues which kinds are sound under the
 //! threshold scheme).
 //!
+//! A node runs one engine for one consensus epoch: a signer generation of the threshold key
+//! ([`ConsensusConfig::epoch`]). A validator votes with its share ([`Role::Validator`]); a
+//! full node verifies with the public polynomial alone ([`Role::FullNode`]) and is a secondary
+//! p2p peer ([`ConsensusConfig::full_nodes`]). Consensus messages travel on the p2p
+//! subchannel of their epoch, so peers in another epoch are not heard (rather than blocked);
+//! the reshare between generations talks on [`CHANNEL_DKG`], and a node left behind in an
+//! older epoch catches up through a peer's newest finalization on [`CHANNEL_SYNC`]
+//! ([`LatestFinalization`], [`verify_finalization`]). Switching engines is the application's
+//! job (`service.rs` restarts [`run`] with the next epoch's config).
+//!
 //! Votes are threshold BLS signatures ([`beacon`]): every certificate carries the seed of its
 //! round, which the driver records in a [`SeedCache`] ([`NodeContext::seeds`]) for proposers
 //! to put into blocks. Each validator needs its share of a dealt group key
-//! ([`ConsensusConfig::beacon`], from [`beacon::deal`]).
+//! ([`ConsensusConfig::role`], from [`beacon::deal`]).
 //!
 //! One validator is the default ([`ConsensusConfig::single`]): quorum 1, each block
 //! notarizes and finalizes locally. N validators is the same code with a longer

@@ -27,10 +27,13 @@ pub const SYNC_REQUEST: u8 = 0x01;
 /// First byte of a response carrying a finalization.
 pub const SYNC_RESPONSE: u8 = 0x02;
 
+/// An encoded finalization with its `(epoch, view)`.
+type Held = (u64, u64, Vec<u8>);
+
 /// The newest finalization certificate the engine reported in this run, encoded.
 #[derive(Clone, Debug, Default)]
 pub struct LatestFinalization {
-    inner: Arc<Mutex<Option<(u64, u64, Vec<u8>)>>>,
+    inner: Arc<Mutex<Option<Held>>>,
 }
 
 impl LatestFinalization {

@@ -900,3 +900,80 @@ fn fault_evidence_verifies_with_public_data_only() {
     let vote = Activity::Notarize(notarize(1));
     assert!(fault::fault_of(&vote, &prepared.participants).is_none());
 }
+
+#[test]
+fn a_finalization_of_another_epoch_verifies_under_the_group_key_alone() {
+    use commonware_consensus::simplex::types::{Finalization, Finalize, Proposal};
+    let seeds = [[1; 32], [2; 32], [3; 32], [4; 32]];
+    let keys = deal_to(&seeds);
+    let validators: Vec<Validator> = seeds
+        .iter()
+        .map(|seed| Validator {
+            public_key: validator_public_key(seed),
+            address: free_port(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Epoch 3: what a node of an older epoch hears from a peer that switched since.
+    let round = Round::new(Epoch::new(3), View::new(9));
+    let proposal = Proposal::new(round, View::new(8), Digest([7; 32]));
+    let schemes: Vec<_> = (0..3)
+        .map(|i| {
+            let cfg = ConsensusConfig::new(
+                dir.path(),
+                seeds[i],
+                keys[i].clone(),
+                validators[i].address,
+                validators.clone(),
+                NAMESPACE.to_vec(),
+            );
+            cfg.prepare().expect("valid config").scheme
+        })
+        .collect();
+    let votes: Vec<_> = schemes
+        .iter()
+        .map(|scheme| Finalize::sign(scheme, proposal.clone()).expect("signer"))
+        .collect();
+    let finalization = Finalization::from_finalizes(
+        &schemes[0],
+        commonware_utils::non_empty![@votes.iter()],
+        &commonware_parallel::Sequential,
+    )
+    .expect("a quorum of finalize votes");
+    let latest = LatestFinalization::new();
+    assert_eq!(latest.response(), None, "nothing seen yet");
+    latest.record(&finalization);
+    let message = latest.response().expect("a response");
+    assert_eq!(message[0], SYNC_RESPONSE);
+    let namespace = consensus_namespace(NAMESPACE);
+    let verified = verify_finalization(&message, &namespace, &keys[0].identity())
+        .expect("verifies under the group key");
+    assert_eq!(
+        verified,
+        VerifiedFinalization {
+            epoch: 3,
+            view: 9,
+            digest: [7; 32],
+        }
+    );
+    // Another group key, another chain, a wrong kind, truncated or padded bytes: refused.
+    let other = deal_to(&seeds);
+    assert!(verify_finalization(&message, &namespace, &other[0].identity()).is_none());
+    let elsewhere = consensus_namespace(b"another-chain");
+    assert!(verify_finalization(&message, &elsewhere, &keys[0].identity()).is_none());
+    let mut wrong_kind = message.clone();
+    wrong_kind[0] = SYNC_REQUEST;
+    assert!(verify_finalization(&wrong_kind, &namespace, &keys[0].identity()).is_none());
+    assert!(
+        verify_finalization(
+            &message[..message.len() - 1],
+            &namespace,
+            &keys[0].identity()
+        )
+        .is_none()
+    );
+    let mut padded = message.clone();
+    padded.push(0);
+    assert!(verify_finalization(&padded, &namespace, &keys[0].identity()).is_none());
+    assert!(verify_finalization(&[], &namespace, &keys[0].identity()).is_none());
+}
