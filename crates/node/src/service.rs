@@ -272,10 +272,11 @@ impl LedgerApp {
 
     /// Whether this generation's engine may extend `parent` (see [`Extend`]).
     fn extend(&self, parent: &BlockDigest) -> Result<Extend> {
-        let tip = self.ledger.tip();
-        if tip.block_hash == *parent {
-            let state = self.ledger.snapshot()?;
-            let current = poi_core::validators::reshare::current_generation_number(&state)
+        // The head's state includes a commit still in flight: the generation it records is
+        // known as soon as the block is final, before it is durable.
+        let view = self.ledger.head_view()?;
+        if view.head().block_hash == *parent {
+            let current = poi_core::validators::reshare::current_generation_number(&view)
                 .map_err(|e| NodeError::Corrupt(e.to_string()))?;
             return Ok(if current == self.generation {
                 Extend::Yes
@@ -283,13 +284,13 @@ impl LedgerApp {
                 Extend::No
             });
         }
-        let committed = self.ledger.store().height_by_block_hash(parent)?.is_some();
+        if self.ledger.store().height_by_block_hash(parent)?.is_some() {
+            // An older committed block: building or voting on it is refused elsewhere.
+            return Ok(Extend::Yes);
+        }
         let epoch_blocks = self.ledger.params()?.rewards.epoch_blocks;
         match self.ledger.known_height(parent) {
-            Some(height)
-                if !committed
-                    && poi_core::rewards::ending_epoch(height, epoch_blocks).is_some() =>
-            {
+            Some(height) if poi_core::rewards::ending_epoch(height, epoch_blocks).is_some() => {
                 Ok(Extend::Wait)
             }
             _ => Ok(Extend::Yes),
