@@ -219,19 +219,29 @@ fn percentile(sorted: &[f64], pct: usize) -> f64 {
     sorted[index]
 }
 
-fn height(api: &Api) -> Option<u64> {
+/// The height `api` reports, if it answers.
+pub(crate) fn height(api: &Api) -> Option<u64> {
     api.get("/blocks/latest").ok()?["height"].as_u64()
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + PHASE_DEADLINE;
+fn wait_until(what: &str, done: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    wait_until_within(what, PHASE_DEADLINE, done)
+}
+
+/// Polls `done` until it answers `Ok(true)`; an error counts as "not yet" (a node still
+/// starting, or switching engines, refuses or fails requests). Fails after `limit`.
+pub(crate) fn wait_until_within(
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
     loop {
-        // A validator still starting refuses connections: keep polling until the deadline.
         if done().unwrap_or(false) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("gave up waiting until {what} after {PHASE_DEADLINE:?}");
+            bail!("gave up waiting until {what} after {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }

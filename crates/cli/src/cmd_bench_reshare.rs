@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::cli::LocalnetArgs;
 use crate::client::Api;
+use crate::cmd_bench_network::{height, wait_until_within};
 use crate::cmd_localnet;
 
 /// Longest any phase may take before the bench gives up.
@@ -182,20 +183,6 @@ fn measure(
     })
 }
 
-fn height(api: &Api) -> Option<u64> {
-    api.get("/blocks/latest").ok()?["height"].as_u64()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + PHASE_DEADLINE;
-    loop {
-        // A node still starting (or switching engines) refuses or fails: keep polling.
-        if done().unwrap_or(false) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("gave up waiting until {what} after {PHASE_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, done: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    wait_until_within(what, PHASE_DEADLINE, done)
 }

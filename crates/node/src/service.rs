@@ -67,7 +67,7 @@ pub struct LedgerApp {
 /// What [`LedgerApp`] needs to catch up with peers that run a later consensus epoch.
 #[derive(Clone)]
 struct SyncLink {
-    sender: consensus::DkgSender,
+    sender: consensus::DirectSender,
     finalizations: consensus::LatestFinalization,
     /// Every other node this node knows (validators and full nodes).
     peers: Vec<[u8; 32]>,
@@ -81,7 +81,7 @@ struct SyncLink {
 #[derive(Clone)]
 struct ReshareLink {
     resharer: Arc<Mutex<Resharer>>,
-    dkg: consensus::DkgSender,
+    dkg: consensus::DirectSender,
     home: Home,
 }
 
@@ -137,7 +137,7 @@ impl LedgerApp {
     /// every block up to it, which switches this node's engine to that epoch.
     pub fn with_sync(
         mut self,
-        sender: consensus::DkgSender,
+        sender: consensus::DirectSender,
         finalizations: consensus::LatestFinalization,
         peers: Vec<[u8; 32]>,
         identity: [u8; consensus::beacon::IDENTITY_BYTES],
@@ -170,7 +170,7 @@ impl LedgerApp {
     pub fn with_resharer(
         mut self,
         resharer: Resharer,
-        dkg: consensus::DkgSender,
+        dkg: consensus::DirectSender,
         home: Home,
     ) -> Self {
         self.reshare = Some(ReshareLink {

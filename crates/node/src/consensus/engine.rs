@@ -15,7 +15,7 @@ use super::{
         MAILBOX_SIZE, NetworkProfile, PAGE_CACHE_PAGES, Prepared, REPLAY_BUFFER_BYTES,
         WRITE_BUFFER_BYTES,
     },
-    dkg::{Direct, DkgQueue, DkgSender, dkg_channel, receive_direct, send_dkg},
+    direct::{Direct, DirectQueue, DirectSender, direct_channel, receive_direct, send_direct},
     error::ConsensusError,
     fault::key_bytes,
     fetch::{BlockRequester, BlockRequests, block_requests},
@@ -63,7 +63,7 @@ pub const CHANNEL_BLOCK_REQUESTS: u64 = 4;
 /// p2p channel carrying gossiped transactions (see [`TxGossip`]); only between real
 /// processes ([`start`]), not in [`start_with_channels`].
 pub const CHANNEL_TXS: u64 = 5;
-/// p2p channel carrying key-reshare messages between single peers (see [`DkgSender`]); only
+/// p2p channel carrying key-reshare messages between single peers (see [`DirectSender`]); only
 /// between real processes ([`start`]).
 pub const CHANNEL_DKG: u64 = 6;
 /// p2p channel carrying catch-up requests and finalization certificates between single peers
@@ -133,9 +133,9 @@ pub struct Links {
     /// received).
     pub gossip: Option<GossipQueue>,
     /// Reshare messages the application sends; `None` sends nothing.
-    pub dkg: Option<DkgQueue>,
+    pub dkg: Option<DirectQueue>,
     /// Catch-up messages the application sends; `None` sends nothing.
-    pub sync: Option<DkgQueue>,
+    pub sync: Option<DirectQueue>,
     /// Receives the newest finalization certificate the engine reports.
     pub finalizations: super::LatestFinalization,
 }
@@ -273,28 +273,25 @@ where
     context
         .child("gossip_receive")
         .spawn(move |_| receive_gossip(gossip_app, gossip_out.1));
-    let dkg = network.register(CHANNEL_DKG, quota);
-    if let Some(queue) = links.dkg.take() {
-        let max_bytes = prepared.max_message_size as usize;
+    let directs = [
+        (CHANNEL_DKG, links.dkg.take(), Direct::Dkg),
+        (CHANNEL_SYNC, links.sync.take(), Direct::Sync),
+    ];
+    for (channel, queue, kind) in directs {
+        let (sender, receiver) = network.register(channel, quota);
+        if let Some(queue) = queue {
+            let max_bytes = prepared.max_message_size as usize;
+            context
+                .child("direct_send")
+                .with_attribute("channel", channel)
+                .spawn(move |_| send_direct(queue, sender, max_bytes));
+        }
+        let direct_app = app.clone();
         context
-            .child("dkg_send")
-            .spawn(move |_| send_dkg(queue, dkg.0, max_bytes));
+            .child("direct_receive")
+            .with_attribute("channel", channel)
+            .spawn(move |_| receive_direct(direct_app, receiver, kind));
     }
-    let dkg_app = app.clone();
-    context
-        .child("dkg_receive")
-        .spawn(move |_| receive_direct(dkg_app, dkg.1, Direct::Dkg));
-    let sync = network.register(CHANNEL_SYNC, quota);
-    if let Some(queue) = links.sync.take() {
-        let max_bytes = prepared.max_message_size as usize;
-        context
-            .child("sync_send")
-            .spawn(move |_| send_dkg(queue, sync.0, max_bytes));
-    }
-    let sync_app = app.clone();
-    context
-        .child("sync_receive")
-        .spawn(move |_| receive_direct(sync_app, sync.1, Direct::Sync));
     let mut network_task = network.start();
     let mut consensus_task = context
         .child("consensus")
@@ -469,10 +466,10 @@ pub struct NodeContext {
     pub txs: TxGossip,
     /// Sends key-reshare messages to single peers (they receive them in
     /// [`Application::receive_dkg`]).
-    pub dkg: DkgSender,
+    pub dkg: DirectSender,
     /// Sends catch-up messages to single peers (they receive them in
     /// [`Application::receive_sync`]).
-    pub sync: DkgSender,
+    pub sync: DirectSender,
     /// The newest finalization certificate the engine reported (what this node answers a
     /// [`SYNC_REQUEST`](super::SYNC_REQUEST) with).
     pub finalizations: super::LatestFinalization,
@@ -515,9 +512,9 @@ where
         let (requester, mut links) = Links::new();
         let (txs, gossip) = tx_gossip();
         links.gossip = Some(gossip);
-        let (dkg, dkg_queue) = dkg_channel();
+        let (dkg, dkg_queue) = direct_channel();
         links.dkg = Some(dkg_queue);
-        let (sync, sync_queue) = dkg_channel();
+        let (sync, sync_queue) = direct_channel();
         links.sync = Some(sync_queue);
         let node = NodeContext {
             runtime: context.child("app"),

@@ -95,7 +95,7 @@
 mod actor;
 pub mod beacon;
 mod config;
-mod dkg;
+mod direct;
 mod engine;
 mod error;
 mod fault;
@@ -113,7 +113,7 @@ pub use config::{
     NetworkProfile, Role, Timeouts, VALIDATORS_MAX, Validator, consensus_namespace,
     validator_public_key,
 };
-pub use dkg::{DKG_QUEUED_MAX, DkgQueue, DkgSender, dkg_channel};
+pub use direct::{DIRECT_QUEUED_MAX, DirectQueue, DirectSender, direct_channel};
 pub use engine::{
     CHANNEL_BLOCK_REQUESTS, CHANNEL_BLOCKS, CHANNEL_CERTIFICATES, CHANNEL_DKG, CHANNEL_RESOLVER,
     CHANNEL_SYNC, CHANNEL_TXS, CHANNEL_VOTES, Channels, Links, NodeContext, SHUTDOWN_TIMEOUT,

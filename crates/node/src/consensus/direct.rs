@@ -1,15 +1,18 @@
-//! The DKG channel: point-to-point messages of the key reshare between nodes (a dealer's
-//! dealing to a player, the player's acknowledgement back).
+//! Direct channels: point-to-point messages between single nodes. Two use them:
+//! [`CHANNEL_DKG`](super::CHANNEL_DKG), the key reshare (a dealer's dealing to a player, the
+//! player's acknowledgement back), and [`CHANNEL_SYNC`](super::CHANNEL_SYNC), catching up
+//! across consensus epochs.
 //!
-//! Owns: [`DkgSender`] (the application's handle), [`DkgQueue`] (its consensus-side half), the
-//! channel [`CHANNEL_DKG`](super::CHANNEL_DKG) and the two tasks behind it. The p2p layer
-//! authenticates and encrypts every connection, which is what the reshare protocol requires of
-//! the private dealings; this module only moves bytes.
+//! Owns: [`DirectSender`] (the application's handle), [`DirectQueue`] (its consensus-side
+//! half) and the two tasks behind each channel. The p2p layer authenticates and encrypts every
+//! connection, which is what the reshare protocol requires of the private dealings; this module
+//! only moves bytes.
 //!
-//! Invariants: the local queue is bounded ([`DKG_QUEUED_MAX`]) and a full queue drops the
-//! message (the reshare re-sends unacknowledged dealings periodically); a message to a key
-//! that does not decode, or to a peer not connected, is dropped the same way; received bytes
-//! are untrusted and go to [`Application::receive_dkg`] with the sender's authenticated key.
+//! Invariants: the local queue is bounded ([`DIRECT_QUEUED_MAX`]) and a full queue drops the
+//! message (both users retry: the reshare re-sends unacknowledged dealings, a stalled node asks
+//! again); a message to a key that does not decode, or to a peer not connected, is dropped the
+//! same way; received bytes are untrusted and go to [`Application::receive_dkg`] or
+//! [`Application::receive_sync`] with the sender's authenticated key.
 
 use super::Application;
 use commonware_codec::DecodeExt as _;
@@ -18,16 +21,16 @@ use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_utils::channel::mpsc;
 use tracing::{debug, info};
 
-/// DKG messages that may wait to be sent; more are dropped.
-pub const DKG_QUEUED_MAX: usize = 1_024;
+/// Messages of one direct channel that may wait to be sent; more are dropped.
+pub const DIRECT_QUEUED_MAX: usize = 1_024;
 
-/// Sends reshare messages to single peers.
+/// Sends messages of one direct channel to single peers.
 #[derive(Clone, Debug)]
-pub struct DkgSender {
+pub struct DirectSender {
     queue: mpsc::Sender<([u8; 32], Vec<u8>)>,
 }
 
-impl DkgSender {
+impl DirectSender {
     /// Queues `bytes` for the peer with ed25519 key `to`; `false` if the queue is full or
     /// consensus has stopped.
     pub fn send(&self, to: [u8; 32], bytes: Vec<u8>) -> bool {
@@ -35,35 +38,38 @@ impl DkgSender {
     }
 }
 
-/// The consensus-side half of a [`DkgSender`].
+/// The consensus-side half of a [`DirectSender`].
 #[derive(Debug)]
-pub struct DkgQueue {
+pub struct DirectQueue {
     queue: mpsc::Receiver<([u8; 32], Vec<u8>)>,
 }
 
 /// A connected handle (for the application) and queue (for consensus).
-pub fn dkg_channel() -> (DkgSender, DkgQueue) {
-    let (sender, receiver) = mpsc::channel(DKG_QUEUED_MAX);
-    (DkgSender { queue: sender }, DkgQueue { queue: receiver })
+pub fn direct_channel() -> (DirectSender, DirectQueue) {
+    let (sender, receiver) = mpsc::channel(DIRECT_QUEUED_MAX);
+    (
+        DirectSender { queue: sender },
+        DirectQueue { queue: receiver },
+    )
 }
 
 /// Sends queued messages, each to its one peer.
-pub(crate) async fn send_dkg<S>(mut local: DkgQueue, mut sender: S, max_bytes: usize)
+pub(crate) async fn send_direct<S>(mut local: DirectQueue, mut sender: S, max_bytes: usize)
 where
     S: Sender<PublicKey = PublicKey>,
 {
     while let Some((to, bytes)) = local.queue.recv().await {
         if bytes.len() > max_bytes {
-            debug!(len = bytes.len(), "DKG message too large; dropped");
+            debug!(len = bytes.len(), "direct message too large; dropped");
             continue;
         }
         let Ok(peer) = PublicKey::decode(to.to_vec()) else {
-            debug!(to = %hex::encode(to), "DKG message to an invalid key; dropped");
+            debug!(to = %hex::encode(to), "direct message to an invalid key; dropped");
             continue;
         };
         let sent = sender.send(Recipients::One(peer), bytes, true);
         if sent.is_empty() {
-            debug!(to = %hex::encode(to), "DKG peer not connected; dropped");
+            debug!(to = %hex::encode(to), "direct peer not connected; dropped");
         }
     }
 }
