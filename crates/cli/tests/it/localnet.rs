@@ -460,7 +460,28 @@ fn the_set_changes_at_an_epoch_boundary_and_the_new_set_finalizes() {
     );
     assert_eq!(apis[4].get_ok("/network")["role"], "validator");
     assert_eq!(apis[3].get_ok("/network")["role"], "full_node");
-    assert_eq!(restarted.api.get_ok("/network")["role"], "validator");
+    // The restarted validator's tip can reach the others' a moment before its engine switches
+    // (the commit lands, then its share is computed and consensus restarts): wait, bounded,
+    // until its engine runs generation 1, whose set holds the former full node.
+    let full0_key = hex::encode(node_key(&homes[3]).verifying_key().to_bytes());
+    let deadline = Instant::now() + PROGRESS_DEADLINE;
+    loop {
+        let network = restarted.api.get_ok("/network");
+        let runs_generation_1 = network["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .any(|peer| peer["public_key"] == full0_key.as_str());
+        if runs_generation_1 {
+            assert_eq!(network["role"], "validator", "{network}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted validator never switched: {network}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         home.join("node1/shares/generation-1.json").exists(),
         "the restarted validator has no share of generation 1"
